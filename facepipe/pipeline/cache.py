@@ -1,0 +1,65 @@
+"""Content-addressed cache of analysis artifacts in a work directory.
+
+A key is the hash of the stage's name, parameters, code version and the keys of its inputs,
+the way a compositing node graph caches by hash: change any of them and the stage re-runs.
+Entries are written to a temporary directory and renamed into place, so a killed run never
+leaves a half-written entry that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+from facepipe.pipeline.artifacts import Artifact
+
+A = TypeVar("A", bound=Artifact)
+
+
+def cache_key(name: str, version: str, params: dict, input_keys: dict[str, str]) -> str:
+    """Stable hex key for a stage invocation."""
+    blob = json.dumps(
+        {"stage": name, "version": version, "params": params, "inputs": input_keys},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class ArtifactCache:
+    """Artifacts stored under ``root/<name>/<key>/``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _dir(self, name: str, key: str) -> Path:
+        return self.root / name / key
+
+    def get(self, name: str, key: str, artifact_type: type[A]) -> A | None:
+        directory = self._dir(name, key)
+        if not (directory / "complete").exists():
+            return None
+        return artifact_type.load(directory)
+
+    def put(self, name: str, key: str, artifact: Artifact) -> None:
+        final = self._dir(name, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        try:
+            artifact.save(tmp)
+            (tmp / "complete").write_text("1")
+            if final.exists():  # a concurrent run (farm) finished the same entry first
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
