@@ -52,12 +52,14 @@ class EditResult:
     stats: dict = field(default_factory=dict)
 
 
-def open_context(info: MediaInfo, workdir: Path | None, device: str, progress: str, log=print) -> RunContext:
+def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", progress: str = "auto",
+                 chunk_mb: int = 256, log=print) -> RunContext:
     from facepipe.pipeline.device import select_device
 
     root = Path(workdir) if workdir else default_workdir()
     cache = ArtifactCache(root / source_key(info))
-    return RunContext(media=info, cache=cache, device=select_device(device), progress_mode=progress, log=log)
+    return RunContext(media=info, cache=cache, device=select_device(device), progress_mode=progress,
+                      chunk_bytes=chunk_mb * 2**20, log=log)
 
 
 def analysis_stages() -> list:
@@ -79,6 +81,7 @@ def edit(
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
+    chunk_mb: int = 256,
     log=print,
 ) -> EditResult:
     """Change the actor's expression in ``src`` and write the result.
@@ -115,7 +118,7 @@ def edit(
         "codec": spec.name,
     }
     writer = _make_writer(out, info, spec, indices, first_number, provenance, force, src)
-    ctx = open_context(info, workdir, device, progress, log)
+    ctx = open_context(info, workdir, device, progress, chunk_mb, log)
     runner = Runner(analysis_stages(), ctx)
     runner.get("scan")
     with writer:

@@ -52,6 +52,8 @@ def common_options(fn):
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
                      show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
+        click.option("--chunk-mb", type=click.IntRange(1, None), default=256, show_default=True,
+                     help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
         click.option("--debug", is_flag=True, help="Show full tracebacks."),
     ]
     for option in reversed(options):
@@ -115,7 +117,7 @@ def probe(clip: str, as_json: bool, debug: bool) -> None:
               help="h264, h265, h264-lossless, ffv1, prores, prores4444, dnxhr, png, tiff, exr (default: like the source).")
 @common_options
 @handle_errors
-def edit(clip, emotion, intensity, out, force, frames, frame_base, codec, workdir, device, progress, debug) -> None:
+def edit(clip, emotion, intensity, out, force, frames, frame_base, codec, workdir, device, progress, chunk_mb, debug) -> None:
     """Edit the actor's expression and write the clip with the same timing, timecode and audio.
 
     Example: facepipe edit clip.mp4 --emotion neutral --intensity 0
@@ -123,7 +125,8 @@ def edit(clip, emotion, intensity, out, force, frames, frame_base, codec, workdi
     from facepipe.api import edit as api_edit
 
     result = api_edit(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
-                      frame_base=frame_base, codec=codec, workdir=workdir, device=device, progress=progress)
+                      frame_base=frame_base, codec=codec, workdir=workdir, device=device, progress=progress,
+                      chunk_mb=chunk_mb)
     reused = ", ".join(result.stats.get("cached", [])) or "nothing"
     click.echo(f"wrote {result.output} ({result.frames_written} frames; cache reused: {reused}, "
                f"{result.stats.get('chunks_cached', 0)} chunks resumed)")
@@ -135,7 +138,7 @@ def edit(clip, emotion, intensity, out, force, frames, frame_base, codec, workdi
 @click.option("--force", is_flag=True, help="Overwrite earlier demo outputs.")
 @common_options
 @handle_errors
-def demo(out_dir, force, workdir, device, progress, debug) -> None:
+def demo(out_dir, force, workdir, device, progress, chunk_mb, debug) -> None:
     """Make a short clip from a photo that scikit-image ships and edit it; needs no footage of yours.
 
     Example: facepipe demo --out /tmp/demo
@@ -153,7 +156,7 @@ def demo(out_dir, force, workdir, device, progress, debug) -> None:
         make_demo_clip(clip)
     click.echo(f"demo clip: {clip}")
     result = api_edit(clip, emotion="neutral", intensity=0.0, force=force, workdir=workdir, device=device,
-                      progress=progress)
+                      progress=progress, chunk_mb=chunk_mb)
     src, dst = api_probe(clip), api_probe(result.output)
     same = src.frame_pts == dst.frame_pts and src.fps == dst.fps
     click.echo(f"edited:    {result.output} ({result.frames_written} frames, fps {dst.fps}, "

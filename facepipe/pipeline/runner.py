@@ -108,11 +108,12 @@ class Runner:
         if name in self._artifacts:
             return self._artifacts[name]
         stage = self._stage(name)
-        inputs = {i: self.get(i) for i in stage.inputs if i != SOURCE}
         key = self.key(name)
         cache = self.ctx.cache
         artifact = cache.get(name, key, stage.artifact) if cache else None
         if artifact is None:
+            # Inputs are pulled only on a miss: a cached result needs none of its upstream work.
+            inputs = {i: self.get(i) for i in stage.inputs if i != SOURCE}
             self.ctx.current_key = key
             artifact = stage.run(self.ctx, inputs)
             if cache:

@@ -1,0 +1,142 @@
+"""The stage graph: cache keys, the artifact cache, the runner and chunk-level resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from facepipe.demo import make_demo_clip
+from facepipe.io.media import probe
+from facepipe.pipeline.artifacts import Artifact
+from facepipe.pipeline.cache import ArtifactCache, cache_key
+from facepipe.pipeline.runner import RunContext, Runner
+from facepipe.pipeline.stage import ChunkedStage, Stage
+from facepipe.stages.scan import ScanStage
+
+
+@dataclass
+class Numbers(Artifact):
+    values: np.ndarray
+    rate: Fraction
+    label: str
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_demo_clip(tmp_path_factory.mktemp("clip") / "demo.mp4", seconds=1.2, size=96, audio=False)
+
+
+def test_cache_key_depends_on_everything_that_changes_the_output():
+    base = cache_key("track", "1", {"n": 1}, {"media": "abc"})
+    assert base == cache_key("track", "1", {"n": 1}, {"media": "abc"})
+    assert base != cache_key("track", "2", {"n": 1}, {"media": "abc"})
+    assert base != cache_key("track", "1", {"n": 2}, {"media": "abc"})
+    assert base != cache_key("track", "1", {"n": 1}, {"media": "abd"})
+    assert base != cache_key("fit3d", "1", {"n": 1}, {"media": "abc"})
+
+
+def test_artifact_round_trip_keeps_arrays_fractions_and_json(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    art = Numbers(values=np.arange(6, dtype=np.float32).reshape(2, 3), rate=Fraction(24000, 1001), label="x")
+    cache.put("numbers", "k1", art)
+    back = cache.get("numbers", "k1", Numbers)
+    np.testing.assert_array_equal(back.values, art.values)
+    assert back.rate == Fraction(24000, 1001) and back.label == "x"
+    assert cache.get("numbers", "missing", Numbers) is None
+
+
+def test_incomplete_cache_entry_is_not_trusted(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    cache.put("numbers", "k1", Numbers(values=np.zeros(2), rate=Fraction(1), label=""))
+    (tmp_path / "numbers" / "k1" / "complete").unlink()  # as if killed before the rename
+    assert cache.get("numbers", "k1", Numbers) is None
+
+
+@dataclass
+class CountingStage(Stage):
+    """Sums the scan's mean colour; counts how often it really runs."""
+
+    offset: float = 0.0
+    name = "counting"
+    version = "1"
+    inputs = ("scan",)
+    artifact = Numbers
+    calls = 0
+
+    def run(self, ctx, inputs):
+        type(self).calls += 1
+        values = inputs["scan"].mean_rgb.sum(axis=1) + self.offset
+        return Numbers(values=values, rate=ctx.media.fps, label="sum")
+
+
+def test_runner_resolves_inputs_and_reuses_the_cache(clip, tmp_path):
+    info = probe(clip)
+    CountingStage.calls = 0
+    ctx = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
+    first = Runner([ScanStage(), CountingStage()], ctx).get("counting")
+    assert ctx.stats["ran"] == ["scan", "counting"] and CountingStage.calls == 1
+    assert first.values.shape == (info.frame_count,)
+
+    ctx2 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
+    again = Runner([ScanStage(), CountingStage()], ctx2).get("counting")
+    assert ctx2.stats["cached"] == ["counting"] and CountingStage.calls == 1
+    np.testing.assert_array_equal(again.values, first.values)
+
+    ctx3 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
+    Runner([ScanStage(), CountingStage(offset=1.0)], ctx3).get("counting")
+    assert ctx3.stats["ran"] == ["counting"] and ctx3.stats["cached"] == ["scan"]
+
+
+@dataclass
+class FlakyChunkedStage(ChunkedStage):
+    """Records which chunks it computed; raises once at a chosen chunk, like a killed run."""
+
+    name = "flaky"
+    version = "1"
+    inputs = ("media",)
+    artifact = Numbers
+    fail_at = None
+    computed: list = None
+
+    def run_chunk(self, ctx, chunk, inputs, previous):
+        start = int(chunk.indices[0])
+        if start == type(self).fail_at:
+            type(self).fail_at = None
+            raise RuntimeError("killed")
+        type(self).computed.append(start)
+        carried = 0.0 if previous is None else float(previous.values[-1])
+        return Numbers(values=chunk.frames.mean(dim=(1, 2, 3)).numpy() + carried * 0, rate=Fraction(1), label="")
+
+    def combine(self, parts):
+        return Numbers(values=np.concatenate([p.values for p in parts]), rate=Fraction(1), label="")
+
+
+def test_chunked_stage_resumes_after_a_failure(clip, tmp_path):
+    info = probe(clip)
+    frame_bytes = 3 * 4 * info.width * info.height
+    ctx = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off", chunk_bytes=frame_bytes * 8)
+    plan = ctx.chunk_plan()
+    assert len(plan) >= 3
+    FlakyChunkedStage.computed, FlakyChunkedStage.fail_at = [], int(plan[2][0])
+    with pytest.raises(RuntimeError):
+        Runner([FlakyChunkedStage()], ctx).get("flaky")
+    assert FlakyChunkedStage.computed == [int(plan[0][0]), int(plan[1][0])]
+
+    FlakyChunkedStage.computed = []
+    ctx2 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off", chunk_bytes=frame_bytes * 8)
+    result = Runner([FlakyChunkedStage()], ctx2).get("flaky")
+    assert FlakyChunkedStage.computed == [int(p[0]) for p in plan[2:]]
+    assert ctx2.stats["chunks_cached"] == 2
+    assert result.values.shape == (info.frame_count,)
+
+
+def test_scan_statistics_are_sane(clip, tmp_path):
+    info = probe(clip)
+    ctx = RunContext(media=info, cache=None, progress_mode="off")
+    stats = Runner([ScanStage()], ctx).get("scan")
+    np.testing.assert_array_equal(stats.indices, np.arange(info.frame_count))
+    np.testing.assert_allclose(stats.histograms.sum(axis=2), 1.0, atol=1e-5)
+    assert (stats.sharpness > 0).all()
