@@ -5,60 +5,12 @@ User errors end in one line on stderr and a non-zero exit; ``--debug`` shows the
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 
 import click
 
 from facepipe import __version__
-from facepipe.errors import FacepipeError
-
-os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe/absl noise, before any import of it
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def handle_errors(fn):
-    """Turn user errors into one line + exit code; anything else into a short internal-error line."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        debug = kwargs.get("debug") or click.get_current_context().find_root().params.get("debug")
-        try:
-            return fn(*args, **kwargs)
-        except FacepipeError as exc:
-            if debug:
-                raise
-            click.echo(f"facepipe: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("facepipe: interrupted; no partial output was left", err=True)
-            sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - a bug; keep the terminal readable
-            if debug:
-                raise
-            click.echo(f"facepipe: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def common_options(fn):
-    """Options shared by commands that run the pipeline."""
-    options = [
-        click.option("--workdir", type=click.Path(file_okay=False), default=None,
-                     help="Cache of analysis artifacts (default: $FACEPIPE_WORKDIR or ~/.cache/facepipe/work)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
-                     show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
-        click.option("--chunk-mb", type=click.IntRange(1, None), default=256, show_default=True,
-                     help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
-        click.option("--debug", is_flag=True, help="Show full tracebacks."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+from facepipe.cli_common import common_options, handle_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,14 +115,16 @@ def demo(out_dir, force, workdir, device, progress, chunk_mb, debug) -> None:
                f"timing {'identical' if same else 'DIFFERENT'} to the source)")
 
 
-def _register_optional_commands() -> None:
-    """Command groups that live beside their subsystems."""
+def _register_subsystem_commands() -> None:
+    """Commands that live beside their subsystems."""
+    from facepipe.tracking.cli import faces_command
     from facepipe.weights.cli import weights_group
 
     main.add_command(weights_group, "weights")
+    main.add_command(faces_command, "faces")
 
 
-_register_optional_commands()
+_register_subsystem_commands()
 
 
 if __name__ == "__main__":

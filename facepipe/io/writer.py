@@ -8,8 +8,9 @@ temporary file and renamed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -68,7 +69,8 @@ class AudioCopier:
             if self.span:
                 if not start <= t < self.span[1]:
                     continue
-                shift = round(start / packet.time_base)
+                # The output's zero is the range's first frame: source time t0 + start.
+                shift = round((self.t0 + start) / packet.time_base)
                 packet.pts -= shift
                 if packet.dts is not None:
                     packet.dts -= shift
@@ -107,8 +109,10 @@ class MovieWriter:
         self._staging = StagedFile(self.out)
         try:
             muxer = _muxer(self.out)
-            # The edit list is stored in the movie timescale: use the stream's so durations stay exact.
-            options = {"movie_timescale": str(info.time_base.denominator)} if muxer in ("mp4", "mov") else {}
+            # Edit lists (where each track starts, how long it lasts) are stored in the movie
+            # timescale: make it a multiple of the video's and the audio's so both stay exact.
+            scale = math.lcm(info.time_base.denominator, *(a.sample_rate for a in info.audio if a.sample_rate))
+            options = {"movie_timescale": str(scale)} if muxer in ("mp4", "mov") else {}
             self.container = av.open(str(self._staging.tmp), "w", format=muxer, options=options)
             first, last = int(self.indices[0]), int(self.indices[-1])
             # A whole-clip render keeps the source pts; a sub-range starts at zero.
@@ -120,9 +124,19 @@ class MovieWriter:
             stream.pix_fmt = codec.pix_fmt(info)
             stream.time_base = info.time_base
             stream.codec_context.time_base = info.time_base
-            stream.options = dict(codec.options)
+            stream.options = codec.encoder_options(info)
             cc = stream.codec_context
             tags = info.colour
+            if stream.pix_fmt.startswith(("rgb", "bgr", "gbr")):
+                # RGB coding (libx264rgb, FFV1): the matrix is the identity and the range full.
+                # A YUV matrix tag here makes H.264 decoders read the G, B, R planes as Y, Cb, Cr.
+                tags = dataclasses.replace(tags, matrix=0, range=2)
+            else:  # e.g. DNxHR is read as BT.709, ProRes as limited range: convert to what will be read
+                if codec.fixed_matrix is not None:
+                    tags = dataclasses.replace(tags, matrix=codec.fixed_matrix)
+                if codec.fixed_range is not None:
+                    tags = dataclasses.replace(tags, range=codec.fixed_range)
+            self.colour = tags
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = (
                 tags.primaries, tags.transfer, tags.matrix, tags.range,
             )
@@ -131,6 +145,8 @@ class MovieWriter:
             if info.timecode:
                 stream.metadata["timecode"] = offset_timecode(info.timecode, first, info.fps)
             self.container.metadata["comment"] = provenance_text(self.provenance)
+            if muxer == "mxf":  # MXF has no comment; its identification set names the writing product
+                self.container.metadata.update(product_name="facepipe", product_version=provenance_text(self.provenance))
             self.stream = stream
             end = info.frame_time(last) + info.frame_durations[last] * info.time_base
             span = None if whole else (self.range_start, end)
@@ -155,6 +171,12 @@ class MovieWriter:
         try:
             for image, index in zip(rgb, indices):
                 frame = av.VideoFrame.from_ndarray(stored(image, self.info.rotation), format=fmt)
+                # The encoder converts RGB to YUV with the frame's matrix and range: use the
+                # source's, as the reader did (untagged means swscale's BT.601, limited). Some
+                # encoders (ProRes) also write the frame's, not the stream's, tags into the bitstream.
+                tags = self.colour
+                frame.colorspace, frame.color_range = tags.matrix, tags.range
+                frame.color_primaries, frame.color_trc = tags.primaries, tags.transfer
                 frame.pts = self.info.frame_pts[index] - self.pts_offset
                 frame.time_base = self.info.time_base
                 frame.duration = self.info.frame_durations[index]
@@ -262,8 +284,8 @@ class ImageSequenceWriter:
         rgb = None if self.codec.encoder == "exr" else tensor_to_rgb(frames, 16 if "48" in self.cc.pix_fmt else 8)
         for t, index in enumerate(indices):
             if rgb is None:
-                # gbrpf32 planes are ordered G, B, R.
-                frame = av.VideoFrame.from_ndarray(planes[t][[1, 2, 0]].copy(), format="gbrpf32le")
+                # PyAV takes planar-RGB formats as (H,W,3) in R, G, B order and stores the G, B, R planes.
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes[t].transpose(1, 2, 0)), format="gbrpf32le")
             else:
                 fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
                 frame = av.VideoFrame.from_ndarray(rgb[t], format=fmt).reformat(format=self.cc.pix_fmt)

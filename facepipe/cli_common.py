@@ -1,0 +1,59 @@
+"""Click helpers shared by every facepipe command (the main CLI and the subsystems' own commands).
+
+User errors end in one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from facepipe.errors import FacepipeError
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe/absl noise, before any import of it
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def handle_errors(fn):
+    """Turn user errors into one line + exit code; anything else into a short internal-error line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug") or click.get_current_context().find_root().params.get("debug")
+        try:
+            return fn(*args, **kwargs)
+        except FacepipeError as exc:
+            if debug:
+                raise
+            click.echo(f"facepipe: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("facepipe: interrupted; no partial output was left", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - a bug; keep the terminal readable
+            if debug:
+                raise
+            click.echo(f"facepipe: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def common_options(fn):
+    """Options shared by commands that run the pipeline."""
+    options = [
+        click.option("--workdir", type=click.Path(file_okay=False), default=None,
+                     help="Cache of analysis artifacts (default: $FACEPIPE_WORKDIR or ~/.cache/facepipe/work)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
+                     show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
+        click.option("--chunk-mb", type=click.IntRange(1, None), default=256, show_default=True,
+                     help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
+        click.option("--debug", is_flag=True, help="Show full tracebacks."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
