@@ -1,0 +1,96 @@
+"""Small separable filters shared by the composite modules (depthwise conv2d, any device)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(2r+1,) normalised Gaussian taps, r = ceil(3 sigma)."""
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (x / max(sigma, 1e-6)) ** 2)
+    return k / k.sum()
+
+
+def _conv_w(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Valid 1D correlation along the last axis as a sum of shifted slices (fast for short
+    kernels on any device, and exact: zero inputs give exactly zero)."""
+    n = k.numel()
+    w = x.shape[-1] - n + 1
+    if n > 99:
+        lead = x.shape[:-1]
+        y = F.conv1d(x.reshape(-1, 1, x.shape[-1]), k.view(1, 1, -1).to(x))
+        return y.reshape(*lead, w)
+    taps = k.tolist()
+    y = x[..., 0:w] * taps[0]
+    for i in range(1, n):
+        if taps[i] != 0.0:
+            y = y + x[..., i : i + w] * taps[i]
+    return y
+
+
+def sep_conv(x: torch.Tensor, kernel: torch.Tensor, border: str = "replicate") -> torch.Tensor:
+    """x (N,C,H,W) convolved with the symmetric 1D ``kernel`` along W then H, padded with ``border``.
+
+    border: "replicate", "reflect" or "zeros".
+    """
+    h, w = x.shape[-2:]
+    r = kernel.numel() // 2
+    if border == "zeros":
+        pad = dict(mode="constant", value=0.0)
+    else:
+        pad = dict(mode=border if (border != "reflect" or min(h, w) > r) else "replicate")
+    y = _conv_w(F.pad(x, (r, r, 0, 0), **pad), kernel)
+    y = _conv_w(F.pad(y, (0, 0, r, r), **pad).transpose(-1, -2), kernel).transpose(-1, -2)
+    return y.contiguous()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, border: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian blur of x (N,C,H,W); sigma in pixels (<= 0: unchanged)."""
+    if sigma <= 0:
+        return x
+    return sep_conv(x, gaussian_kernel1d(sigma, x.device, x.dtype), border)
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grey dilation of (N,C,H,W) by a (2r+1)^2 square (separable max-pool)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    y = F.max_pool2d(mask, (1, k), stride=1, padding=(0, radius))
+    return F.max_pool2d(y, (k, 1), stride=1, padding=(radius, 0))
+
+
+def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grey erosion of (N,C,H,W) by a (2r+1)^2 square; outside the image counts as the edge value."""
+    if radius <= 0:
+        return mask
+    pad = F.pad(mask, (radius, radius, radius, radius), mode="replicate")
+    k = 2 * radius + 1
+    y = -F.max_pool2d(-pad, (1, k), stride=1)
+    return -F.max_pool2d(-y, (k, 1), stride=1)
+
+
+def _box_sum_w(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Sum over a (2r+1)-wide window along the last axis, zeros outside (cumulative sums: O(1) in r)."""
+    c = F.pad(x, (r + 1, r)).cumsum(-1)
+    return c[..., 2 * r + 1 :] - c[..., : -(2 * r + 1)]
+
+
+def dilate_binary(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Dilation of a 0/1 mask (N,C,H,W) by a (2r+1)^2 square, in time independent of r."""
+    if radius <= 0:
+        return mask
+    s = _box_sum_w(_box_sum_w(mask.float(), radius).transpose(-1, -2), radius).transpose(-1, -2)
+    return (s > 0.5).to(mask.dtype)
+
+
+def erode_binary(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Erosion of a 0/1 mask (N,C,H,W) by a (2r+1)^2 square; outside the image counts as 1."""
+    if radius <= 0:
+        return mask
+    return 1 - dilate_binary(1 - mask, radius)

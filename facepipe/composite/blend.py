@@ -1,0 +1,312 @@
+"""Seamless compositing of a face layer onto the plate: colour match, grain match, pyramid blend.
+
+All functions take batches: ``layer`` and ``plate`` (N,3,H,W) float, ``matte`` (N,1,H,W) float
+in [0,1], on any device. The guarantee every function here keeps: **where the matte is exactly 0
+the output is the plate, bit for bit** (the final step is a ``torch.where`` on the plate tensor
+itself, and the blend is built so that nothing needs cutting there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from facepipe.composite._filters import dilate_binary, erode, erode_binary, gaussian_blur, gaussian_kernel1d, sep_conv
+
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+#: Erosion (in pixels of each level) of the coarse matte levels: keeps every level's
+#: contribution, after expanding back to full resolution, inside the matte's support.
+LEVEL_ERODE = 4
+
+
+def _reduce(x: torch.Tensor) -> torch.Tensor:
+    """(N,C,H,W) -> (N,C,ceil(H/2),ceil(W/2)): 5-tap binomial blur, then every other pixel."""
+    return sep_conv(x, _BINOMIAL.to(x.device), border="reflect")[:, :, ::2, ::2]
+
+
+def _expand(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N,C,h,w) -> (N,C,H,W) with h = ceil(H/2): zero insertion + normalised binomial blur."""
+    n, c, h, w = x.shape
+    up = x.new_zeros(n, c, size[0], size[1])
+    up[:, :, ::2, ::2] = x
+    ind = x.new_zeros(1, 1, size[0], size[1])
+    ind[:, :, ::2, ::2] = 1.0
+    k = _BINOMIAL.to(x.device)
+    return sep_conv(up, k, border="zeros") / sep_conv(ind, k, border="zeros")
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Band-pass levels of x (N,C,H,W), finest first, last = the low-pass residual.
+
+    ``collapse(laplacian_pyramid(x, L)) == x`` up to float rounding.
+    """
+    out, cur = [], x
+    for _ in range(levels - 1):
+        low = _reduce(cur)
+        out.append(cur - _expand(low, cur.shape[-2:]))
+        cur = low
+    out.append(cur)
+    return out
+
+
+def collapse(pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Inverse of :func:`laplacian_pyramid`."""
+    cur = pyramid[-1]
+    for band in reversed(pyramid[:-1]):
+        cur = band + _expand(cur, band.shape[-2:])
+    return cur
+
+
+def auto_levels(size: tuple[int, int], max_levels: int = 5, min_size: int = 16) -> int:
+    """Pyramid depth for an image: coarsest level at least ``min_size`` pixels on its short side."""
+    return max(1, min(max_levels, 1 + int(math.floor(math.log2(max(1, min(size) / min_size))))))
+
+
+def _support_extent(matte: torch.Tensor) -> int:
+    """Smallest bounding-box side (pixels) of the matte's support over the batch (0 if empty)."""
+    sel = matte[:, 0] > 0
+    ext = []
+    for s in sel:
+        rows, cols = s.any(1).nonzero(), s.any(0).nonzero()
+        if len(rows):
+            ext.append(min(int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1))
+    return min(ext) if ext else 0
+
+
+def support_box(matte: torch.Tensor, margin: int = 0, align: int = 1) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): bounding box of ``matte > 0`` over the batch, grown by ``margin`` and
+    clipped to the image, its top-left corner rounded down to a multiple of ``align`` (so a
+    pyramid built on the crop lines up with one built on the frame). None if the matte is empty."""
+    sel = (matte > 0).flatten(0, 1).any(0)
+    rows, cols = sel.any(1).nonzero(), sel.any(0).nonzero()
+    if len(rows) == 0:
+        return None
+    H, W = sel.shape
+    y0 = max(0, int(rows[0]) - margin) // align * align
+    x0 = max(0, int(cols[0]) - margin) // align * align
+    return y0, min(H, int(rows[-1]) + margin + 1), x0, min(W, int(cols[-1]) + margin + 1)
+
+
+def blend_levels(matte: torch.Tensor, max_levels: int = 5) -> int:
+    """Pyramid depth for a matte: the coarsest level's eroded matte still reaches a quarter of
+    the way into the face, and the coarsest image is at least 16 pixels."""
+    e = _support_extent(matte)
+    by_face = 1 + int(math.floor(math.log2(max(1.0, e / (4.0 * (LEVEL_ERODE + 2))))))
+    return max(1, min(by_face, auto_levels(tuple(matte.shape[-2:]), max_levels)))
+
+
+def level_mattes(matte: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Per-level blend weights, finest first: the matte, then its Gaussian levels eroded by
+    :data:`LEVEL_ERODE` pixels and cut to 0 wherever expanding them back to full resolution
+    would reach a pixel where ``matte == 0``."""
+    m = matte.float()
+    out, cur = [m], m
+    zero = (m <= 0).float()
+    for _ in range(levels - 1):
+        cur = _reduce(cur)
+        # a coarse pixel q expands onto fine pixels 2q-2 .. 2q+2 (5-tap kernel)
+        zero = F.max_pool2d(zero, 5, stride=2, padding=2, ceil_mode=False)[..., : cur.shape[-2], : cur.shape[-1]]
+        if zero.shape[-2:] != cur.shape[-2:]:
+            zero = F.pad(zero, (0, cur.shape[-1] - zero.shape[-1], 0, cur.shape[-2] - zero.shape[-2]), value=1.0)
+        out.append(erode(cur, LEVEL_ERODE) * (1.0 - zero))
+    return out
+
+
+def laplacian_blend(
+    layer: torch.Tensor, plate: torch.Tensor, matte: torch.Tensor, levels: int | None = None
+) -> torch.Tensor:
+    """Multi-band blend of ``layer`` over ``plate`` with ``matte``, exact outside the matte.
+
+    layer, plate: (N,C,H,W) float; matte: (N,1,H,W) in [0,1]. Returns (N,C,H,W) in plate's dtype.
+
+    Output = plate + collapse(M_l * L_l(layer - plate)) with M_l from :func:`level_mattes`: the
+    coarse levels are eroded so every level's contribution stays inside the matte's support
+    (exactly: nothing needs cutting at the edge, so there is no seam). Low frequencies (shading,
+    colour) are blended over a wider band inside the face than high frequencies (pores, edges).
+    Where the matte and all its coarse levels are 1 (deep inside) the output is the layer up to
+    float rounding. The difference is zeroed outside the matte first, so layer pixels there never
+    leak in. levels: None = :func:`blend_levels`.
+    """
+    levels = blend_levels(matte) if levels is None else max(1, levels)
+    box = support_box(matte, margin=4 * 2 ** (levels - 1) + 4, align=2 ** (levels - 1))
+    if box is None:
+        return plate.clone()
+    y0, y1, x0, x1 = box
+    m, pl = matte[..., y0:y1, x0:x1], plate[..., y0:y1, x0:x1]
+    support = m > 0
+    diff = torch.where(support, layer[..., y0:y1, x0:x1].float() - pl.float(), torch.zeros((), device=plate.device))
+    bands = laplacian_pyramid(diff, levels)
+    corr = collapse([b * mk for b, mk in zip(bands, level_mattes(m, levels))])
+    out = plate.clone()
+    out[..., y0:y1, x0:x1] = torch.where(support, (pl.float() + corr).to(plate.dtype), pl)
+    return out
+
+
+def _ring_band(matte: torch.Tensor, band_px: float | None) -> int:
+    if band_px is None:
+        area = (matte > 0).flatten(1).sum(1).float().max().item()
+        band_px = max(2.0, 0.06 * math.sqrt(max(area, 1.0)))
+    return max(1, int(round(band_px)))
+
+
+def edge_ring(matte: torch.Tensor, band_px: float | None = None) -> torch.Tensor:
+    """Feathered ring weights (N,1,H,W) around the matte's 0.5 contour, inside its support.
+
+    band_px: half-width of the ring; None = 6% of the face size (sqrt of the support's area).
+    """
+    r = _ring_band(matte, band_px)
+    hard = (matte >= 0.5).float()
+    ring = dilate_binary(hard, r) - erode_binary(hard, r)
+    ring = gaussian_blur(ring, r / 2.0, border="zeros")
+    return ring * (matte > 0)
+
+
+def _weighted_stats(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel weighted mean and std of x (N,C,H,W) with weights w (N,1,H,W)."""
+    ws = w.flatten(2).sum(-1, keepdim=True).clamp_min(1e-8)  # (N,1,1)
+    xf, wf = x.flatten(2), w.flatten(2)
+    mean = (xf * wf).sum(-1, keepdim=True) / ws
+    var = (((xf - mean) ** 2) * wf).sum(-1, keepdim=True) / ws
+    return mean[..., None], var.clamp_min(0).sqrt()[..., None]
+
+
+def match_color(
+    layer: torch.Tensor,
+    plate: torch.Tensor,
+    matte: torch.Tensor,
+    band_px: float | None = None,
+    strength: float = 1.0,
+    max_gain: float = 2.0,
+) -> torch.Tensor:
+    """The layer with per-channel mean/std matched to the plate's in a ring around the matte edge.
+
+    layer, plate: (N,3,H,W) float; matte: (N,1,H,W). Both are measured on the same pixels (the
+    :func:`edge_ring`), where the layer should equal the plate; the whole layer is then shifted
+    and scaled per channel (gain clamped to [1/max_gain, max_gain]), blended by ``strength``,
+    inside the bounding box of the matte's support (the rest never reaches the composite and
+    is returned as it was). Images whose ring is empty are returned unchanged.
+    Returns (N,3,H,W) float32.
+    """
+    r = _ring_band(matte, band_px)
+    box = support_box(matte, margin=3 * r + 2)
+    if box is None:
+        return layer.float()
+    y0, y1, x0, x1 = box
+    ring = edge_ring(matte[..., y0:y1, x0:x1], r)
+    lm, ls = _weighted_stats(layer[..., y0:y1, x0:x1].float(), ring)
+    pm, ps = _weighted_stats(plate[..., y0:y1, x0:x1].float(), ring)
+    gain = (ps / ls.clamp_min(1e-6)).clamp(1.0 / max_gain, max_gain)
+    ok = (ring.flatten(1).sum(1) > 1e-3).view(-1, 1, 1, 1)
+    out = layer.float().clone()
+    y0, y1, x0, x1 = support_box(matte)
+    crop = out[..., y0:y1, x0:x1]
+    matched = (crop - lm) * gain + pm
+    out[..., y0:y1, x0:x1] = torch.where(ok, torch.lerp(crop, matched, strength), crop)
+    return out
+
+
+def _highpass_var_factor(sigma: float) -> float:
+    """Fraction of white-noise variance left by x - gaussian_blur(x, sigma)."""
+    k = gaussian_kernel1d(sigma, dtype=torch.float64)  # on the CPU: not every device has float64
+    k2 = torch.outer(k, k)
+    c = k2[k2.shape[0] // 2, k2.shape[1] // 2]
+    return float(1.0 - 2.0 * c + (k2**2).sum())
+
+
+def estimate_noise(
+    image: torch.Tensor, weights: torch.Tensor, sigma: float = 1.0, max_samples: int = 100_000
+) -> torch.Tensor:
+    """Robust per-channel std (N,C) of the fine grain of image (N,C,H,W) where weights (N,1,H,W) > 0.
+
+    Median absolute high-pass residual x 1.4826, corrected for the variance the high-pass keeps,
+    so white noise of std s reads as s. Texture and edges inflate it less than a plain std.
+    """
+    x = image.float()
+    resid = (x - gaussian_blur(x, sigma, border="reflect")).abs()
+    factor = math.sqrt(_highpass_var_factor(sigma))
+    N, C = x.shape[:2]
+    out = torch.zeros(N, C, device=x.device)
+    for i in range(N):
+        sel = weights[i, 0] > 0
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        vals = resid[i][:, sel]  # (C,n)
+        if n > max_samples:
+            vals = vals[:, :: int(math.ceil(n / max_samples))]
+        out[i] = 1.4826 * vals.median(dim=1).values / factor
+    return out
+
+
+def match_grain(
+    layer: torch.Tensor,
+    plate: torch.Tensor,
+    matte: torch.Tensor,
+    seed: int = 0,
+    frame_indices: Sequence[int] | torch.Tensor | None = None,
+    grain_px: float = 0.0,
+) -> torch.Tensor:
+    """The layer plus Gaussian grain so its noise matches the plate's, inside the matte.
+
+    layer, plate: (N,3,H,W) float; matte: (N,1,H,W). The plate's grain is measured where the
+    matte is 0 around the face (within half a face size of its bounding box), the layer's where
+    it is 1, and noise of std sqrt(max(plate^2 - layer^2, 0)) per channel is added where the
+    matte is > 0 (optionally blurred by ``grain_px`` and renormalised, for coarser grain). Each
+    frame's noise comes from its own generator seeded with (seed, frame index), so chunking does
+    not change the result. frame_indices: (N,) source indices (default 0..N-1).
+    Returns (N,3,H,W) float32.
+    """
+    N = layer.shape[0]
+    idx = list(range(N)) if frame_indices is None else [int(i) for i in frame_indices]
+    out = layer.float().clone()
+    box = support_box(matte)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
+    g = max(16, (min(y1 - y0, x1 - x0) + 1) // 2)
+    wy0, wy1, wx0, wx1 = support_box(matte, margin=g)
+    around = matte[..., wy0:wy1, wx0:wx1]
+    sp = estimate_noise(plate[..., wy0:wy1, wx0:wx1], (around <= 0).float())
+    m = matte[..., y0:y1, x0:x1]
+    crop = out[..., y0:y1, x0:x1]
+    sl = estimate_noise(crop, (m >= 1).float())
+    add = (sp**2 - sl**2).clamp_min(0).sqrt()  # (N,C)
+    noise = torch.empty_like(crop)
+    for i in range(N):
+        gen = torch.Generator(device=layer.device)
+        gen.manual_seed((int(seed) * 1_000_003 + idx[i]) % (2**63))
+        noise[i] = torch.randn(crop.shape[1:], generator=gen, device=layer.device)
+    if grain_px > 0:
+        noise = gaussian_blur(noise, grain_px, border="reflect")
+        noise = noise / noise.flatten(2).std(-1).clamp_min(1e-8)[..., None, None]
+    out[..., y0:y1, x0:x1] = crop + noise * add[..., None, None] * (m > 0)
+    return out
+
+
+def composite(
+    layer: torch.Tensor,
+    plate: torch.Tensor,
+    matte: torch.Tensor,
+    color: bool = True,
+    grain: bool = True,
+    seed: int = 0,
+    frame_indices: Sequence[int] | torch.Tensor | None = None,
+    levels: int | None = None,
+) -> torch.Tensor:
+    """Colour match, grain match and Laplacian blend in one call.
+
+    layer, plate: (N,3,H,W) float; matte: (N,1,H,W). Returns (N,3,H,W) in plate's dtype, equal
+    to ``plate`` bit for bit wherever ``matte == 0``.
+    """
+    x = layer.float()
+    if color:
+        x = match_color(x, plate, matte)
+    if grain:
+        x = match_grain(x, plate, matte, seed=seed, frame_indices=frame_indices)
+    return laplacian_blend(x, plate, matte, levels)
+
+

@@ -1,0 +1,179 @@
+"""Emotion -> FACS action-unit targets (EMFACS prototypes), keyed by plain FACS numbers.
+
+The tables here know nothing about the face rig: AUs are FACS numbers, optionally with a side
+(``"R12"`` is the subject's right lip-corner puller). :func:`expand_to_rig` maps them onto the
+rig's AU names (``AU12`` -> ``AU12L`` + ``AU12R`` when the rig models the sides separately,
+``R12`` -> ``AU12R``), so the rig may rename or split AUs without touching the tables.
+
+Sources: the prototypes of EMFACS-7 (Friesen & Ekman 1983) as listed in the FACS Investigator's
+Guide (Ekman, Friesen & Hager 2002, table 10-1) and Matsumoto & Ekman's emotion prototypes:
+
+=========  ==========================  =====================================================
+emotion    EMFACS prototype            target used here (intensity letter per AU)
+=========  ==========================  =====================================================
+neutral    (none)                      every emotional AU relaxed to 0
+happy      6+12                        6D + 12D
+sad        1+4+15                      1D + 4C + 15D
+surprised  1+2+5B+26                   1D + 2D + 5B + 26C
+fearful    1+2+4+5+7+20+26             1C + 2C + 4C + 5C + 7C + 20C + 26C
+angry      4+5+7+23                    4D + 5C + 7C + 23C
+disgusted  9+15+16 (variant 10+16)     9C + 10B + 15C + 16C
+contempt   R12A+R14A (unilateral)      R12B + R14B
+=========  ==========================  =====================================================
+
+FACS intensity letters map to 0..1 as A trace 0.2, B slight 0.4, C marked 0.6, D severe 0.8,
+E maximum 1.0. The EMFACS letters are minimum criteria for coding an emotion; the targets use
+marked-to-severe intensities so the edit reads at ``--intensity 1``, and contempt B instead of
+trace A for the same reason. ``--intensity`` scales the blend from the actor's own expression
+toward the target, so weaker versions stay available.
+
+Some prototype AUs never reach the output on a talking actor: speech owns the mouth. The AUs
+that carry speech (:data:`SPEECH_AUS`: lips part 25, jaw drop 26, mouth stretch 27, and the lip
+shapes pucker 18, funneler 22, tightener 23, pressor 24, suck 28, plus chin raiser 17, which
+pushes the lower lip up in /m b p f/ closures) always keep the source's values, so surprise
+loses its 26 (the jaw follows the dialogue), fear its 26 and anger its 23. The planner takes
+the speech set as a parameter for shots without dialogue. AU20 (lip stretcher) also spreads the
+lips in /i/ but is fear's signature, so it counts as emotional. AU16 (disgust) only acts when
+the rig models it; an AU the rig lacks is dropped when the table is expanded to the rig.
+
+AUs in neither :data:`SPEECH_AUS` nor :data:`EMOTIONAL_AUS` (blink 45, jaw sideways 30, cheek
+puff 34, gaze, ...) are the actor's own business: the planner never changes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from facepipe.errors import RequestError
+
+#: FACS intensity letters -> 0..1.
+INTENSITY_LETTERS: dict[str, float] = {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
+
+#: The EMFACS prototype each emotion is built from (documentation; see the module docstring).
+EMFACS_SOURCE: dict[str, str] = {
+    "neutral": "",
+    "happy": "6+12",
+    "sad": "1+4+15",
+    "surprised": "1+2+5B+26",
+    "fearful": "1+2+4+5+7+20+26",
+    "angry": "4+5+7+23",
+    "disgusted": "9+15+16",
+    "contempt": "R12A+R14A",
+}
+
+#: The targets, in FACS notation: ``[R|L]<number><letter>`` joined by ``+``.
+PROTOTYPE_CODES: dict[str, str] = {
+    "neutral": "",
+    "happy": "6D+12D",
+    "sad": "1D+4C+15D",
+    "surprised": "1D+2D+5B+26C",
+    "fearful": "1C+2C+4C+5C+7C+20C+26C",
+    "angry": "4D+5C+7C+23C",
+    "disgusted": "9C+10B+15C+16C",
+    "contempt": "R12B+R14B",
+}
+
+EMOTIONS: tuple[str, ...] = tuple(PROTOTYPE_CODES)
+
+#: Accepted spellings of the emotion names (nouns, short forms).
+ALIASES: dict[str, str] = {
+    "happiness": "happy", "joy": "happy", "sadness": "sad", "surprise": "surprised",
+    "fear": "fearful", "afraid": "fearful", "anger": "angry", "disgust": "disgusted", "none": "neutral",
+}
+
+#: FACS numbers of the AUs that carry emotion: the planner moves them toward the prototype.
+EMOTIONAL_AUS: frozenset[int] = frozenset({1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 20})
+
+#: FACS numbers of the AUs that carry speech: always the source's values.
+SPEECH_AUS: frozenset[int] = frozenset({17, 18, 22, 23, 24, 25, 26, 27, 28})
+
+_CODE = re.compile(r"^([RL]?)(\d+)([A-E]?)$")
+_AU_NAME = re.compile(r"^AU(\d+)([RL]?)$", re.IGNORECASE)
+
+# A key of the tables: (FACS number, side) with side "" (both sides), "R" or "L".
+AUKey = tuple[int, str]
+
+
+def parse_facs_code(code: str) -> dict[AUKey, float]:
+    """``"R12B+R14B"`` -> ``{(12, "R"): 0.4, (14, "R"): 0.4}``; a missing letter means E (1.0)."""
+    out: dict[AUKey, float] = {}
+    for part in filter(None, (p.strip() for p in code.split("+"))):
+        m = _CODE.match(part.upper())
+        if not m:
+            raise ValueError(f"bad FACS code {part!r} in {code!r}")
+        out[(int(m[2]), m[1])] = INTENSITY_LETTERS[m[3] or "E"]
+    return out
+
+
+def canonical_emotion(name: str) -> str:
+    """The table's name for ``name`` (case-insensitive, aliases accepted); RequestError if unknown."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in PROTOTYPE_CODES:
+        raise RequestError(f"unknown emotion {name!r}: use one of {', '.join(EMOTIONS)}")
+    return key
+
+
+def prototype(emotion: str) -> dict[AUKey, float]:
+    """AU targets of ``emotion`` keyed by (FACS number, side), intensities 0..1."""
+    return parse_facs_code(PROTOTYPE_CODES[canonical_emotion(emotion)])
+
+
+def parse_au_name(name: str) -> AUKey:
+    """``"AU12R"`` -> ``(12, "R")``, ``"au25"`` -> ``(25, "")``; ValueError if not an AU name."""
+    m = _AU_NAME.match(name.strip())
+    if not m:
+        raise ValueError(f"not an AU name: {name!r}")
+    return int(m[1]), m[2].upper()
+
+
+def rig_index(au_names: Sequence[str]) -> dict[int, dict[str, int]]:
+    """FACS number -> {side ("" for a bilateral AU, "R", "L") -> column in ``au_names``}.
+
+    Names that are not ``AU<n>[R|L]`` are ignored (the planner never changes them).
+    """
+    out: dict[int, dict[str, int]] = {}
+    for k, name in enumerate(au_names):
+        try:
+            num, side = parse_au_name(name)
+        except ValueError:
+            continue
+        out.setdefault(num, {})[side] = k
+    return out
+
+
+def expand_key(key: AUKey, index: Mapping[int, Mapping[str, int]]) -> list[tuple[int, float]]:
+    """Rig columns a table key acts on, each with a gain: the L/R expansion step.
+
+    ``(12, "")`` -> both AU12L and AU12R (gain 1) when the rig has sides, AU12 when not;
+    ``(12, "R")`` -> AU12R, or the bilateral AU12 at gain 0.5 when the rig has no sides.
+    Empty when the rig lacks the AU.
+    """
+    num, side = key
+    cols = index.get(num, {})
+    if not side:
+        if "" in cols:
+            return [(cols[""], 1.0)]
+        return [(c, 1.0) for s, c in sorted(cols.items()) if s in ("L", "R")]
+    if side in cols:
+        return [(cols[side], 1.0)]
+    if "" in cols:
+        return [(cols[""], 0.5)]
+    return []
+
+
+def expand_to_rig(table: Mapping[AUKey, float], au_names: Sequence[str]) -> dict[int, float]:
+    """A (FACS number, side) table -> {rig column: value}; AUs the rig lacks are dropped."""
+    index = rig_index(au_names)
+    out: dict[int, float] = {}
+    for key, value in table.items():
+        for col, gain in expand_key(key, index):
+            out[col] = value * gain
+    return out
+
+
+def columns_of(numbers: Iterable[int], au_names: Sequence[str]) -> list[int]:
+    """Rig columns whose FACS number is in ``numbers`` (all sides)."""
+    wanted = set(numbers)
+    return [c for num, sides in rig_index(au_names).items() if num in wanted for c in sides.values()]
