@@ -21,7 +21,8 @@ def check_output_path(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> 
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise FacepipeError(f"cannot write {out}: the directory {parent} does not exist")
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise FacepipeError(f"cannot write {out}: {parent} {what}")
     if not os.access(parent, os.W_OK):
         raise FacepipeError(f"cannot write {out}: the directory {parent} is not writable")
 
@@ -35,9 +36,12 @@ class StagedFile:
 
     def __init__(self, out: Path):
         self.out = Path(out)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.out.stem}.", suffix=f"{TMP_MARK}{self.out.suffix}", dir=self.out.parent or "."
-        )
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{self.out.stem}.", suffix=f"{TMP_MARK}{self.out.suffix}", dir=self.out.parent or "."
+            )
+        except OSError as exc:  # read-only or pseudo file system, permissions, disk full
+            raise write_error(self.out, exc) from exc
         os.close(fd)
         self.tmp = Path(name)
         os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode

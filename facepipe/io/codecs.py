@@ -18,6 +18,10 @@ class CodecSpec:
 
     ``pix_fmt_8`` / ``pix_fmt_high`` are used for 8-bit and >8-bit sources; ``pix_fmt_odd`` when
     the frame has an odd width or height and the normal format subsamples chroma.
+    ``options_high`` replaces ``options`` for >8-bit sources; ``min_size`` is the smallest
+    (width, height) the encoder accepts; ``fixed_matrix`` is the YUV matrix (FFmpeg's
+    AVColorSpace number) that decoders assume for the format whatever the source's tag says, and
+    ``fixed_range`` likewise the range (1 = limited).
     """
 
     name: str
@@ -30,11 +34,18 @@ class CodecSpec:
     lossless: bool = False
     image_sequence: bool = False
     description: str = ""
+    options_high: dict | None = None
+    min_size: tuple[int, int] | None = None
+    fixed_matrix: int | None = None
+    fixed_range: int | None = None
 
     def pix_fmt(self, info: MediaInfo) -> str:
         if (info.width % 2 or info.height % 2) and self.pix_fmt_odd:
             return self.pix_fmt_odd
         return self.pix_fmt_high if info.bit_depth > 8 else self.pix_fmt_8
+
+    def encoder_options(self, info: MediaInfo) -> dict:
+        return dict(self.options_high if info.bit_depth > 8 and self.options_high is not None else self.options)
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -47,13 +58,16 @@ CODECS: dict[str, CodecSpec] = {
                   description="H.265/HEVC, CRF 18"),
         CodecSpec("h264-lossless", "libx264rgb", "rgb24", "rgb24", (".mp4", ".mov", ".mkv"),
                   {"crf": "0", "preset": "ultrafast"}, lossless=True, description="lossless RGB H.264 (8-bit)"),
-        CodecSpec("ffv1", "ffv1", "gbrp", "gbrp16le", (".mkv", ".mov"), {"level": "3"}, lossless=True,
+        CodecSpec("ffv1", "ffv1", "bgr0", "gbrp16le", (".mkv",), {"level": "3"}, lossless=True,
                   description="FFV1 lossless RGB"),
-        CodecSpec("prores", "prores_ks", "yuv422p10le", "yuv422p10le", (".mov",), {"profile": "3"},
+        # ProRes cannot signal full range: decoders read it as limited.
+        CodecSpec("prores", "prores_ks", "yuv422p10le", "yuv422p10le", (".mov",), {"profile": "3"}, fixed_range=1,
                   description="ProRes 422 HQ"),
         CodecSpec("prores4444", "prores_ks", "yuv444p10le", "yuv444p10le", (".mov",), {"profile": "4"},
-                  description="ProRes 4444"),
+                  fixed_range=1, description="ProRes 4444"),
+        # DNxHR is read as BT.709 whatever its tag, and needs at least 256x120.
         CodecSpec("dnxhr", "dnxhd", "yuv422p", "yuv422p10le", (".mov", ".mxf"), {"profile": "dnxhr_hq"},
+                  options_high={"profile": "dnxhr_hqx"}, min_size=(256, 120), fixed_matrix=1,
                   description="DNxHR HQ (HQX for >8-bit sources)"),
         CodecSpec("png", "png", "rgb24", "rgb48be", (".png",), lossless=True, image_sequence=True,
                   description="PNG image sequence (16-bit for >8-bit sources)"),
@@ -84,4 +98,9 @@ def choose_codec(name: str | None, info: MediaInfo, out: Path) -> CodecSpec:
         raise RequestError(f"codec {name} cannot be written to {ext}: use {' or '.join(spec.containers)}")
     if spec.image_sequence and "%" not in out.name:
         raise RequestError(f"{out}: an image sequence needs a frame-number pattern such as name.%04d{ext}")
+    if spec.min_size and (info.coded_width < spec.min_size[0] or info.coded_height < spec.min_size[1]):
+        raise RequestError(
+            f"codec {name} needs frames of at least {spec.min_size[0]}x{spec.min_size[1]}; "
+            f"this clip is {info.coded_width}x{info.coded_height}: use prores, ffv1 or h264"
+        )
     return spec

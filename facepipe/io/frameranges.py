@@ -39,6 +39,8 @@ def parse_frame_range(spec: str, frame_count: int, first_number: int = 0) -> np.
         start = int(m[1])
         end = start if m[2] is None else (int(m[2]) if m[2] else last_number)
         step = int(m[3]) if m[3] else 1
+        if step < 1:
+            raise RequestError(f"bad frame range {part!r}: the step after 'x' must be 1 or more")
         if end < start:
             raise RequestError(f"bad frame range {part!r}: the end comes before the start")
         if start < first_number or end > last_number:

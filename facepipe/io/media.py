@@ -110,8 +110,9 @@ def _bit_depth(pix_fmt: str) -> int:
 
 def _find_timecode(container) -> str | None:
     for meta in [container.metadata] + [s.metadata for s in container.streams]:
-        if "timecode" in meta:
-            return meta["timecode"]
+        for key, value in meta.items():
+            if key.lower() == "timecode":  # Matroska tags come back upper-case
+                return value
     return None
 
 
@@ -133,25 +134,34 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         raise MediaError(f"{path}: no such file")
     if path.is_dir():
         raise MediaError(f"{path}: is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the file is empty")
     with _open(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: has no video stream (audio-only or data file)")
         vs = container.streams.video[0]
         audio_packets = {s.index: 0 for s in container.streams.audio}
         pts, durations = [], []
+        video_packets = 0
         try:
             for packet in container.demux([vs] + list(container.streams.audio)):
                 if packet.size == 0:  # flush packet at the end of each stream
                     continue
                 if packet.stream.type == "audio":
                     audio_packets[packet.stream.index] += 1
-                elif packet.pts is not None and not packet.is_discard:
+                    continue
+                video_packets += 1
+                if packet.pts is not None and not packet.is_discard:
                     pts.append(packet.pts)
                     durations.append(packet.duration or 0)
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: the file is damaged or truncated ({exc.strerror or exc})") from exc
         if not pts:
             raise MediaError(f"{path}: the video stream has no frames")
+        if vs.frames and video_packets < vs.frames:  # the index (e.g. an MP4 moov) lists more than is there
+            raise MediaError(
+                f"{path}: the file is truncated: its index lists {vs.frames} frames but only {video_packets} are present"
+            )
         order = np.argsort(pts, kind="stable")
         pts_sorted = [int(pts[i]) for i in order]
         if len(set(pts_sorted)) != len(pts_sorted):

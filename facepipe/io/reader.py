@@ -15,7 +15,10 @@ import numpy as np
 from facepipe.errors import MediaError
 from facepipe.io.media import MediaInfo
 
-DEFAULT_CHUNK_BYTES = 256 * 2**20
+#: Default chunk budget when a caller names no chunk size (the synthesis pass). Below glibc's
+#: 32 MiB mmap ceiling a freed chunk's memory is reused for the next one; bigger chunks are fresh
+#: pages that the kernel zeroes every time (about 5 ms per 1280x720 frame, as much as decoding it).
+DEFAULT_CHUNK_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -46,23 +49,80 @@ def code_max(bit_depth: int) -> float:
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
     """Apply the player's display rotation to an (H,W,3) image.
 
-    FFmpeg's display matrix rotation is counter-clockwise degrees of the stored picture
-    relative to display; displaying it means turning it back (clockwise).
+    ``rotation`` is FFmpeg's display-matrix angle (``av_display_rotation_get``, PyAV's
+    ``VideoFrame.rotation``): the counter-clockwise turn that displaying the stored picture
+    applies, as ffmpeg's autorotate does (an iPhone portrait clip says -90, i.e. 270: turn
+    clockwise).
     """
     k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=-k)) if k else rgb
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
 
 
 def stored(rgb: np.ndarray, rotation: int) -> np.ndarray:
     """Inverse of :func:`upright`: the picture as it is stored in a stream with ``rotation``."""
     k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+    return np.ascontiguousarray(np.rot90(rgb, k=-k)) if k else rgb
 
 
 def chunk_length(info: MediaInfo, budget_bytes: int = DEFAULT_CHUNK_BYTES, scale: float = 1.0) -> int:
     """Frames per chunk so that one chunk of float32 frames stays within ``budget_bytes``."""
     frame_bytes = 3 * 4 * max(1, int(info.width * scale)) * max(1, int(info.height * scale))
     return int(max(1, min(256, budget_bytes // frame_bytes)))
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _read_ahead(source: Iterator, depth: int) -> Iterator:
+    """Items of ``source``, produced by a background thread up to ``depth`` items ahead.
+
+    Exceptions reach the caller at the item where they happened; closing the iterator early
+    (``break``, garbage collection) stops the thread, which closes ``source``.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            put(_Failed(exc))
+        finally:
+            source.close()
+
+    thread = threading.Thread(target=produce, name="facepipe-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class VideoReader:
@@ -81,8 +141,21 @@ class VideoReader:
         indices: Sequence[int] | np.ndarray | None = None,
         chunk_size: int | None = None,
         scale: float = 1.0,
+        read_ahead: int = 1,
     ) -> Iterator[FrameChunk]:
-        """Yield :class:`FrameChunk` s covering ``indices`` (default: every frame) in order."""
+        """Yield :class:`FrameChunk` s covering ``indices`` (default: every frame) in order.
+
+        With ``read_ahead`` > 0 a background thread decodes up to that many chunks ahead while
+        the caller works on the current one (PyAV and numpy release the GIL), so decoding
+        overlaps encoding or inference; 0 decodes in the caller's thread. At most
+        ``read_ahead + 2`` chunks are alive at once.
+        """
+        if read_ahead <= 0:
+            yield from self._chunks(indices, chunk_size, scale)
+            return
+        yield from _read_ahead(self._chunks(indices, chunk_size, scale), read_ahead)
+
+    def _chunks(self, indices, chunk_size: int | None, scale: float) -> Iterator[FrameChunk]:
         import torch
 
         from facepipe.io.frameranges import contiguous_runs
@@ -91,16 +164,25 @@ class VideoReader:
         indices = np.arange(info.frame_count) if indices is None else np.asarray(indices, np.int64)
         chunk_size = chunk_size or chunk_length(info, scale=scale)
         size = None if scale == 1.0 else (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
-        batch_idx, batch_img = [], []
+        top = np.float32(code_max(info.bit_depth))
+        remaining = len(indices)
+        batch_idx: list[int] = []
+        frames = planes = None
         for start, end in contiguous_runs(indices):
             for index, rgb in self._decode_run(start, end, size):
+                if frames is None:
+                    # The chunk's tensor is filled frame by frame, converted straight into place.
+                    n = min(chunk_size, remaining)
+                    frames = torch.empty((n, 3, rgb.shape[0], rgb.shape[1]), dtype=torch.float32)
+                    planes = frames.numpy()
+                np.divide(rgb.transpose(2, 0, 1), top, out=planes[len(batch_idx)], dtype=np.float32)
                 batch_idx.append(index)
-                batch_img.append(rgb)
-                if len(batch_idx) == chunk_size:
-                    yield self._make_chunk(batch_idx, batch_img, torch)
-                    batch_idx, batch_img = [], []
+                if len(batch_idx) == len(frames):
+                    yield self._make_chunk(batch_idx, frames)
+                    remaining -= len(batch_idx)
+                    batch_idx, frames = [], None
         if batch_idx:
-            yield self._make_chunk(batch_idx, batch_img, torch)
+            yield self._make_chunk(batch_idx, frames[: len(batch_idx)])
 
     def read(self, indices: Sequence[int] | np.ndarray) -> "torch.Tensor":  # noqa: F821
         """All of ``indices`` as one (T,3,H,W) float32 tensor (for small selections)."""
@@ -108,16 +190,13 @@ class VideoReader:
 
         return torch.cat([c.frames for c in self.chunks(indices)])
 
-    def _make_chunk(self, idx: list[int], imgs: list[np.ndarray], torch) -> FrameChunk:
-        arr = np.stack(imgs)  # (T,H,W,3) uint8/uint16
-        frames = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
-        frames /= code_max(self.info.bit_depth)
+    def _make_chunk(self, idx: list[int], frames) -> FrameChunk:
         idx_arr = np.asarray(idx, np.int64)
         pts = np.asarray([self.info.frame_pts[i] for i in idx], np.int64)
         return FrameChunk(indices=idx_arr, pts=pts, frames=frames)
 
     def _decode_run(self, start: int, end: int, size: tuple[int, int] | None) -> Iterator[tuple[int, np.ndarray]]:
-        """Decoded (index, (H,W,3) upright rgb) for every frame in [start, end]."""
+        """Decoded (index, (H,W,3) upright rgb code values, maybe a strided view) for every frame in [start, end]."""
         import av
 
         info = self.info
@@ -139,7 +218,7 @@ class VideoReader:
                     if size is not None:
                         w, h = size if info.rotation in (0, 180) else size[::-1]
                         frame = frame.reformat(width=w, height=h, interpolation="AREA")
-                    yield index, upright(frame.to_ndarray(format=fmt), info.rotation)
+                    yield index, np.rot90(frame.to_ndarray(format=fmt), k=(info.rotation // 90) % 4)  # = upright()
                     got += 1
                     if got == want:
                         return

@@ -21,7 +21,7 @@ from facepipe.errors import FacepipeError
 from facepipe.io.atomic import StagedFile, write_error
 from facepipe.io.codecs import CodecSpec
 from facepipe.io.media import MediaInfo
-from facepipe.io.reader import code_max, rgb_format, stored
+from facepipe.io.reader import code_max, rgb_format
 from facepipe.io.timecode import offset_timecode
 
 
@@ -30,6 +30,24 @@ def tensor_to_rgb(frames, bit_depth: int) -> np.ndarray:
     top = code_max(bit_depth)
     arr = (frames.clamp(0, 1) * top).round_().permute(0, 2, 3, 1).cpu().numpy()
     return arr.astype(np.uint16 if bit_depth > 8 else np.uint8)
+
+
+#: Encoder pixel formats that swscale fills from planar gbrp exactly as from packed rgb24 (checked
+#: pixel for pixel over many widths; not so for 10-bit targets, which stay on the packed path).
+_PLANAR_INPUT_OK = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p")
+
+
+def plane_views(frame) -> list[np.ndarray]:
+    """(H,W) writable views of an 8-bit planar VideoFrame's planes (rows may be padded)."""
+    return [np.ndarray((frame.height, frame.width), np.uint8, buffer=p, strides=(p.line_size, 1)) for p in frame.planes]
+
+
+def packed_view(frame) -> np.ndarray:
+    """(H,W,3) writable view of a packed rgb24 / rgb48le VideoFrame's pixels (rows may be padded)."""
+    plane = frame.planes[0]
+    dtype = np.dtype("<u2") if frame.format.name == "rgb48le" else np.dtype(np.uint8)
+    return np.ndarray((frame.height, frame.width, 3), dtype, buffer=plane,
+                      strides=(plane.line_size, 3 * dtype.itemsize, dtype.itemsize))
 
 
 class AudioCopier:
@@ -166,17 +184,42 @@ class MovieWriter:
         expected = self.indices[self._next : self._next + len(indices)]
         if not np.array_equal(expected, np.asarray(indices)):
             raise FacepipeError("internal: frames reached the writer out of order")
-        rgb = tensor_to_rgb(frames, self.info.bit_depth)
-        fmt = rgb_format(self.info.bit_depth)
+        # 8-bit pictures reach YUV encoders as planar GBR: no interleaving pass, and swscale's
+        # conversion to YUV is the same arithmetic as from packed rgb24. Everything else goes
+        # packed (rgb24 / rgb48le), as the reader decodes.
+        planar = self.info.bit_depth <= 8 and self.stream.pix_fmt in _PLANAR_INPUT_OK
+        fmt = "gbrp" if planar else rgb_format(self.info.bit_depth)
+        top = np.float32(code_max(self.info.bit_depth))
+        pictures = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
+        code = np.empty(pictures.shape[1:], np.float32)  # (3,H,W) one frame's code values, reused
+        # Clamping costs more than the rest of the conversion: only when something is out of 0..1.
+        clamp = not (pictures.size == 0 or (pictures.min() >= 0 and pictures.max() <= 1))
+        k = (self.info.rotation // 90) % 4
         try:
-            for image, index in zip(rgb, indices):
-                frame = av.VideoFrame.from_ndarray(stored(image, self.info.rotation), format=fmt)
+            for picture, index in zip(pictures, indices):
+                # Frame by frame into the encoder's own buffer: no whole-chunk temporaries.
+                np.multiply(picture, top, out=code)
+                np.rint(code, out=code)
+                if clamp:
+                    np.minimum(code, top, out=code)
+                    np.maximum(code, 0, out=code)
+                frame = av.VideoFrame(self.info.coded_width, self.info.coded_height, fmt)
+                if planar:
+                    for view, channel in zip(plane_views(frame), (1, 2, 0)):  # planes G, B, R
+                        view[...] = np.rot90(code[channel], k=-k)  # = stored()
+                else:
+                    packed_view(frame)[...] = np.rot90(code.transpose(1, 2, 0), k=-k)  # = stored()
                 # The encoder converts RGB to YUV with the frame's matrix and range: use the
                 # source's, as the reader did (untagged means swscale's BT.601, limited). Some
                 # encoders (ProRes) also write the frame's, not the stream's, tags into the bitstream.
                 tags = self.colour
                 frame.colorspace, frame.color_range = tags.matrix, tags.range
                 frame.color_primaries, frame.color_trc = tags.primaries, tags.transfer
+                if fmt != self.stream.pix_fmt:
+                    # Convert here, single-threaded: the encoder would use threaded swscale, which in
+                    # FFmpeg 8 (PyAV 18.1) writes wrong, run-to-run different slices for some widths
+                    # (e.g. 720, 1000 or 1364 wide to 10-bit YUV: errors up to a quarter of full scale).
+                    frame = frame.reformat(format=self.stream.pix_fmt, threads=1)
                 frame.pts = self.info.frame_pts[index] - self.pts_offset
                 frame.time_base = self.info.time_base
                 frame.duration = self.info.frame_durations[index]
@@ -288,7 +331,7 @@ class ImageSequenceWriter:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes[t].transpose(1, 2, 0)), format="gbrpf32le")
             else:
                 fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
-                frame = av.VideoFrame.from_ndarray(rgb[t], format=fmt).reformat(format=self.cc.pix_fmt)
+                frame = av.VideoFrame.from_ndarray(rgb[t], format=fmt).reformat(format=self.cc.pix_fmt, threads=1)
             frame.pts = t
             data = b"".join(bytes(p) for p in self.cc.encode(frame))
             self.cc = _fresh_context(self.cc)  # image encoders are one-shot
