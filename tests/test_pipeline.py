@@ -140,3 +140,13 @@ def test_scan_statistics_are_sane(clip, tmp_path):
     np.testing.assert_array_equal(stats.indices, np.arange(info.frame_count))
     np.testing.assert_allclose(stats.histograms.sum(axis=2), 1.0, atol=1e-5)
     assert (stats.sharpness > 0).all()
+
+
+def test_cache_write_failure_is_a_one_line_user_error(tmp_path):
+    from facepipe.errors import FacepipeError
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")  # the cache root sits under a regular file: every write fails
+    cache = ArtifactCache(blocker / "cache")
+    with pytest.raises(FacepipeError, match="cannot write the analysis cache"):
+        cache.put("numbers", "k1", Numbers(values=np.zeros(2), rate=Fraction(1), label=""))

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TypeVar
 
+from facepipe.errors import FacepipeError
 from facepipe.pipeline.artifacts import Artifact
 
 A = TypeVar("A", bound=Artifact)
@@ -47,18 +48,28 @@ class ArtifactCache:
         return artifact_type.load(directory)
 
     def put(self, name: str, key: str, artifact: Artifact) -> None:
+        from safetensors import SafetensorError
+
         final = self._dir(name, key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        tmp = None
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
             artifact.save(tmp)
             (tmp / "complete").write_text("1")
             if final.exists():  # a concurrent run (farm) finished the same entry first
                 shutil.rmtree(tmp)
             else:
                 os.replace(tmp, final)
+        except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise FacepipeError(
+                f"cannot write the analysis cache in {self.root} ({exc}); free space or pass --workdir elsewhere"
+            ) from exc
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
 
     def clear(self) -> None:
