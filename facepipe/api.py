@@ -53,7 +53,7 @@ class EditResult:
 
 
 def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", progress: str = "auto",
-                 chunk_mb: int = 256, log=print) -> RunContext:
+                 chunk_mb: int = 32, log=print) -> RunContext:
     from facepipe.pipeline.device import select_device
 
     root = Path(workdir) if workdir else default_workdir()
@@ -62,11 +62,17 @@ def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", pr
                       chunk_bytes=chunk_mb * 2**20, log=log)
 
 
-def analysis_stages() -> list:
-    """The analysis graph as it stands: every stage an edit may pull artifacts from."""
-    from facepipe.stages.scan import ScanStage
+def analysis_stages(face: str = "largest") -> list:
+    """The analysis graph: every stage an edit or an analysis may pull artifacts from.
 
-    return [ScanStage()]
+    ``face`` picks the actor (``largest``, ``center`` or a track id from ``facepipe faces``).
+    """
+    from facepipe.analysis.expression import ExpressionStage
+    from facepipe.stages.fit3d import Fit3DStage
+    from facepipe.stages.scan import ScanStage
+    from facepipe.stages.track import TrackStage
+
+    return [ScanStage(), TrackStage(face=str(face).strip().lower()), Fit3DStage(), ExpressionStage()]
 
 
 def edit(
@@ -81,7 +87,7 @@ def edit(
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
-    chunk_mb: int = 256,
+    chunk_mb: int = 32,
     log=print,
 ) -> EditResult:
     """Change the actor's expression in ``src`` and write the result.

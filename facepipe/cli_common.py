@@ -50,7 +50,7 @@ def common_options(fn):
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
                      show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
-        click.option("--chunk-mb", type=click.IntRange(1, None), default=256, show_default=True,
+        click.option("--chunk-mb", type=click.IntRange(1, None), default=32, show_default=True,
                      help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
         click.option("--debug", is_flag=True, help="Show full tracebacks."),
     ]

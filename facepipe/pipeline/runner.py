@@ -11,7 +11,7 @@ import numpy as np
 
 from facepipe.errors import FacepipeError
 from facepipe.io.media import MediaInfo
-from facepipe.io.reader import VideoReader, chunk_length
+from facepipe.io.reader import DEFAULT_CHUNK_BYTES, VideoReader, chunk_length
 from facepipe.pipeline.artifacts import Artifact
 from facepipe.pipeline.cache import ArtifactCache, cache_key
 from facepipe.pipeline.progress import make_progress
@@ -46,7 +46,7 @@ class RunContext:
     device: object = "cpu"  # torch.device
     progress_mode: str = "auto"
     log: Callable[[str], None] = print
-    chunk_bytes: int = 256 * 2**20
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
     stats: dict = field(default_factory=lambda: {"ran": [], "cached": [], "chunks_cached": 0})
     #: Cache key of the stage being run (set by the Runner); chunk keys derive from it.
     current_key: str = ""
@@ -64,19 +64,24 @@ class RunContext:
 
     def run_chunked(self, stage: ChunkedStage, inputs: dict[str, Artifact]) -> Artifact:
         plan = self.chunk_plan(stage.frame_scale)
-        key = self.current_key
+        cache_name = f"{stage.name}.chunks"
+        part_keys = [f"{self.current_key}-{int(c[0])}-{int(c[-1])}" for c in plan]
+        cached = [self.cache.get(cache_name, k, stage.artifact) if self.cache else None for k in part_keys]
+        todo = [c for c, part in zip(plan, cached) if part is None]
+        # One decode stream over every missing chunk: re-opening and seeking per chunk would
+        # decode from the previous keyframe each time. Every plan chunk but the last has the
+        # same length, so grouping the missing frames by that length gives back the chunks.
+        fresh = self.reader.chunks(np.concatenate(todo), chunk_size=len(plan[0]), scale=stage.frame_scale) if todo else None
         parts: list[Artifact] = []
         bar = self.progress(self.media.frame_count, stage.name)
         try:
             previous = None
-            for i, indices in enumerate(plan):
-                part_key = f"{key}-{int(indices[0])}-{int(indices[-1])}"
-                part = self.cache.get(f"{stage.name}.chunks", part_key, stage.artifact) if self.cache else None
+            for indices, part_key, part in zip(plan, part_keys, cached):
                 if part is None:
-                    chunk = next(self.reader.chunks(indices, chunk_size=len(indices), scale=stage.frame_scale))
+                    chunk = next(fresh)
                     part = stage.run_chunk(self, chunk, inputs, previous)
                     if self.cache:
-                        self.cache.put(f"{stage.name}.chunks", part_key, part)
+                        self.cache.put(cache_name, part_key, part)
                 else:
                     self.stats["chunks_cached"] += 1
                 parts.append(part)

@@ -23,7 +23,7 @@ def list_faces(
     workdir=None,
     device: str = "auto",
     progress: str = "auto",
-    chunk_mb: int = 256,
+    chunk_mb: int = 32,
     log=print,
 ) -> dict:
     """Track every face of ``clip``; write ``<out_dir>/<clip>.face<ID>.png`` per face.
