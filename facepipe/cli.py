@@ -117,11 +117,15 @@ def demo(out_dir, force, workdir, device, progress, chunk_mb, debug) -> None:
 
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystems."""
+    from facepipe.analysis.cli import analyze_command
+    from facepipe.evaluation.cli import eval_command
     from facepipe.tracking.cli import faces_command
     from facepipe.weights.cli import weights_group
 
     main.add_command(weights_group, "weights")
     main.add_command(faces_command, "faces")
+    main.add_command(analyze_command, "analyze")
+    main.add_command(eval_command, "eval")
 
 
 _register_subsystem_commands()

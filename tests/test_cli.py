@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from facepipe.demo import make_demo_clip
 from facepipe.io.compare import timing_report

@@ -1,0 +1,126 @@
+"""Per-frame emotion probabilities of the tracked actor: the ``expression`` stage.
+
+Each frame's face is aligned from the tracked landmarks (:mod:`facepipe.analysis.align`) and
+classified by fer's mini-Xception (:mod:`facepipe.nn.expression`). The classifier is small and
+trained on low-resolution web photos: it calls many talking faces angry or sad and it rewards
+blur, so its output is reported as a full distribution, never as one trusted label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facepipe.analysis.align import EYE_DIST, EYE_Y
+from facepipe.pipeline.artifacts import Artifact
+from facepipe.pipeline.stage import ChunkedStage
+
+#: Classifier classes, in output column order (``facepipe.nn.expression.EMOTIONS``).
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+#: The edit request's emotion names (``facepipe.api.EMOTIONS``) -> classifier class (None: no class).
+REQUEST_TO_CLASS = {
+    "neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "surprised": "surprise",
+    "fearful": "fear", "disgusted": "disgust", "contempt": None,
+    "surprise": "surprise", "fear": "fear", "disgust": "disgust",
+}  # fmt: skip
+
+
+def classifier_class(emotion: str) -> str | None:
+    """The classifier class for an edit's emotion name (``surprised`` -> ``surprise``); None for
+    ``contempt``, which the classifier does not know. ValueError for unknown names."""
+    try:
+        return REQUEST_TO_CLASS[emotion.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown emotion {emotion!r}: use one of {', '.join(REQUEST_TO_CLASS)}") from None
+
+
+@dataclass
+class EmotionCurves(Artifact):
+    """frame_index: (T,) int64 source frames; probs: (T,7) float32 class probabilities in
+    ``emotions`` order, NaN rows where no face; valid: (T,) uint8 1 where a face was classified."""
+
+    frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, len(CLASSES)), np.float32))
+    valid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    emotions: list = field(default_factory=lambda: list(CLASSES))
+    eye_dist: float = EYE_DIST
+    eye_y: float = EYE_Y
+
+    def dominant(self) -> list[str | None]:
+        """(T,) the most probable class per frame (None where no face)."""
+        return [CLASSES[int(np.argmax(p))] if v else None for p, v in zip(self.probs, self.valid)]
+
+
+def emotion_probabilities(
+    model,
+    frames,
+    landmarks: np.ndarray,
+    scheme: str = "mediapipe-478",
+    eye_dist: float = EYE_DIST,
+    eye_y: float = EYE_Y,
+) -> tuple[np.ndarray, np.ndarray]:
+    """frames (T,3,H,W) float32 0..1 and their landmarks (T,N,3) px -> probs (T,7) float32 (NaN
+    where no face) and valid (T,) bool."""
+    import torch
+
+    from facepipe.analysis.align import align_faces
+    from facepipe.nn.expression import classify_faces
+
+    crops, valid = align_faces(frames, landmarks, scheme, eye_dist=eye_dist, eye_y=eye_y)
+    probs = np.full((len(crops), len(CLASSES)), np.nan, np.float32)
+    if valid.any():
+        probs[valid] = classify_faces(model, torch.from_numpy(crops[valid])).cpu().numpy()
+    return probs, valid
+
+
+@dataclass
+class ExpressionStage(ChunkedStage):
+    """Emotion probabilities of the tracked face in every frame.
+
+    Args:
+        eye_dist: eye-centre distance as a fraction of the 64 px crop (see ``analysis.align``).
+        eye_y: height of the eye line in the crop, fraction from the top.
+    """
+
+    name = "expression"
+    version = "1"
+    inputs = ("media", "track")
+    artifact = EmotionCurves
+
+    eye_dist: float = EYE_DIST
+    eye_y: float = EYE_Y
+
+    def _model(self, ctx):
+        model = getattr(self, "_model_obj", None)
+        if model is None:
+            from facepipe.nn.expression import load_mini_xception
+
+            model = load_mini_xception(device=getattr(ctx, "device", "cpu") or "cpu")
+            object.__setattr__(self, "_model_obj", model)
+        return model
+
+    def run_chunk(self, ctx, chunk, inputs, previous) -> EmotionCurves:
+        tracks = inputs["track"]
+        row = {int(f): i for i, f in enumerate(tracks.frame_index)}
+        lms = np.stack([tracks.landmarks[row[int(i)]] for i in chunk.indices]) if len(chunk) else None
+        probs, valid = emotion_probabilities(
+            self._model(ctx), chunk.frames, lms, tracks.scheme or "mediapipe-478", self.eye_dist, self.eye_y
+        )
+        return EmotionCurves(
+            frame_index=chunk.indices.astype(np.int64),
+            probs=probs,
+            valid=valid.astype(np.uint8),
+            eye_dist=self.eye_dist,
+            eye_y=self.eye_y,
+        )
+
+    def combine(self, parts: list[EmotionCurves]) -> EmotionCurves:
+        return EmotionCurves(
+            frame_index=np.concatenate([p.frame_index for p in parts]),
+            probs=np.concatenate([p.probs for p in parts]),
+            valid=np.concatenate([p.valid for p in parts]),
+            eye_dist=self.eye_dist,
+            eye_y=self.eye_y,
+        )

@@ -1,0 +1,60 @@
+"""Face measurements from landmarks: mouth opening, face size, face mattes.
+
+Landmarks are ``(T,N,>=2)`` float pixels (NaN rows where no face) in any scheme
+:mod:`facepipe.tracking.schemes` knows (mediapipe-468/478 or ibug-68).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Inner-lip vertex pairs (upper, lower) across the mouth: right of centre, centre, left of centre.
+MESH_LIP_GAP_PAIRS = ((82, 87), (13, 14), (312, 317))
+IBUG_LIP_GAP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def _scheme_of(landmarks: np.ndarray) -> str:
+    n = np.asarray(landmarks).shape[-2]
+    return {468: "mediapipe-468", 478: "mediapipe-478", 68: "ibug-68"}.get(n, "mediapipe-478")
+
+
+def face_size(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) inter-ocular distance (outer eye corners) in pixels: an expression-stable face size."""
+    from facepipe.tracking.schemes import inter_ocular
+
+    return np.asarray(inter_ocular(np.asarray(landmarks, np.float64), _scheme_of(landmarks)), np.float64)
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """(T,) inner lip gap / inter-ocular distance (NaN where no face).
+
+    The gap is the mean distance of three upper/lower inner-lip pairs across the mouth, so a
+    lopsided opening still counts; 0 with the lips closed, about 0.3-0.6 on a wide-open vowel.
+    """
+    p = np.asarray(landmarks, np.float64)[..., :2]
+    pairs = IBUG_LIP_GAP_PAIRS if p.shape[-2] == 68 else MESH_LIP_GAP_PAIRS
+    up = p[..., [a for a, _ in pairs], :]
+    lo = p[..., [b for _, b in pairs], :]
+    gap = np.linalg.norm(up - lo, axis=-1).mean(-1)
+    size = face_size(landmarks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(size > 0, gap / size, np.nan)
+
+
+def hull_mask(points: np.ndarray, height: int, width: int, grow: float = 0.0) -> np.ndarray:
+    """(H,W) bool: the convex hull of one frame's landmarks (N,>=2) px, grown (or shrunk, when
+    negative) by ``grow`` x inter-ocular distance. All False when the points are NaN."""
+    import cv2
+
+    mask = np.zeros((height, width), np.uint8)
+    p = np.asarray(points, np.float64)[..., :2]
+    if not np.isfinite(p).all() or len(p) < 3:
+        return mask.astype(bool)
+    hull = cv2.convexHull(np.round(p).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    if grow:
+        r = int(round(abs(grow) * float(face_size(p[None])[0])))
+        if r > 0:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            mask = cv2.dilate(mask, kernel) if grow > 0 else cv2.erode(mask, kernel)
+    return mask.astype(bool)

@@ -1,0 +1,90 @@
+"""The parametric face model: neutral template, per-shot identity, AU blendshapes.
+
+    shape(identity, au) = template + identity_offset + sum_k au[k] * au_deltas[k]     (V,3)
+
+All shapes live in the canonical model frame of :mod:`facepipe.face.camera` (X to the
+subject's left, Y up, Z out of the face; unit = the template's inter-ocular distance). The
+shipped rig (``data/face_rig.npz``) is made by :mod:`facepipe.face.build_rig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+RIG_PATH = Path(__file__).parent / "data" / "face_rig.npz"
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """template (V,3) float32; triangles (F,3) int64 wound so normals face +Z;
+    au_deltas (K,V,3) float32 displacement at intensity 1; mirror (V,) int64 mirror vertex;
+    rigid_weights (V,) float32 how much a vertex can be trusted for rigid alignment
+    (inverse of its expression variance on footage); au_sparsity (K,) float32 relative weight
+    of each AU's sparsity prior in the fit."""
+
+    template: np.ndarray
+    triangles: np.ndarray
+    au_names: tuple[str, ...]
+    au_deltas: np.ndarray
+    mirror: np.ndarray
+    rigid_weights: np.ndarray
+    au_sparsity: np.ndarray
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.template)
+
+    @property
+    def au_regions(self) -> np.ndarray:
+        """(K,V) bool: the vertices each AU moves."""
+        return np.abs(self.au_deltas).sum(-1) > 0
+
+    def au_index(self, name: str) -> int:
+        return self.au_names.index(name)
+
+    def shape(self, identity: np.ndarray | None = None, au: np.ndarray | None = None) -> np.ndarray:
+        """Model-space vertices: (V,3) for au (K,), or (T,V,3) for au (T,K).
+
+        identity: (V,3) neutral shape of the actor (default: the template).
+        """
+        base = self.template if identity is None else np.asarray(identity, np.float32)
+        if au is None:
+            return base.copy()
+        return base + np.tensordot(np.asarray(au, np.float32), self.au_deltas, axes=(-1, 0))
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            template=self.template.astype(np.float32),
+            triangles=self.triangles.astype(np.int16),
+            au_names=np.array(self.au_names),
+            au_deltas=self.au_deltas.astype(np.float32),
+            mirror=self.mirror.astype(np.int16),
+            rigid_weights=self.rigid_weights.astype(np.float32),
+            au_sparsity=self.au_sparsity.astype(np.float32),
+        )
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | Path | None = None) -> FaceModel:
+    """The face model stored at ``path`` (default: the shipped rig)."""
+    d = np.load(Path(path or RIG_PATH))
+    return FaceModel(
+        template=d["template"].astype(np.float32),
+        triangles=d["triangles"].astype(np.int64),
+        au_names=tuple(str(n) for n in d["au_names"]),
+        au_deltas=d["au_deltas"].astype(np.float32),
+        mirror=d["mirror"].astype(np.int64),
+        rigid_weights=d["rigid_weights"].astype(np.float32),
+        au_sparsity=d["au_sparsity"].astype(np.float32),
+    )
+
+
+def blend(base, au, deltas):
+    """Torch: base (V,3), au (T,K), deltas (K,V,3) -> vertices (T,V,3)."""
+    k, v, _ = deltas.shape
+    return base[None] + (au @ deltas.reshape(k, v * 3)).reshape(-1, v, 3)

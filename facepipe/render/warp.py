@@ -1,0 +1,589 @@
+"""Geometric re-render: a dense backward warp of the actor's own pixels from the source mesh to the
+edited mesh of a frame.
+
+Inputs are the 2D projections (pixels, ``(x, y)``, pixel centres at integers as in
+:mod:`facepipe.render.barycentric`) of one frame's fitted mesh, ``src`` (N,2), and of the same mesh
+with edited expression, ``dst`` (N,2). The output pixel ``p`` of the edited frame shows the source
+pixel ``p + flow(p)``; ``flow`` is the *backward displacement* field (2,h,w) over a box around the
+face, exactly 0 where the frame is untouched. It is built at a reduced resolution (``work_px``
+pixels across the face) and upsampled bilinearly:
+
+- on the edited mesh: the per-vertex displacement ``src - dst`` interpolated with the edited
+  mesh's barycentrics (z-buffered with per-vertex depth, so a turned head's far side loses);
+- inside the holes of the mesh that are :class:`Region` s (the mouth interior inside the inner lip
+  loop, the eyes inside the lid loops): a rigid motion (rotation + translation, no scale: teeth
+  and eyeballs do not grow when the lips stretch or the lids move) fitted to the region's anchor
+  vertices (the inner-lip loop for the mouth; the two corners for each eye, so a lid raise does
+  not drag the gaze). It holds on the region's core: the pixels at least ``band`` inside the
+  edited outline whose rigid source position is at least ``band`` inside the source outline.
+  Between the core and the outline the field is free (below), so it joins the lips / lids without
+  a seam: where the edited opening reaches beyond the source's (a mouth opened or widened, a
+  raised lid: no source pixels to show), the source interior near its outline is stretched across
+  the gap, and :attr:`WarpField.fill` reports the share of the opening so filled;
+- elsewhere (that band inside each region, and the skin outside the mesh out to the box edge,
+  which lies ``margin`` beyond the meshes): a membrane (harmonic) interpolation that is 0 at
+  the box edge, so the displacement decays smoothly and the face boundary does not tear.
+
+Fold-over is prevented in three steps: the edit is limited per vertex (displacements of vertices
+of triangles that would flip or collapse are Laplacian-smoothed, :func:`limit_foldover`); where
+the field still folds (its Jacobian determinant, checked on every cell of the work grid, which
+bounds it over the bilinear upsampling, is below ``min_det``: at region cores, thin lips, a turned
+head's silhouette) the field is relaxed locally (those pixels handed to the membrane); only if
+that fails is the whole edit scaled down. :attr:`WarpField.smoothed`, ``repaired`` and
+``edit_scale`` (1 = the full edit) report what was done.
+
+Everything is pure torch on the device of the vertices; :func:`apply_warp` samples frames with
+``grid_sample`` inside the box only and copies every pixel whose displacement is 0 bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from facepipe.composite.matte import polygon_mask
+from facepipe.face import topology as topo
+from facepipe.render.barycentric import (
+    Box,
+    box_to_grid,
+    interpolate,
+    rasterize_barycentric,
+)
+
+_SNAP_PX = 1e-3  # displacements below this (pixels) are exactly 0: invisible, and keeps pixels exact
+
+
+@dataclass(frozen=True)
+class Region:
+    """A hole of the mesh rendered as a rigid piece (the mouth interior, an eye).
+
+    loop: ordered closed loop of vertex indices bounding it; anchor: the vertices the rigid motion
+    is fitted to (None: the loop); band: width of the transition between the rigid core and the
+    outline, as a fraction of the region's source size (its bounding-box diagonal), at least one
+    pixel of the work grid.
+    """
+
+    name: str
+    loop: tuple[int, ...]
+    anchor: tuple[int, ...] | None = None
+    band: float = 0.08
+
+    def __post_init__(self):
+        if len(self.loop) < 3:
+            raise ValueError(f"region {self.name}: a loop needs at least 3 vertices")
+
+
+def _loop(corner_a: int, upper: Sequence[int], corner_b: int, lower: Sequence[int]) -> tuple[int, ...]:
+    return (corner_a, *upper, corner_b, *reversed(lower))
+
+
+#: Inner lip contour (mediapipe FACEMESH_LIPS): corner 78, upper row, corner 308, lower row back.
+MOUTH = Region("mouth", _loop(topo.LIP_INNER_CORNER_R, topo.LIP_INNER_UPPER_ROW, topo.LIP_INNER_CORNER_L, topo.LIP_INNER_LOWER_ROW))
+#: Lid margins (FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE): outer corner, upper lid, inner corner, lower lid.
+EYE_R = Region(
+    "eye_r",
+    _loop(topo.EYE_OUTER_R, topo.UPPER_LID_R, topo.EYE_INNER_R, topo.LOWER_LID_R),
+    anchor=(topo.EYE_OUTER_R, topo.EYE_INNER_R),
+)
+EYE_L = Region(
+    "eye_l",
+    _loop(topo.EYE_OUTER_L, topo.UPPER_LID_L, topo.EYE_INNER_L, topo.LOWER_LID_L),
+    anchor=(topo.EYE_OUTER_L, topo.EYE_INNER_L),
+)
+#: The regions of the 468-vertex FaceMesh topology (used by default when N == 468).
+FACEMESH_REGIONS: tuple[Region, ...] = (MOUTH, EYE_R, EYE_L)
+
+
+@dataclass
+class WarpField:
+    """A frame's backward warp.
+
+    box: (x0, y0, x1, y1) frame pixels the warp touches (half-open; empty for the identity);
+    flow: (2,y1-y0,x1-x0) float32 backward displacement (dx, dy) in pixels: output pixel (x, y)
+    shows source pixel (x + dx, y + dy); exactly 0 where the frame is untouched.
+    edit_scale: the factor the edit was scaled by to prevent fold-over (1 = the full edit);
+    smoothed: how many vertices had their displacement smoothed to prevent fold-over;
+    repaired: how many work-grid pixels of the field were relaxed to remove folds;
+    fill: per region, the share (0..1) of the edited opening whose rigid source position lies
+    outside the source opening (by more than half a pixel), so it shows the source interior
+    stretched: 0 when the source covers it (the mouth opened or widened beyond the source's > 0).
+    """
+
+    box: Box
+    flow: torch.Tensor
+    edit_scale: float = 1.0
+    smoothed: int = 0
+    repaired: int = 0
+    fill: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.flow.numel() == 0 or not bool(self.flow.any())
+
+    def filled(self, min_share: float = 0.02) -> tuple[str, ...]:
+        """Regions whose edited opening reaches beyond the source's on more than ``min_share``."""
+        return tuple(k for k, v in self.fill.items() if v > min_share)
+
+    @property
+    def mouth_filled(self) -> bool:
+        """The edited mouth opens beyond the source's (on more than 2% of it): the gap shows the
+        source interior stretched, a candidate for appearance transfer."""
+        return self.fill.get("mouth", 0.0) > 0.02
+
+    def full(self, size: tuple[int, int]) -> torch.Tensor:
+        """(2,H,W) the flow over a whole frame of ``size`` (zeros outside the box)."""
+        out = torch.zeros(2, *size, device=self.flow.device, dtype=self.flow.dtype)
+        x0, y0, x1, y1 = self.box
+        if x1 > x0 and y1 > y0:
+            out[:, y0:y1, x0:x1] = self.flow
+        return out
+
+
+# ----------------------------------------------------------------------------- fold-over limiter
+
+
+def _area2(v: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
+    """(...,F) twice the signed areas of triangles (F,3) of vertices (...,N,2)."""
+    a, b, c = v[..., tris[:, 0], :], v[..., tris[:, 1], :], v[..., tris[:, 2], :]
+    e1, e2 = b - a, c - a
+    return e1[..., 0] * e2[..., 1] - e2[..., 0] * e1[..., 1]
+
+
+def _active(src: torch.Tensor, tris: torch.Tensor, depth=None, min_facing: float = 0.3):
+    """Orientation-normalised source areas (F,) and the triangles (F,) bool the limiter guards:
+    front-facing (the majority orientation), not edge-on (> 2% of the median area) and, given
+    per-vertex depth (N,), seen at most at a grazing angle (projected / true area > min_facing)."""
+    a = _area2(src, tris)
+    sgn = 1.0 if float(a.sum()) >= 0 else -1.0
+    a = a * sgn
+    med = a.abs().median() if a.numel() else a.new_tensor(0.0)
+    active = a > 0.02 * med
+    if depth is not None:
+        v3 = torch.cat([src, torch.as_tensor(depth, device=src.device).float().reshape(-1, 1)], 1)
+        p0, p1, p2 = v3[tris[:, 0]], v3[tris[:, 1]], v3[tris[:, 2]]
+        true2 = torch.linalg.cross(p1 - p0, p2 - p0, dim=1).norm(dim=1)
+        active &= a > min_facing * true2
+    return a, active
+
+
+def _violations(src, delta, tris, a_src, active, min_ratio, slack, alpha=1.0):
+    sgn = 1.0 if float(_area2(src, tris).sum()) >= 0 else -1.0
+    a = _area2(src + alpha * delta, tris) * sgn
+    return active & (a < min_ratio * a_src - slack)
+
+
+def limit_foldover(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    triangles: torch.Tensor,
+    min_area_ratio: float = 0.1,
+    smooth_iters: int = 30,
+    slack_px: float = 0.5,
+    depth: torch.Tensor | None = None,
+    min_facing: float = 0.3,
+) -> tuple[torch.Tensor, float, int]:
+    """Limit an edit so that no triangle of the mesh flips or collapses.
+
+    src, dst: (N,2) pixels; triangles: (F,3). A guarded triangle (front-facing in ``src`` and not
+    edge-on) may not shrink below ``min_area_ratio`` of its source area (a flip is a negative
+    ratio), give or take ``slack_px`` square pixels (a fold smaller than that cannot be seen, and
+    edge-on slivers flip under tiny edits). With ``depth`` (N,) (of either mesh, same pixel scale),
+    triangles seen at a grazing angle (projected area < ``min_facing`` of the true area: a turned
+    head's silhouette, the side of the nose) are not guarded: they fold behind their neighbours,
+    which the z-buffer resolves, and the field check of :func:`warp_field` catches the rest.
+    First the displacement ``dst - src`` of the vertices of offending triangles is pulled
+    towards its neighbours' mean (Laplacian smoothing, up to ``smooth_iters`` rounds); what still
+    offends is resolved by scaling the whole displacement down.
+
+    Returns (dst_limited (N,2), edit_scale in [0,1], number of vertices smoothed).
+    """
+    src = torch.as_tensor(src).float()
+    dst = torch.as_tensor(dst, device=src.device).float()
+    tris = torch.as_tensor(triangles, device=src.device).long().reshape(-1, 3)
+    delta = dst - src
+    if tris.numel() == 0 or not bool(delta.any()):
+        return dst, 1.0, 0
+    a_src, active = _active(src, tris, depth, min_facing)
+    slack = 2.0 * slack_px  # in units of twice the area
+    bad = _violations(src, delta, tris, a_src, active, min_area_ratio, slack)
+    touched = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+    if bool(bad.any()) and smooth_iters > 0:
+        e = torch.cat([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+        e = torch.cat([e, e.flip(1)])
+        deg = torch.zeros(len(src), device=src.device).index_add_(0, e[:, 0], torch.ones(len(e), device=src.device))
+        for _ in range(smooth_iters):
+            sel = torch.zeros(len(src), dtype=torch.bool, device=src.device)
+            sel[tris[bad].reshape(-1)] = True
+            nb = torch.zeros_like(delta).index_add_(0, e[:, 0], delta[e[:, 1]]) / deg.clamp_min(1)[:, None]
+            delta = torch.where(sel[:, None], 0.5 * delta + 0.5 * nb, delta)
+            touched |= sel
+            bad = _violations(src, delta, tris, a_src, active, min_area_ratio, slack)
+            if not bool(bad.any()):
+                break
+    scale = 1.0
+    if bool(bad.any()):
+        scale = _max_alpha(src, delta, tris, a_src, active, min_area_ratio, slack)
+    return src + scale * delta, scale, int(touched.sum())
+
+
+def _max_alpha(src, delta, tris, a_src, active, min_ratio, slack, steps: int = 32, bisect: int = 16) -> float:
+    """Largest alpha in [0,1] with no violation along src + t * delta for all t <= alpha."""
+    sgn = 1.0 if float(_area2(src, tris).sum()) >= 0 else -1.0
+    a, b, c = (src[tris[:, k]] for k in range(3))
+    da, db, dc = (delta[tris[:, k]] for k in range(3))
+    e1, e2, d1, d2 = b - a, c - a, db - da, dc - da
+
+    def cross(u, v):
+        return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+
+    # signed area (x2) along the path is the quadratic c0 + c1 t + c2 t^2
+    c0, c1, c2 = cross(e1, e2) * sgn, (cross(e1, d2) + cross(d1, e2)) * sgn, cross(d1, d2) * sgn
+
+    def ok(t: float) -> bool:
+        return not bool((active & (c0 + c1 * t + c2 * t * t < min_ratio * a_src - slack)).any())
+
+    lo = 0.0
+    for k in range(1, steps + 1):
+        t = k / steps
+        if not ok(t):
+            hi = t
+            for _ in range(bisect):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+            return lo
+        lo = t
+    return 1.0
+
+
+# ----------------------------------------------------------------------------- field
+
+
+def jacobian_det(flow: torch.Tensor, spacing: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """Smallest Jacobian determinant of the backward map ``p -> p + flow(p)`` per grid cell.
+
+    flow: (2,h,w) displacement in pixels on a grid whose samples are ``spacing`` = (sx, sy) pixels
+    apart. Evaluated at the four corners of each cell, which bounds it over the cell for the
+    bilinear interpolation of the flow. Returns (h-1,w-1), normalised so the identity gives 1.
+    """
+    sx, sy = spacing
+    fx, fy = flow[0], flow[1]
+    h, w = fx.shape
+    xx = fx[:, 1:] - fx[:, :-1] + sx  # d map_x / d column   (h,w-1)
+    yx = fy[:, 1:] - fy[:, :-1]  # d map_y / d column
+    xy = fx[1:] - fx[:-1]  # d map_x / d row        (h-1,w)
+    yy = fy[1:] - fy[:-1] + sy
+    dets = []
+    for r in (0, 1):
+        for c in (0, 1):
+            a, b = xx[r : h - 1 + r], yx[r : h - 1 + r]
+            cc, d = xy[:, c : w - 1 + c], yy[:, c : w - 1 + c]
+            dets.append(a * d - cc * b)
+    return torch.stack(dets).amin(0) / (sx * sy)
+
+
+class _Sweeper:
+    """Red-black SOR sweeps of Laplace's equation on a (C,h,w) grid: ``fixed`` pixels keep their
+    value; outside the grid, 0 on the flagged sides (left, top, right, bottom), else the edge
+    value (zero normal derivative)."""
+
+    def __init__(self, fixed: torch.Tensor, zero_sides, omega: float = 1.6):
+        h, w = fixed.shape
+        self.zero_sides = zero_sides
+        self.omega = omega
+        ii = torch.arange(h, device=fixed.device)[:, None] + torch.arange(w, device=fixed.device)[None]
+        self.colours = [(ii % 2 == c) & ~fixed for c in (0, 1)]
+
+    def _neighbours(self, buf: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        buf[:, 1:-1, 1:-1] = x
+        left, top, right, bottom = self.zero_sides
+        buf[:, 1:-1, 0] = 0 if left else x[:, :, 0]
+        buf[:, 1:-1, -1] = 0 if right else x[:, :, -1]
+        buf[:, 0, 1:-1] = 0 if top else x[:, 0, :]
+        buf[:, -1, 1:-1] = 0 if bottom else x[:, -1, :]
+        nb = buf[:, :-2, 1:-1] + buf[:, 2:, 1:-1]
+        nb += buf[:, 1:-1, :-2]
+        nb += buf[:, 1:-1, 2:]
+        return nb.mul_(0.25)
+
+    def __call__(self, x: torch.Tensor, sweeps: int) -> torch.Tensor:
+        C, h, w = x.shape
+        buf = x.new_zeros(C, h + 2, w + 2)
+        x = x.clone()
+        for _ in range(sweeps):
+            for m in self.colours:
+                nb = self._neighbours(buf, x)
+                x = torch.where(m, x + self.omega * (nb - x), x)
+        return x
+
+
+def _membrane(value: torch.Tensor, fixed: torch.Tensor, zero_sides, iters: int = 12, warm: bool = False) -> torch.Tensor:
+    """Harmonic fill: value (C,h,w) where ``fixed`` (h,w) bool, Laplace's equation elsewhere, 0 on
+    the flagged box sides (others: zero normal derivative). Cascadic multigrid: the coarse solution
+    is the initial guess for ``iters`` SOR sweeps at each finer level; ``warm``: ``value`` is
+    already a good guess everywhere (only small patches changed), so just sweep."""
+    _, h, w = value.shape
+    if not bool(fixed.any()):
+        return torch.zeros_like(value)
+    if warm:
+        init, sweeps = value, iters
+    elif min(h, w) > 8:
+        ph, pw = h % 2, w % 2
+        fv = F.pad((value * fixed)[None], (0, pw, 0, ph), mode="replicate")
+        ff = F.pad(fixed[None, None].to(value.dtype), (0, pw, 0, ph), mode="replicate")
+        fc = F.avg_pool2d(ff, 2)[0, 0]
+        vc = F.avg_pool2d(fv, 2)[0] / fc.clamp_min(1e-6)
+        coarse = _membrane(vc, fc >= 0.5, zero_sides, iters)
+        init = F.interpolate(coarse[None], size=(h + ph, w + pw), mode="bilinear", align_corners=False)[0, :, :h, :w]
+        sweeps = iters
+    else:
+        init = torch.zeros_like(value)
+        sweeps = 4 * max(h, w)  # tiny grid (<= 8 across): converge by brute force
+    return _Sweeper(fixed, zero_sides)(torch.where(fixed, value, init), sweeps)
+
+
+def _rigid_fit(p: torch.Tensor, q: torch.Tensor):
+    """Rotation + translation q ~ R (p - cp) + cq (least squares). p, q: (K,2). -> cp, cq, R (2,2)."""
+    cp, cq = p.mean(0), q.mean(0)
+    a, b = p - cp, q - cq
+    s = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()
+    c = (a * b).sum()
+    th = torch.atan2(s, c) if float(s.abs() + c.abs()) > 0 else s.new_tensor(0.0)
+    R = torch.stack([torch.stack([th.cos(), -th.sin()]), torch.stack([th.sin(), th.cos()])])
+    return cp, cq, R
+
+
+def _inside(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+    """(P,) bool: points (P,2) inside the closed polygon (K,2) (even-odd rule)."""
+    a, b = poly[None], poly.roll(-1, 0)[None]
+    x, y = pts[:, None, 0], pts[:, None, 1]
+    ay, by = a[..., 1], b[..., 1]
+    straddle = (ay > y) != (by > y)
+    t = (y - ay) / torch.where(by == ay, torch.ones_like(by), by - ay)
+    xc = a[..., 0] + t * (b[..., 0] - a[..., 0])
+    return ((straddle & (x < xc)).sum(1) % 2) == 1
+
+
+def _dist_to_loop(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+    """(P,) distance of points (P,2) to the closed polyline (K,2)."""
+    a, e = poly[None], (poly.roll(-1, 0) - poly)[None]
+    r = pts[:, None] - a
+    t = ((r * e).sum(-1) / (e * e).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0)
+    return (r - t[..., None] * e).norm(dim=-1).amin(1)
+
+
+def _region_flow(src, dst, region: Region, pts: torch.Tensor, min_band: float):
+    """For frame points ``pts`` (P,2) inside an edited region: the rigid backward displacement
+    (P,2), which of them are its core (P,) bool, and the share of them with no source pixels."""
+    dev = src.device
+    loop = torch.as_tensor(region.loop, device=dev).long()
+    anchor = loop if region.anchor is None else torch.as_tensor(region.anchor, device=dev).long()
+    ls, ld = src[loop], dst[loop]
+    cp, cq, R = _rigid_fit(src[anchor], dst[anchor])
+    back = (pts - cq) @ R + cp  # R^T (p - cq) + cp (row vectors)
+    if not bool((ld - ls).any()) and not bool((dst[anchor] - src[anchor]).any()):
+        back = pts
+    ext = ls.amax(0) - ls.amin(0)
+    band = max(min_band, region.band * float(ext.norm()))
+    in_src = _inside(back, ls)
+    d_src = _dist_to_loop(back, ls)
+    core = in_src & (d_src > band) & (_dist_to_loop(pts, ld) > band)
+    outside = ~in_src & (d_src > 0.5)
+    share = float(outside.float().mean()) if len(pts) else 0.0
+    return back - pts, core, share
+
+
+def face_box(vertices: Sequence[torch.Tensor], margin_px: float, size: tuple[int, int]) -> Box:
+    """Integer box (x0, y0, x1, y1) around all ``vertices`` ((N,2) each) grown by ``margin_px``,
+    clipped to the frame ``size`` (H, W)."""
+    v = torch.cat([torch.as_tensor(x).float().reshape(-1, 2) for x in vertices])
+    H, W = size
+    x0 = max(0, math.floor(float(v[:, 0].min()) - margin_px))
+    y0 = max(0, math.floor(float(v[:, 1].min()) - margin_px))
+    x1 = min(W, math.ceil(float(v[:, 0].max()) + margin_px) + 1)
+    y1 = min(H, math.ceil(float(v[:, 1].max()) + margin_px) + 1)
+    return (x0, y0, max(x0, x1), max(y0, y1))
+
+
+def warp_field(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    triangles: torch.Tensor,
+    size: tuple[int, int],
+    depth: torch.Tensor | None = None,
+    regions: Sequence[Region] | None = None,
+    margin: float = 0.12,
+    work_px: float = 96.0,
+    limit: bool = True,
+    min_area_ratio: float = 0.1,
+    min_det: float = 0.05,
+    repair_iters: int = 4,
+) -> WarpField:
+    """The backward warp that re-renders a frame from its source mesh to its edited mesh.
+
+    src, dst: (N,2) float pixels (x, y) of the frame's source and edited mesh; triangles: (F,3)
+    int; size: the frame (H, W); depth: (N,) per-vertex depth of the edited mesh, smaller =
+    nearer (None: no z-buffer); regions: holes rendered as rigid pieces (None: the FaceMesh
+    mouth and eyes when N == 468, else none; ``()`` for none).
+    margin: the displacement decays to 0 over at least this fraction of the face size (sqrt of
+    the vertices' bounding-box area) beyond the meshes, and over at least twice the largest
+    vertex displacement. work_px: the face size in pixels of the grid the field is built on
+    (then upsampled bilinearly; never above full resolution). limit: prevent fold-over (see
+    :func:`limit_foldover`; ``min_area_ratio``), then relax the field where its Jacobian
+    determinant is below ``min_det`` (up to ``repair_iters`` rounds, each freeing a wider
+    neighbourhood to the membrane), and if that is not enough scale the edit down until it is.
+    Returns a :class:`WarpField`.
+    """
+    src = torch.as_tensor(src).float()
+    dev = src.device
+    dst = torch.as_tensor(dst, device=dev).float()
+    tris = torch.as_tensor(triangles, device=dev).long().reshape(-1, 3)
+    if regions is None:
+        regions = FACEMESH_REGIONS if len(src) == topo.N_VERTICES else ()
+    delta = dst - src
+    empty = WarpField((0, 0, 0, 0), torch.zeros(2, 0, 0, device=dev), fill={r.name: 0.0 for r in regions})
+    if not bool(delta.any()):
+        return empty
+    ext = torch.cat([src, dst]).amax(0) - torch.cat([src, dst]).amin(0)
+    fsize = float(ext.clamp_min(1.0).prod().sqrt())
+    margin_px = max(margin * fsize, 2.0 * float(delta.norm(dim=1).max()), 2.0)
+    box = face_box([src, dst], margin_px, size)
+    x0, y0, x1, y1 = box
+    Hb, Wb = y1 - y0, x1 - x0
+    if Hb < 2 or Wb < 2:
+        return empty
+    scale = min(1.0, work_px / fsize)
+    h, w = max(2, math.ceil(Hb * scale)), max(2, math.ceil(Wb * scale))
+    spacing = (Wb / w, Hb / h)
+    zero_sides = (x0 > 0, y0 > 0, x1 < size[1], y1 < size[0])
+    # frame coordinates of the work grid's pixel centres
+    gx = (torch.arange(w, device=dev, dtype=torch.float32) + 0.5) * spacing[0] - 0.5 + x0
+    gy = (torch.arange(h, device=dev, dtype=torch.float32) + 0.5) * spacing[1] - 0.5 + y0
+
+    slack = 0.5 * spacing[0] * spacing[1]  # half a work pixel: finer folds are not resolved anyway
+    dst_l, edit_scale, smoothed = (limit_foldover(src, dst, tris, min_area_ratio, slack_px=slack, depth=depth) if limit else (dst, 1.0, 0))
+    repaired = 0
+    for attempt in range(8):
+        alpha = 0.75**attempt if attempt < 7 else 0.0
+        d_edit = src + (dst_l - src) * alpha
+        flow_w, fixed, fill = _work_flow(src, d_edit, tris, depth, regions, box, (h, w), gx, gy, zero_sides)
+        if not limit:
+            break
+        flow_w, repaired, ok = _repair_folds(flow_w, fixed, spacing, zero_sides, min_det, repair_iters)
+        if ok:
+            break
+    edit_scale *= alpha
+    flow = F.interpolate(flow_w[None], size=(Hb, Wb), mode="bilinear", align_corners=False)[0]
+    flow = torch.where((flow.abs() < _SNAP_PX).all(0, keepdim=True), torch.zeros_like(flow), flow)
+    return WarpField(box, flow.contiguous(), edit_scale=edit_scale, smoothed=smoothed, repaired=repaired, fill=fill)
+
+
+def _repair_folds(flow, fixed, spacing, zero_sides, min_det, iters):
+    """Relax the field around cells whose Jacobian determinant is below ``min_det``: free the
+    pixels there (and a growing neighbourhood) and re-solve the membrane from the rest.
+    Returns (flow, number of work pixels freed, whether the field is now fold-free: every
+    determinant >= ``min_det``, or after the last round at least > 0)."""
+    freed = torch.zeros_like(fixed)
+    for r in range(iters + 1):
+        det = jacobian_det(flow, spacing)
+        bad = det < min_det
+        if not bool(bad.any()):
+            return flow, int(freed.sum()), True
+        if r == iters:
+            break
+        px = F.pad(bad[None, None].float(), (1, 1, 1, 1))
+        g = 2**r - 1  # grow the freed patch quickly: 0, 1, 3, 7 pixels
+        px = F.max_pool2d(px, 2 * g + 2, stride=1, padding=g)[0, 0] > 0  # cell -> its corners, grown by g
+        px = px[: flow.shape[1], : flow.shape[2]]
+        freed |= px & fixed
+        fixed = fixed & ~px
+        flow = _membrane(flow, fixed, zero_sides, iters=4 * (2 * g + 3), warm=True)
+    # still below min_det somewhere: a strong local stretch is acceptable, a fold is not
+    return flow, int(freed.sum()), bool((det > 0).all())
+
+
+def _work_flow(src, dst, tris, depth, regions, box, size, gx, gy, zero_sides):
+    """The backward displacement (2,h,w) on the work grid, the pixels it holds (h,w) bool, and the
+    regions' fill shares."""
+    vg = box_to_grid(dst, box, size)
+    raster = rasterize_barycentric(vg, tris, size, depth)
+    value = interpolate(src - dst, tris, raster)  # (2,h,w) pixels
+    covered = raster.mask
+    fixed = covered.clone()
+    fill = {}
+    spacing = max(float(gx[1] - gx[0]), float(gy[1] - gy[0]))
+    for region in regions:
+        m = (polygon_mask(vg[list(region.loop)], size)[0] > 0.5) & ~covered
+        if not bool(m.any()):
+            fill[region.name] = 0.0
+            continue
+        iy, ix = m.nonzero(as_tuple=True)
+        pts = torch.stack([gx[ix], gy[iy]], 1)
+        d, core, fill[region.name] = _region_flow(src, dst, region, pts, min_band=spacing)
+        value[:, iy, ix] = d.T
+        fixed[iy[core], ix[core]] = True
+    return _membrane(value, fixed, zero_sides), fixed, fill
+
+
+# ----------------------------------------------------------------------------- application
+
+
+def apply_warp(frames: torch.Tensor, fields: WarpField | Sequence[WarpField]) -> torch.Tensor:
+    """Re-render frames with their warps.
+
+    frames: (T,C,H,W) any dtype (float sampled as is; integer types sampled in float32 and
+    rounded); fields: one :class:`WarpField` for all frames, or one per frame. Pixels outside a
+    field's box, and inside it where its flow is 0, are copied bit for bit. Returns (T,C,H,W).
+    """
+    T, _, H, W = frames.shape
+    if isinstance(fields, WarpField):
+        fields = [fields] * T
+    if len(fields) != T:
+        raise ValueError(f"{len(fields)} warp fields for {T} frames")
+    out = frames.clone()
+    for t, f in enumerate(fields):
+        if f.is_identity:
+            continue
+        x0, y0, x1, y1 = f.box
+        flow = f.flow.to(frames.device, torch.float32)
+        pad = math.ceil(float(flow.abs().max())) + 2
+        cx0, cy0 = max(0, x0 - pad), max(0, y0 - pad)
+        cx1, cy1 = min(W, x1 + pad), min(H, y1 + pad)
+        crop = frames[t : t + 1, :, cy0:cy1, cx0:cx1]
+        crop = crop if crop.is_floating_point() else crop.float()
+        ch, cw = cy1 - cy0, cx1 - cx0
+        xs = torch.arange(x0 - cx0, x1 - cx0, device=frames.device, dtype=torch.float32)
+        ys = torch.arange(y0 - cy0, y1 - cy0, device=frames.device, dtype=torch.float32)
+        sx = (xs[None, :] + flow[0]) * (2.0 / max(1, cw - 1)) - 1.0
+        sy = (ys[:, None] + flow[1]) * (2.0 / max(1, ch - 1)) - 1.0
+        grid = torch.stack([sx, sy], -1)[None].to(crop.dtype)
+        s = F.grid_sample(crop, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        if not frames.is_floating_point():
+            info = torch.iinfo(frames.dtype)
+            s = s.round().clamp(info.min, info.max).to(frames.dtype)
+        keep = (flow == 0).all(0)
+        out[t, :, y0:y1, x0:x1] = torch.where(keep, frames[t, :, y0:y1, x0:x1], s)
+    return out
+
+
+def warp_frames(
+    frames: torch.Tensor,
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    triangles: torch.Tensor,
+    depth: torch.Tensor | None = None,
+    **options,
+) -> tuple[torch.Tensor, list[WarpField]]:
+    """Warp each frame from its source mesh to its edited mesh.
+
+    frames: (T,C,H,W); src, dst: (T,N,2) pixels; triangles: (F,3); depth: (T,N) of the edited
+    meshes or None; options: as :func:`warp_field`. Returns (frames (T,C,H,W), fields).
+    """
+    T, _, H, W = frames.shape
+    fields = [
+        warp_field(src[t], dst[t], triangles, (H, W), None if depth is None else depth[t], **options) for t in range(T)
+    ]
+    return apply_warp(frames, fields), fields

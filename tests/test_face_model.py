@@ -1,0 +1,156 @@
+"""The face model: topology, template, camera, and the locality of every AU blendshape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facepipe.face import topology as tp
+from facepipe.face.model import load_model
+from facepipe.face.rig import AU_NAMES, AU_SPECS
+
+REQUIRED_AUS = ["AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12L", "AU12R", "AU14L", "AU14R",
+                "AU15", "AU17", "AU20", "AU23", "AU24", "AU25", "AU26", "AU27", "AU45L", "AU45R"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_rig_has_the_required_aus(model):
+    assert set(REQUIRED_AUS) <= set(model.au_names)
+    assert model.au_names == AU_NAMES
+    assert model.au_deltas.shape == (len(AU_NAMES), tp.N_VERTICES, 3)
+    assert np.isfinite(model.au_deltas).all()
+
+
+def test_triangles_come_from_the_mediapipe_tessellation(model):
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    fresh = tp.triangles_from_edges(FACEMESH_TESSELATION)
+    assert {tuple(sorted(t)) for t in model.triangles} == {tuple(t) for t in fresh}
+    # Every tessellation edge is used, none by more than two faces (a manifold surface with
+    # holes at the eyes and mouth).
+    edges = tp.mesh_edges(model.triangles)
+    assert {tuple(e) for e in edges} == {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    directed = np.concatenate([model.triangles[:, [0, 1]], model.triangles[:, [1, 2]], model.triangles[:, [2, 0]]])
+    assert len({tuple(e) for e in directed}) == len(directed), "winding is not consistent"
+    normals = tp.face_normals(model.template, model.triangles)
+    assert (normals[:, 2] > 0).mean() > 0.8  # the face looks towards +Z
+
+
+def test_template_is_symmetric_and_in_canonical_units(model):
+    t = model.template
+    assert np.linalg.norm(t[tp.EYE_OUTER_L] - t[tp.EYE_OUTER_R]) == pytest.approx(1.0, abs=1e-5)
+    assert (model.mirror[model.mirror] == np.arange(len(t))).all()
+    assert np.abs(t[model.mirror] * (-1, 1, 1) - t).max() < 1e-5
+    assert t[tp.FOREHEAD, 1] > t[tp.NOSE_TIP, 1] > t[tp.CHIN, 1]  # Y up
+    assert t[tp.NOSE_TIP, 2] > t[tp.EYE_OUTER_L, 2]  # Z out of the face
+    assert t[tp.EYE_OUTER_L, 0] > 0 > t[tp.EYE_OUTER_R, 0]  # X to the subject's left
+    assert model.rigid_weights[tp.NOSE_TIP] > model.rigid_weights[tp.LIP_INNER_LOWER]
+
+
+def test_rotation_and_projection():
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from facepipe.face.camera import (
+        euler_degrees,
+        matrix_to_rotvec,
+        project,
+        rotvec_to_matrix,
+        similarity_align,
+    )
+
+    rv = np.array([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1], [1e-9, 0.0, 0.0]])
+    r = rotvec_to_matrix(torch.tensor(rv, dtype=torch.float64)).numpy()
+    assert np.allclose(r, Rotation.from_rotvec(rv).as_matrix(), atol=1e-9)
+    assert np.allclose(matrix_to_rotvec(r), rv, atol=1e-9)
+    # Yaw: the face turning towards the image's right is positive (the tracker's convention).
+    assert euler_degrees(np.array([0.0, 0.3, 0.0]))[0] == pytest.approx(np.degrees(0.3))
+
+    v = torch.tensor(load_model().template[None].repeat(3, 0), dtype=torch.float64)
+    px = project(v, torch.tensor(rv), torch.tensor([[100.0, 200.0, 0.0]] * 3, dtype=torch.float64),
+                 torch.tensor([80.0, 90.0, 100.0], dtype=torch.float64))  # fmt: skip
+    # Y up in the model is y down in the image.
+    assert px[0, tp.FOREHEAD, 1] < px[0, tp.CHIN, 1]
+    from facepipe.face.camera import image_to_camera
+
+    rr, s, _ = similarity_align(v[0].numpy(), image_to_camera(px.numpy()))
+    assert np.allclose(s, [80, 90, 100], rtol=1e-6)
+    assert np.allclose(matrix_to_rotvec(rr), rv, atol=1e-6)
+
+
+# Where each AU may act, in the canonical template (X to the subject's left, Y up, IOD units):
+# (vertical zone, side). Zones: "upper" above the nose (brows, forehead), "eyes" around the eye
+# openings, "mid" from the brows down to the upper lip (cheeks, nose, crow's feet), "lower"
+# below the nose.
+ZONES = {
+    "AU1": ("upper", "both"), "AU2": ("upper", "both"), "AU4": ("upper", "both"), "AU5": ("eyes", "both"),
+    "AU6": ("mid", "both"), "AU7": ("eyes", "both"), "AU9": ("mid", "both"), "AU10": ("lower", "both"),
+    "AU12R": ("lower", "R"), "AU12L": ("lower", "L"), "AU14R": ("lower", "R"), "AU14L": ("lower", "L"),
+    "AU15": ("lower", "both"), "AU17": ("lower", "both"), "AU18": ("lower", "both"), "AU20": ("lower", "both"),
+    "AU22": ("lower", "both"), "AU23": ("lower", "both"), "AU24": ("lower", "both"), "AU25": ("lower", "both"),
+    "AU26": ("lower", "both"), "AU27": ("lower", "both"), "AU30R": ("lower", "both"), "AU30L": ("lower", "both"),
+    "AU34": ("lower", "both"), "AU45R": ("eyes", "R"), "AU45L": ("eyes", "L"),
+}  # fmt: skip
+
+
+def _zone_mask(t: np.ndarray, zone: str, side: str) -> np.ndarray:
+    y_nose = t[tp.NOSE_TIP, 1]
+    eye_y = t[[tp.EYE_OUTER_R, tp.EYE_OUTER_L], 1].mean()
+    if zone == "upper":
+        m = t[:, 1] > y_nose + 0.15
+    elif zone == "eyes":
+        m = np.abs(t[:, 1] - eye_y) < 0.3
+    elif zone == "mid":
+        m = (t[:, 1] < eye_y + 0.35) & (t[:, 1] > t[tp.LIP_INNER_UPPER, 1] - 0.1)
+    else:
+        m = t[:, 1] < y_nose + 0.1
+    # One-sided AUs may reach a little past the midline (a mouth corner drags the middle of
+    # the lips along).
+    if side == "R":
+        m &= t[:, 0] < 0.15
+    elif side == "L":
+        m &= t[:, 0] > -0.15
+    return m
+
+
+def test_every_au_has_a_documented_zone():
+    assert set(ZONES) == set(AU_NAMES)
+    assert [s.name for s in AU_SPECS] == list(AU_NAMES)
+
+
+@pytest.mark.parametrize("name", AU_NAMES)
+def test_changing_one_au_moves_only_its_region(model, name):
+    """On a 'fitted' frame (identity offset, head pose, several AUs on), raising one AU moves
+    exactly the vertices of its region, in image space too, and those lie where the AU acts."""
+    import torch
+
+    from facepipe.face.camera import project
+
+    rng = np.random.default_rng(0)
+    k = model.au_index(name)
+    identity = model.template + 0.02 * rng.standard_normal(model.template.shape).astype(np.float32)
+    au = rng.uniform(0.0, 0.5, len(model.au_names)).astype(np.float32)
+    au2 = au.copy()
+    au2[k] += 0.5
+    pose = (torch.tensor([[0.1, -0.2, 0.05]]), torch.tensor([[256.0, 250.0, 0.0]]), torch.tensor([120.0]))
+    before, after = (project(torch.from_numpy(model.shape(identity, a[None])), *pose)[0].numpy() for a in (au, au2))
+    moved = np.linalg.norm(after - before, axis=-1) > 1e-4
+    region = model.au_regions[k]
+    assert moved.any()
+    assert not (moved & ~region).any(), f"{name} moves vertices outside its region"
+    zone = _zone_mask(model.template, *ZONES[name])
+    strong = np.linalg.norm(model.au_deltas[k], axis=-1) > 0.1 * np.linalg.norm(model.au_deltas[k], axis=-1).max()
+    assert not (strong & ~zone).any(), f"{name} acts outside the {ZONES[name]} zone"
+    # Symmetric AUs act on both sides alike; one-sided ones on their own side.
+    side = ZONES[name][1]
+    x = model.template[:, 0]
+    mag = np.linalg.norm(model.au_deltas[k], axis=-1)
+    if side == "both":
+        assert mag[x < -0.05].sum() == pytest.approx(mag[x > 0.05].sum(), rel=1e-3)
+    else:
+        own, other = (x < 0, x > 0) if side == "R" else (x > 0, x < 0)
+        assert mag[own].sum() > 5 * mag[other].sum()
