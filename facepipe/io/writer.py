@@ -9,6 +9,7 @@ temporary file and renamed.
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import json
 import math
 from fractions import Fraction
@@ -125,7 +126,7 @@ class MovieWriter:
 
         info, codec = self.info, self.codec
         self._staging = StagedFile(self.out)
-        try:
+        with self._discard_on_error():
             muxer = _muxer(self.out)
             # Edit lists (where each track starts, how long it lasts) are stored in the movie
             # timescale: make it a multiple of the video's and the audio's so both stay exact.
@@ -169,12 +170,6 @@ class MovieWriter:
             end = info.frame_time(last) + info.frame_durations[last] * info.time_base
             span = None if whole else (self.range_start, end)
             self.audio = AudioCopier(info, self.container, span) if self.copy_audio else None
-        except OSError as exc:
-            self._abort()
-            raise write_error(self.out, exc) from exc
-        except BaseException:
-            self._abort()
-            raise
         return self
 
     def write(self, frames, indices: Sequence[int]) -> None:
@@ -262,7 +257,7 @@ class MovieWriter:
         if exc_type is not None:
             self._abort()
             return
-        try:
+        with self._discard_on_error():
             if self._next != len(self.indices):
                 raise FacepipeError(f"internal: {len(self.indices) - self._next} frames were never written")
             for packet in self.stream.encode(None):
@@ -273,6 +268,12 @@ class MovieWriter:
                 self.audio.close()
             self.container.close()
             self._staging.commit()
+
+    @contextlib.contextmanager
+    def _discard_on_error(self):
+        """On any error inside the block, discard the temporary file; OS errors become one line."""
+        try:
+            yield
         except OSError as exc:
             self._abort()
             raise write_error(self.out, exc) from exc
