@@ -232,10 +232,12 @@ class MovieWriter:
         if held is None:
             return
         if self.audio is not None and held.dts is not None:
-            # seconds since the start of the rendered range
-            t = (held.dts + self.pts_offset - self.info.frame_pts[0]) * self.info.time_base - self.range_start
-            self.audio.advance(t)
+            self.audio.advance(self._range_time(held.dts))
         self.container.mux(held)
+
+    def _range_time(self, dts: int) -> Fraction:
+        """Seconds since the start of the rendered range of an output timestamp."""
+        return (dts + self.pts_offset - self.info.frame_pts[0]) * self.info.time_base - self.range_start
 
     def _finish_video(self) -> None:
         """Mux the held-back last packet with the duration that ends the track where the source's frame ends.
@@ -250,7 +252,7 @@ class MovieWriter:
         packet, self._held = self._held, None
         packet.duration = max(1, (end_pts - first_pts) - (packet.dts - self._first_dts))
         if self.audio is not None:
-            self.audio.advance((packet.dts + self.pts_offset - self.info.frame_pts[0]) * self.info.time_base - self.range_start)
+            self.audio.advance(self._range_time(packet.dts))
         self.container.mux(packet)
 
     def __exit__(self, exc_type, exc, tb) -> None:
