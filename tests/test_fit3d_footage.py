@@ -61,7 +61,9 @@ def test_grin_shows_as_au12_and_au6(shared_clips):
         assert a[rest].max() < 0.2, name
 
 
-@pytest.mark.parametrize("stem", ["hdtf_aoc_talk", "hdtf_edmarkey_talk", "lp_d3_talk_glasses"])
+@pytest.mark.parametrize(
+    "stem", ["hdtf_aoc_talk", "hdtf_edmarkey_talk", "lp_d3_talk_glasses", "lp_d13_portrait_phone"]
+)
 def test_mouth_opening_aus_follow_the_lip_gap(shared_clips, stem):
     from facepipe.face.model import load_model
 

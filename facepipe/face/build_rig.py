@@ -220,7 +220,9 @@ def calibrate(model: FaceModel, clips: dict, rounds: int = 2, log=print) -> tupl
     factor = np.ones(len(model.au_names))
     for r in range(rounds):
         # Raised bound, so an AU whose authored magnitude is too small shows by how far it goes.
-        raw = np.concatenate([fit_shot(lm, c, wh, model, FitConfig(au_max=4.0)).au for lm, c, wh in clips.values()])
+        # The fit settings the shipped rig was calibrated with (FitConfig's defaults moved later).
+        config = FitConfig(au_max=4.0, z_weight=0.25, au_l1=20.0)
+        raw = np.concatenate([fit_shot(lm, c, wh, model, config).au for lm, c, wh in clips.values()])
         # An AU that never gets near its authored extreme in these clips keeps the authored
         # magnitude: the footage does not show it, so it cannot calibrate it.
         extreme = np.percentile(raw, GLOBAL_QUANTILE, axis=0)

@@ -44,7 +44,7 @@ class Fit3DStage(Stage):
     """
 
     name = "fit3d"
-    version = "1"
+    version = "2"  # 2: FitConfig z_weight 1.0, au_l1 30 (not stage params: bump to drop old caches)
     inputs = ("track",)
     artifact = FaceFit
 
