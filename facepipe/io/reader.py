@@ -47,21 +47,19 @@ def code_max(bit_depth: int) -> float:
 
 
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply the player's display rotation to an (H,W,3) image.
+    """Apply the player's display rotation to an (H,W[,C]) image, as a view (no copy).
 
     ``rotation`` is FFmpeg's display-matrix angle (``av_display_rotation_get``, PyAV's
     ``VideoFrame.rotation``): the counter-clockwise turn that displaying the stored picture
     applies, as ffmpeg's autorotate does (an iPhone portrait clip says -90, i.e. 270: turn
     clockwise).
     """
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+    return np.rot90(rgb, k=(rotation // 90) % 4)
 
 
 def stored(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Inverse of :func:`upright`: the picture as it is stored in a stream with ``rotation``."""
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=-k)) if k else rgb
+    """Inverse of :func:`upright` (a view): the picture as it is stored in a stream with ``rotation``."""
+    return np.rot90(rgb, k=-((rotation // 90) % 4))
 
 
 def chunk_length(info: MediaInfo, budget_bytes: int = DEFAULT_CHUNK_BYTES, scale: float = 1.0) -> int:
@@ -218,7 +216,7 @@ class VideoReader:
                     if size is not None:
                         w, h = size if info.rotation in (0, 180) else size[::-1]
                         frame = frame.reformat(width=w, height=h, interpolation="AREA")
-                    yield index, np.rot90(frame.to_ndarray(format=fmt), k=(info.rotation // 90) % 4)  # = upright()
+                    yield index, upright(frame.to_ndarray(format=fmt), info.rotation)
                     got += 1
                     if got == want:
                         return

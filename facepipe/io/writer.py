@@ -22,7 +22,7 @@ from facepipe.errors import FacepipeError
 from facepipe.io.atomic import StagedFile, write_error
 from facepipe.io.codecs import CodecSpec
 from facepipe.io.media import MediaInfo
-from facepipe.io.reader import code_max, rgb_format
+from facepipe.io.reader import code_max, rgb_format, stored
 from facepipe.io.timecode import offset_timecode
 
 
@@ -189,7 +189,6 @@ class MovieWriter:
         code = np.empty(pictures.shape[1:], np.float32)  # (3,H,W) one frame's code values, reused
         # Clamping costs more than the rest of the conversion: only when something is out of 0..1.
         clamp = not (pictures.size == 0 or (pictures.min() >= 0 and pictures.max() <= 1))
-        k = (self.info.rotation // 90) % 4
         try:
             for picture, index in zip(pictures, indices):
                 # Frame by frame into the encoder's own buffer: no whole-chunk temporaries.
@@ -201,9 +200,9 @@ class MovieWriter:
                 frame = av.VideoFrame(self.info.coded_width, self.info.coded_height, fmt)
                 if planar:
                     for view, channel in zip(plane_views(frame), (1, 2, 0)):  # planes G, B, R
-                        view[...] = np.rot90(code[channel], k=-k)  # = stored()
+                        view[...] = stored(code[channel], self.info.rotation)
                 else:
-                    packed_view(frame)[...] = np.rot90(code.transpose(1, 2, 0), k=-k)  # = stored()
+                    packed_view(frame)[...] = stored(code.transpose(1, 2, 0), self.info.rotation)
                 # The encoder converts RGB to YUV with the frame's matrix and range: use the
                 # source's, as the reader did (untagged means swscale's BT.601, limited). Some
                 # encoders (ProRes) also write the frame's, not the stream's, tags into the bitstream.
