@@ -168,35 +168,19 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             raise MediaError(f"{path}: duplicate frame timestamps; the file is damaged")
         stream_end = vs.start_time + vs.duration if vs.start_time is not None and vs.duration else None
         dur_sorted = frame_durations(pts_sorted, stream_end, int(durations[order[-1]]))
-    first = _decode_first_frame(path)
-    vs_info = first["stream"]
-    rotation = int(first["rotation"]) % 360
-    coded_w, coded_h = first["width"], first["height"]
-    w, h = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    with _open(path) as container:
-        vs = container.streams.video[0]
-        cc = vs.codec_context
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         if not rate:
             span = (pts_sorted[-1] - pts_sorted[0]) * vs.time_base
             rate = Fraction(len(pts_sorted) - 1) / span if span else Fraction(25)
-        info = MediaInfo(
+        stream_facts = dict(
             path=str(path),
             container=container.format.name,
             video_index=vs.index,
-            codec=cc.name,
-            width=w,
-            height=h,
-            coded_width=coded_w,
-            coded_height=coded_h,
-            rotation=rotation,
-            pix_fmt=first["pix_fmt"],
-            bit_depth=_bit_depth(first["pix_fmt"]),
+            codec=vs.codec_context.name,
             fps=Fraction(rate),
             time_base=Fraction(vs.time_base),
             frame_pts=tuple(pts_sorted),
             frame_durations=tuple(dur_sorted),
-            colour=vs_info,
             timecode=_find_timecode(container),
             audio=tuple(
                 AudioStreamInfo(
@@ -210,7 +194,23 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             ),
             metadata=dict(container.metadata),
         )
-    return info
+    # The first frame is decoded from a fresh open: it proves the stream decodes and gives the
+    # rotation, pixel format and colour tags as the decoder sees them.
+    first = _decode_first_frame(path)
+    rotation = int(first["rotation"]) % 360
+    coded_w, coded_h = first["width"], first["height"]
+    w, h = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    return MediaInfo(
+        width=w,
+        height=h,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        rotation=rotation,
+        pix_fmt=first["pix_fmt"],
+        bit_depth=_bit_depth(first["pix_fmt"]),
+        colour=first["stream"],
+        **stream_facts,
+    )
 
 
 def frame_durations(pts: list[int], stream_end: int | None, last_packet_duration: int) -> list[int]:
