@@ -62,26 +62,9 @@ def face_path_frames(centers, size=(320, 240), head_width: int = 150, seed: int 
 
 def write_clip(path: str | Path, frames: list[np.ndarray], fps: Fraction | int = 25, crf: int = 12) -> Path:
     """Encode RGB frames to an H.264 .mp4 (yuv420p; sizes rounded down to even)."""
-    import av
+    from facepipe.demo import write_h264
 
-    path = Path(path)
-    h, w = frames[0].shape[:2]
-    w2, h2 = w - w % 2, h - h % 2
-    fps = Fraction(fps)
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height = w2, h2
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"crf": str(crf), "preset": "veryfast"}
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:h2, :w2]), format="rgb24")
-            frame.pts = i
-            frame.time_base = 1 / fps
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
-    return path
+    return write_h264(Path(path), frames, Fraction(fps), crf=crf)
 
 
 def leave_and_return_centers(n: int = 36, size=(320, 240), away: int = 6) -> list:
