@@ -2,26 +2,24 @@
 
     from facepipe import api
     info = api.probe("clip.mp4")
-    result = api.edit("clip.mp4", emotion="neutral", intensity=0.0)
+    result = api.edit("clip.mp4", emotion="happy")            # -> clip.happy.mp4 + clip.happy.report.json
+    api.preview("clip.mp4", emotion="sad", frames="40-120")   # half size, side by side with the source
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from facepipe import __version__
+from facepipe.edit.job import EditResult
 from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
 from facepipe.pipeline.cache import ArtifactCache
-from facepipe.pipeline.runner import RunContext, Runner, source_key
-from facepipe.pipeline.synthesis import passthrough, render_frames
+from facepipe.pipeline.runner import RunContext, source_key
 
-EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contempt")
+from facepipe.plan.emotions import EMOTIONS  # noqa: F401 - re-exported: the emotions an edit knows
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -36,20 +34,6 @@ def default_workdir() -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "facepipe" / "work"
-
-
-def default_output(src: Path, emotion: str, frames: str | None) -> Path:
-    """``clip.mp4`` -> ``clip.happy.mp4`` (``clip.happy.40-120.mp4`` for a frame range)."""
-    tag = emotion if frames is None else f"{emotion}.{frames.replace(',', '_')}"
-    return src.with_name(f"{src.stem}.{tag}{src.suffix if src.suffix.lower() != '.png' else '.mp4'}")
-
-
-@dataclass
-class EditResult:
-    output: Path
-    frames_written: int
-    info: MediaInfo
-    stats: dict = field(default_factory=dict)
 
 
 def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", progress: str = "auto",
@@ -75,75 +59,98 @@ def analysis_stages(face: str = "largest") -> list:
     return [ScanStage(), TrackStage(face=str(face).strip().lower()), Fit3DStage(), ExpressionStage()]
 
 
+def _request(emotion, intensity, ramp, au, keyframes):
+    from facepipe.plan.request import parse_request
+
+    emotions = [emotion] if isinstance(emotion, str) else list(emotion or ())
+    return parse_request(emotions, intensity, ramp, list(au or ()), keyframes)
+
+
 def edit(
     src: str | os.PathLike,
-    emotion: str,
-    intensity: float = 1.0,
+    emotion: str | Sequence[str] = (),
+    intensity: float | None = None,
     out: str | os.PathLike | None = None,
     force: bool = False,
     frames: str | None = None,
     frame_base: str = "index",
     codec: str | None = None,
+    ramp: str | None = None,
+    au: Sequence[str] = (),
+    keyframes: str | os.PathLike | None = None,
+    appearance: float = 1.0,
+    actor_library: str | os.PathLike | None = None,
+    shutter: float = 180.0,
+    face: str = "largest",
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
     chunk_mb: int = 32,
     log=print,
 ) -> EditResult:
-    """Change the actor's expression in ``src`` and write the result.
+    """Change the actor's expression in ``src`` and write the result and its report.
 
-    Until the synthesis stages exist, only the exact pass-through (``emotion="neutral",
-    intensity=0``) is available; it re-encodes the selected frames with the source's timing,
-    timecode, colour tags and audio.
+    emotion: one emotion (``"happy"``) or keyframes (``["happy@0s-2.5s", "sad@3s-"]``);
+    intensity 0..1 (default 1); ramp: ease in/out (``"0.25s"``, ``"6"`` frames); au: overrides
+    (``["AU12=0.6"]``); keyframes: a JSON/YAML keyframe file. ``neutral`` at intensity 0 is the
+    exact pass-through (no analysis). appearance: strength 0..1 of appearance transferred from
+    the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
+    shutter: degrees for the re-applied motion blur. See :func:`facepipe.edit.run_edit`.
     """
-    from facepipe.io.codecs import choose_codec
-    from facepipe.io.frameranges import first_frame_number, parse_frame_range
+    from facepipe.edit import EditSettings, run_edit
 
-    if emotion not in EMOTIONS:
-        raise RequestError(f"unknown emotion {emotion!r}: use one of {', '.join(EMOTIONS)}")
-    if not 0.0 <= intensity <= 1.0:
-        raise RequestError(f"--intensity {intensity} is out of range: use a value from 0 to 1")
-    if not (emotion == "neutral" and intensity == 0.0):
-        raise RequestError(
-            "expression synthesis is not built yet: only the pass-through edit "
-            "(--emotion neutral --intensity 0) is available in this version"
-        )
-    src = Path(src)
-    info = _probe(src)
-    first_number = first_frame_number(frame_base, info.timecode, info.fps)
-    indices = np.arange(info.frame_count) if frames is None else parse_frame_range(frames, info.frame_count, first_number)
-    out = Path(out) if out else default_output(src, emotion, frames)
-    spec = choose_codec(codec, info, out)
-    provenance = {
-        "tool": "facepipe",
-        "version": __version__,
-        "source": src.name,
-        "emotion": emotion,
-        "intensity": intensity,
-        "frames": frames or "all",
-        "codec": spec.name,
-    }
-    writer = _make_writer(out, info, spec, indices, first_number, provenance, force, src)
-    ctx = open_context(info, workdir, device, progress, chunk_mb, log)
-    runner = Runner(analysis_stages(), ctx)
-    runner.get("scan")
-    with writer:
-        written = render_frames(ctx, indices, passthrough, writer)
-    return EditResult(output=out, frames_written=written, info=info, stats=ctx.stats)
+    request = _request(emotion, intensity, ramp, au, keyframes)
+    settings = _settings(appearance, actor_library, shutter, face)
+    return run_edit(src, request, out, force, frames, frame_base, codec, settings,
+                    _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
 
 
-def _make_writer(out: Path, info: MediaInfo, spec, indices, first_number: int, provenance: dict, force: bool, src: Path):
-    from facepipe.errors import OutputExistsError
-    from facepipe.io.atomic import check_output_path
-    from facepipe.io.writer import ImageSequenceWriter, MovieWriter
+def preview(
+    src: str | os.PathLike,
+    emotion: str | Sequence[str] = (),
+    intensity: float | None = None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    frames: str | None = None,
+    frame_base: str = "index",
+    scale: float = 0.5,
+    compare: str = "side",
+    ramp: str | None = None,
+    au: Sequence[str] = (),
+    keyframes: str | os.PathLike | None = None,
+    appearance: float = 1.0,
+    actor_library: str | os.PathLike | None = None,
+    shutter: float = 180.0,
+    face: str = "largest",
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+):
+    """The same edit, fast, for review: ``frames`` only, at ``scale``, written as H.264 with the
+    source beside it (``compare="side"``), a wipe (``"wipe"``) or alone (``"none"``). Returns a
+    :class:`facepipe.edit.preview.PreviewResult` (with the render speed)."""
+    from facepipe.edit.preview import run_preview
 
-    if spec.image_sequence:
-        numbers = {int(i): int(i) + first_number for i in indices}
-        writer = ImageSequenceWriter(out, info, spec, numbers, provenance)
-        check_output_path(writer.paths()[0], force=True, inputs=(src,))
-        existing = [p for p in writer.paths() if p.exists()]
-        if existing and not force:
-            raise OutputExistsError(f"{existing[0]} exists ({len(existing)} frames of the sequence do); pass --force")
-        return writer
-    check_output_path(out, force=force, inputs=(src,))
-    return MovieWriter(out, info, spec, indices, provenance)
+    request = _request(emotion, intensity, ramp, au, keyframes)
+    settings = _settings(appearance, actor_library, shutter, face)
+    return run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
+                       _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
+
+
+def _settings(appearance, actor_library, shutter, face):
+    from facepipe.edit import EditSettings
+
+    if not 0.0 <= float(appearance) <= 1.0:
+        raise RequestError(f"--appearance {appearance} is out of range: use a value from 0 to 1")
+    if not 0.0 <= float(shutter) <= 360.0:
+        raise RequestError(f"--shutter {shutter} is out of range: use degrees from 0 to 360")
+    library = Path(actor_library) if actor_library else None
+    if library is not None and not library.is_dir():
+        raise RequestError(f"--actor-library {library}: not a folder of clips")
+    return EditSettings(appearance=float(appearance), actor_library=library, shutter=float(shutter), face=str(face))
+
+
+def _context_opener(workdir, device, progress, chunk_mb, log):
+    return lambda info: open_context(info, workdir, device, progress, chunk_mb, log)

@@ -55,33 +55,84 @@ def probe(clip: str, as_json: bool, debug: bool) -> None:
         click.echo(f"{key:>10}: {value}")
 
 
+def edit_options(fn):
+    """What to change, shared by ``edit`` and ``preview``."""
+    options = [
+        click.option("--emotion", "emotion", multiple=True,
+                     help="neutral, happy, sad, angry, surprised, fearful, disgusted, contempt; a keyframe "
+                          "adds a span: happy@0s-2.5s, sad@3s-, happy@40-90 (frames), happy@01:00:10:00-. Repeatable."),
+        click.option("--intensity", type=float, default=None, help="Strength 0..1 of every keyframe without its own [default: 1]."),
+        click.option("--ramp", default=None, help="Ease in/out: seconds (0.5s) or frames (12) [default: 0.25s]."),
+        click.option("--au", "au", multiple=True, help="AU override, e.g. AU12=0.6 or AU4=0.8@1s-2s. Repeatable."),
+        click.option("--keyframes", type=click.Path(dir_okay=False), default=None, help="JSON/YAML keyframe file."),
+        click.option("--appearance", type=float, default=1.0, show_default=True,
+                     help="Strength 0..1 of appearance (teeth, folds, wrinkles) taken from the actor's own frames; 0 = warp only."),
+        click.option("--actor-library", type=click.Path(file_okay=False), default=None,
+                     help="Folder of other shots of the same actor to take appearance from."),
+        click.option("--shutter", type=float, default=180.0, show_default=True,
+                     help="Shutter angle (degrees) for the motion blur re-applied to the new face."),
+        click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id."),
+        click.option("--force", is_flag=True, help="Overwrite an existing output."),
+        click.option("--frames", default=None, help="Frame range in farm syntax: 1001-1100, 1-100x5, 3,7,10-12, 40-."),
+        click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
+                     help="What --frames numbers mean: 0-based index, 1-based, or timecode frame numbers."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @main.command()
 @click.argument("clip", type=click.Path(dir_okay=False))
-@click.option("--emotion", required=True, help="neutral, happy, sad, angry, surprised, fearful, disgusted, contempt.")
-@click.option("--intensity", type=float, default=1.0, show_default=True, help="Strength of the edit, 0..1.")
+@edit_options
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Output movie, or image sequence with a frame pattern (sh010.%04d.exr). Default: CLIP.EMOTION.ext")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--frames", default=None, help="Frame range in farm syntax: 1001-1100, 1-100x5, 3,7,10-12, 40-.")
-@click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
-              help="What --frames numbers mean: 0-based index, 1-based, or timecode frame numbers.")
 @click.option("--codec", default=None,
               help="h264, h265, h264-lossless, ffv1, prores, prores4444, dnxhr, png, tiff, exr (default: like the source).")
 @common_options
 @handle_errors
-def edit(clip, emotion, intensity, out, force, frames, frame_base, codec, workdir, device, progress, chunk_mb, debug) -> None:
+def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, force, frames,
+         frame_base, out, codec, workdir, device, progress, chunk_mb, debug) -> None:
     """Edit the actor's expression and write the clip with the same timing, timecode and audio.
 
-    Example: facepipe edit clip.mp4 --emotion neutral --intensity 0
+    Writes CLIP.EMOTION.ext and CLIP.EMOTION.report.json (what was done, per-frame AU targets).
+
+    Example: facepipe edit clip.mp4 --emotion happy --intensity 0.8
     """
     from facepipe.api import edit as api_edit
+    from facepipe.edit.report import summary_line
 
     result = api_edit(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
-                      frame_base=frame_base, codec=codec, workdir=workdir, device=device, progress=progress,
-                      chunk_mb=chunk_mb)
-    reused = ", ".join(result.stats.get("cached", [])) or "nothing"
-    click.echo(f"wrote {result.output} ({result.frames_written} frames; cache reused: {reused}, "
-               f"{result.stats.get('chunks_cached', 0)} chunks resumed)")
+                      frame_base=frame_base, codec=codec, ramp=ramp, au=au, keyframes=keyframes,
+                      appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
+                      workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
+    click.echo(summary_line(result.report))
+    click.echo(f"report: {result.report_path}")
+
+
+@main.command()
+@click.argument("clip", type=click.Path(dir_okay=False))
+@edit_options
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Preview movie (H.264). Default: CLIP.EMOTION.preview.mp4 beside the clip.")
+@click.option("--scale", type=click.FloatRange(0.05, 1.0), default=0.5, show_default=True, help="Render scale.")
+@click.option("--compare", type=click.Choice(["side", "wipe", "none"]), default="side", show_default=True,
+              help="Source and edit side by side, a wipe across the frame, or the edit alone.")
+@common_options
+@handle_errors
+def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, force, frames,
+            frame_base, out, scale, compare, workdir, device, progress, chunk_mb, debug) -> None:
+    """The same edit, fast, for review: a frame range at reduced scale, beside the source.
+
+    Example: facepipe preview clip.mp4 --emotion sad --frames 40-120 --scale 0.5
+    """
+    from facepipe.api import preview as api_preview
+
+    result = api_preview(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
+                         frame_base=frame_base, scale=scale, compare=compare, ramp=ramp, au=au, keyframes=keyframes,
+                         appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
+                         workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
+    click.echo(result.summary())
 
 
 @main.command()

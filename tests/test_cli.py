@@ -45,12 +45,22 @@ def test_progress_is_plain_lines_when_not_a_terminal(tmp_path):
     assert lines and lines[-1].startswith("Progress: 100%")
 
 
-def test_synthesis_request_is_refused_in_one_line_until_it_exists(tmp_path):
+def test_bad_edit_requests_fail_in_one_line_before_any_analysis(tmp_path):
     clip = make_demo_clip(tmp_path / "c.mp4", seconds=0.5, size=64, audio=False)
-    res = run_cli("edit", clip, "--emotion", "happy", "--workdir", tmp_path / "w")
-    assert res.returncode != 0
-    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
-    assert not list(tmp_path.glob("c.happy*"))
+    cases = {
+        ("--emotion", "joyful"): "unknown emotion",
+        ("--emotion", "happy", "--intensity", "1.5"): "out of range",
+        ("--emotion", "happy@0s-9s",): "past the clip's end",
+        ("--emotion", "happy@0-8", "--emotion", "sad@5-10"): "overlap",
+        ("--au", "AU99=0.5"): "unknown AU",
+    }
+    for args, words in cases.items():
+        res = run_cli("edit", clip, *args, "--workdir", tmp_path / "w")
+        assert res.returncode != 0, args
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert words in res.stderr, (args, res.stderr)
+    assert not list(tmp_path.glob("c.*.mp4")) and not list(tmp_path.glob("c.*.json"))
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("track*")), "a bad request ran the analysis"
 
 
 def _frames(path: Path) -> np.ndarray:

@@ -8,7 +8,8 @@ those (an edit of a sub-range).
 Measures (each one function in :mod:`facepipe.evaluation.measures`):
 
 - ``emotion``: the classifier's view, before/after, with top-class distributions;
-- ``au_fidelity``: measured / planned AU change (needs a plan and the fit3d stage);
+- ``au_fidelity``: measured / planned AU change (needs a plan and the fit3d stage; the edited
+  clip is refitted with the source fit's identity, so a whole-shot edit cannot hide in it);
 - ``identity``: dlib ResNet descriptor cosine / distance (optional extra);
 - ``speech``: Pearson r of mouth opening over time;
 - ``sharpness``: Laplacian variance inside the face, edited / source (``codec_ratio``: what a plain
@@ -256,8 +257,13 @@ def _au_fidelity(src, out, idx, plan) -> dict:
         }
     cs = [fit_names.index(n) for n in common]
     cp = [names.index(n) for n in common]
-    valid = np.asarray(src.fit.valid, bool)[idx] & np.asarray(out.fit.valid, bool)
-    return ms.au_fidelity(src.fit.au[idx][:, cs], out.fit.au[:, cs], target[idx][:, cp], common, valid)
+    # Refit the edited clip with the source's identity (same actor): an expression the edit holds
+    # over the whole shot would otherwise be absorbed into a shot-level identity and read as 0.
+    from facepipe.stages.fit3d import fit_tracks
+
+    edited_fit = fit_tracks(out.tracks, identity=src.fit.identity)
+    valid = np.asarray(src.fit.valid, bool)[idx] & np.asarray(edited_fit.valid, bool)
+    return ms.au_fidelity(src.fit.au[idx][:, cs], edited_fit.au[:, cs], target[idx][:, cp], common, valid)
 
 
 def _pixel_pass(src_info, ed_info, ref_info, idx, src_lms, ed_lms, scheme, identity: bool, log) -> dict:

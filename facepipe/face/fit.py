@@ -99,11 +99,14 @@ def fit_shot(
     device="cpu",
     progress: Callable[[int], None] | None = None,
     cuts=(),
+    identity: np.ndarray | None = None,
 ) -> ShotFit:
     """Fit identity, pose and AUs to landmarks (T,N>=468,3) float32 px (NaN rows: no face),
     confidence (T,) in [0,1], image_size (W,H). ``progress(n)`` is called with iterations done.
     cuts: positions t where a new camera shot starts: no temporal smoothing or interpolation
     across them (the identity stays shared: the tracker follows one actor).
+    identity: (V,3) a known neutral shape of the actor (e.g. from another fit of the same
+    actor): held fixed, so an expression held over the whole shot cannot hide in the identity.
     """
     import torch
 
@@ -114,12 +117,13 @@ def fit_shot(
     if dev.type == "cpu":
         torch.set_num_threads(1)
     try:
-        return _fit(landmarks, confidence, image_size, model or load_model(), config or FitConfig(), dev, progress, cuts)
+        return _fit(landmarks, confidence, image_size, model or load_model(), config or FitConfig(), dev, progress, cuts,
+                    identity)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, dev, progress, cuts) -> ShotFit:
+def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, dev, progress, cuts, identity) -> ShotFit:
     import torch
 
     v_count = model.n_vertices
@@ -159,15 +163,17 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
     d_trans = torch.zeros(n_frames, 3, **f32, requires_grad=True)  # IOD units, so steps are scale-free
     d_logscale = torch.zeros(n_frames, **f32, requires_grad=True)
     au = torch.zeros(n_frames, len(model.au_names), **f32, requires_grad=True)
-    d_identity = torch.zeros(v_count, 3, **f32, requires_grad=True)
-    opt = torch.optim.Adam(
-        [
-            {"params": [rot], "lr": cfg.lr * 0.5},
-            {"params": [d_trans, d_logscale], "lr": cfg.lr * 0.5},
-            {"params": [au], "lr": cfg.lr * 2.5},
-            {"params": [d_identity], "lr": cfg.lr * 0.15},
-        ]
-    )
+    groups = [
+        {"params": [rot], "lr": cfg.lr * 0.5},
+        {"params": [d_trans, d_logscale], "lr": cfg.lr * 0.5},
+        {"params": [au], "lr": cfg.lr * 2.5},
+    ]
+    if identity is None:
+        d_identity = torch.zeros(v_count, 3, **f32, requires_grad=True)
+        groups.append({"params": [d_identity], "lr": cfg.lr * 0.15})
+    else:
+        d_identity = torch.as_tensor(np.asarray(identity, np.float32), **f32) - template
+    opt = torch.optim.Adam(groups)
     base_lrs = [g["lr"] for g in opt.param_groups]
     eps = cfg.robust_scale
     same_shot = torch.as_tensor(segment[1:] == segment[:-1], **f32)  # (T-1,) 0 across a cut

@@ -20,15 +20,18 @@ def passthrough(chunk: FrameChunk):
     return chunk.frames
 
 
-def render_frames(ctx: RunContext, indices: np.ndarray, transform: FrameTransform, writer, desc: str = "render") -> int:
-    """Decode ``indices`` chunk by chunk, apply ``transform``, hand the result to ``writer``.
+def render_frames(
+    ctx: RunContext, indices: np.ndarray, transform: FrameTransform, writer, desc: str = "render", scale: float = 1.0
+) -> int:
+    """Decode ``indices`` chunk by chunk (resized by ``scale``), apply ``transform``, hand the
+    result to ``writer``.
 
     Returns the number of frames written.
     """
     bar = ctx.progress(len(indices), desc)
     written = 0
     try:
-        for chunk in ctx.reader.chunks(indices, chunk_size=None):
+        for chunk in ctx.reader.chunks(indices, chunk_size=None, scale=scale):
             writer.write(transform(chunk), chunk.indices)
             written += len(chunk)
             bar.update(len(chunk))

@@ -531,12 +531,14 @@ def _work_flow(src, dst, tris, depth, regions, box, size, gx, gy, zero_sides):
 # ----------------------------------------------------------------------------- application
 
 
-def apply_warp(frames: torch.Tensor, fields: WarpField | Sequence[WarpField]) -> torch.Tensor:
+def apply_warp(frames: torch.Tensor, fields: WarpField | Sequence[WarpField], mode: str = "bicubic") -> torch.Tensor:
     """Re-render frames with their warps.
 
     frames: (T,C,H,W) any dtype (float sampled as is; integer types sampled in float32 and
     rounded); fields: one :class:`WarpField` for all frames, or one per frame. Pixels outside a
-    field's box, and inside it where its flow is 0, are copied bit for bit. Returns (T,C,H,W).
+    field's box, and inside it where its flow is 0, are copied bit for bit. mode: ``bicubic``
+    (default: bilinear sampling at half-pixel offsets halves the fine detail, and the face came
+    out at 0.82x the source's Laplacian sharpness) or ``bilinear``. Returns (T,C,H,W).
     """
     T, _, H, W = frames.shape
     if isinstance(fields, WarpField):
@@ -560,7 +562,7 @@ def apply_warp(frames: torch.Tensor, fields: WarpField | Sequence[WarpField]) ->
         sx = (xs[None, :] + flow[0]) * (2.0 / max(1, cw - 1)) - 1.0
         sy = (ys[:, None] + flow[1]) * (2.0 / max(1, ch - 1)) - 1.0
         grid = torch.stack([sx, sy], -1)[None].to(crop.dtype)
-        s = F.grid_sample(crop, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        s = F.grid_sample(crop, grid, mode=mode, padding_mode="border", align_corners=True)[0]
         if not frames.is_floating_point():
             info = torch.iinfo(frames.dtype)
             s = s.round().clamp(info.min, info.max).to(frames.dtype)

@@ -62,29 +62,39 @@ class Fit3DStage(Stage):
         rig = Path(self.rig or RIG_PATH)
         return {**dataclasses.asdict(self), "rig": hashlib.sha256(rig.read_bytes()).hexdigest()[:16]}
 
-    def run(self, ctx, inputs: dict[str, Artifact]) -> FaceFit:
-        from facepipe.face.fit import fit_shot
-        from facepipe.face.model import load_model
-
-        tracks = inputs["track"]
-        lm = np.asarray(tracks.landmarks, np.float32)
-        if lm.ndim != 3 or lm.shape[1] < 468:
-            raise FacepipeError(
-                f"fit3d needs the 468-point face mesh, but the tracks have {lm.shape[1] if lm.ndim == 3 else 0} "
-                "landmarks per frame; track with --backend mediapipe"
-            )
-        confidence = np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
-        if not (confidence >= self.min_confidence).any():
-            raise FacepipeError("fit3d: no frame of this shot has a usable face track; nothing to fit")
-        config = dataclasses.replace(
+    def config(self) -> FitConfig:
+        return dataclasses.replace(
             FitConfig(), iterations=self.iterations, pose_smooth=self.pose_smooth, au_smooth=self.au_smooth,
             au_l1=self.au_l1, min_confidence=self.min_confidence,
         )  # fmt: skip
-        cuts = np.searchsorted(np.asarray(tracks.frame_index), np.asarray(tracks.shot_cuts))
-        bar = ctx.progress(config.iterations, "fit3d")
+
+    def run(self, ctx, inputs: dict[str, Artifact]) -> FaceFit:
+        bar = ctx.progress(self.iterations, "fit3d")
         try:
-            fit = fit_shot(lm, confidence, (tracks.width, tracks.height), load_model(self.rig or None), config,
-                           device=ctx.device, progress=bar.update, cuts=cuts)  # fmt: skip
+            return fit_tracks(inputs["track"], self.config(), self.rig, ctx.device, bar.update)
         finally:
             bar.close()
-        return FaceFit(**vars(fit), frame_index=np.asarray(tracks.frame_index, np.int64))
+
+
+def fit_tracks(tracks, config: FitConfig = FitConfig(), rig: str = "", device="cpu", progress=None,
+               identity: np.ndarray | None = None) -> FaceFit:  # fmt: skip
+    """Fit the face model to ``FaceTracks``: unusable frames get no weight, cuts break smoothing.
+
+    identity: (V,3) hold the actor's neutral shape fixed (see :func:`facepipe.face.fit.fit_shot`).
+    """
+    from facepipe.face.fit import fit_shot
+    from facepipe.face.model import load_model
+
+    lm = np.asarray(tracks.landmarks, np.float32)
+    if lm.ndim != 3 or lm.shape[1] < 468:
+        raise FacepipeError(
+            f"fit3d needs the 468-point face mesh, but the tracks have {lm.shape[1] if lm.ndim == 3 else 0} "
+            "landmarks per frame; track with --backend mediapipe"
+        )
+    confidence = np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
+    if not (confidence >= config.min_confidence).any():
+        raise FacepipeError("fit3d: no frame of this shot has a usable face track; nothing to fit")
+    cuts = np.searchsorted(np.asarray(tracks.frame_index), np.asarray(tracks.shot_cuts))
+    fit = fit_shot(lm, confidence, (tracks.width, tracks.height), load_model(rig or None), config,
+                   device=device, progress=progress, cuts=cuts, identity=identity)  # fmt: skip
+    return FaceFit(**vars(fit), frame_index=np.asarray(tracks.frame_index, np.int64))

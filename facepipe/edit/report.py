@@ -1,0 +1,98 @@
+"""The edit report: what an edit did, as JSON beside the output and one line on the terminal.
+
+The JSON also carries the plan's per-frame AU targets (``au_names``, ``target``, ``frames``), so
+``facepipe eval --plan OUT.report.json`` can score AU fidelity straight from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from facepipe import __version__
+
+
+def report_path(out: Path) -> Path:
+    """``clip.happy.mp4`` -> ``clip.happy.report.json``; ``sh010.%04d.exr`` -> ``sh010.report.json``."""
+    out = Path(out)
+    stem = re.sub(r"[._]?%0?\d*d$|[._]?#+$", "", out.stem)
+    return out.with_name(f"{stem or out.stem}.report.json")
+
+
+def edit_report(src, out, info, request, indices, shot, transform, appearance: dict, settings, timing: dict) -> dict:
+    """The report document of one edit (see the module doc)."""
+    frames = np.asarray(indices, np.int64)
+    doc = {
+        "tool": "facepipe",
+        "version": __version__,
+        "source": str(src),
+        "output": str(out),
+        "request": request.to_dict(),
+        "frames": [int(i) for i in frames],
+        "frame_count": int(len(frames)),
+        "fps": str(info.fps),
+        "appearance_strength": settings.appearance,
+        "shutter": settings.shutter,
+        "timing": {k: round(float(v), 3) for k, v in timing.items()},
+        "warnings": [],
+    }
+    render_s = timing.get("render_s", 0.0)
+    doc["timing"]["render_fps"] = round(len(frames) / render_s, 2) if render_s > 0 else None
+    if shot is None:
+        doc["mode"] = "passthrough"
+        return doc
+    if shot.plan is None:
+        doc["mode"] = "no-face"
+        doc["warnings"].append(shot.tracks.message or "no face found: the frames passed through unchanged")
+        return doc
+    plan, fit = shot.plan, shot.fit
+    rows = np.searchsorted(np.asarray(fit.frame_index), frames).clip(0, len(fit.frame_index) - 1)
+    doc["mode"] = "edit"
+    doc["segments"] = plan.segments
+    doc["speech_aus_locked"] = list(plan.speech_aus)
+    doc["au_names"] = list(plan.au_names)
+    doc["target"] = np.round(np.asarray(plan.target)[rows], 4).tolist()
+    doc["weight"] = np.round(np.asarray(plan.weight)[rows], 4).tolist()
+    doc["render"] = transform.stats.to_dict()
+    doc["appearance"] = appearance
+    if transform.stats.scaled_down:
+        doc["warnings"].append(
+            f"{transform.stats.scaled_down} frames: the edit was scaled down to {transform.stats.min_edit_scale:.2f} "
+            "at worst to avoid folding the face"
+        )
+    for name, region in appearance.get("regions", {}).items():
+        if region.get("frames_fallback"):
+            doc["warnings"].append(
+                f"{name}: geometric warp only on {region['frames_fallback']} frames ({region.get('reason', 'no close donor')})"
+            )
+    return doc
+
+
+def write_report(doc: dict, path: Path) -> Path:
+    from facepipe.io.atomic import StagedFile
+
+    with StagedFile(Path(path)) as tmp:
+        tmp.write_text(json.dumps(doc, indent=None, separators=(",", ":"), default=str))
+    return Path(path)
+
+
+def summary_line(doc: dict) -> str:
+    """One line for the terminal: what was edited, which regions got transferred appearance."""
+    t = doc.get("timing", {})
+    speed = f"{t['render_fps']:.1f} fps" if t.get("render_fps") else ""
+    if doc.get("mode") != "edit":
+        return f"{doc['output']}: {doc['frame_count']} frames passed through ({doc.get('mode')}) {speed}".rstrip()
+    r = doc["render"]
+    regions = doc.get("appearance", {}).get("regions", {})
+    used = [f"{k} {v['frames_transferred']}" for k, v in regions.items() if v.get("frames_transferred")]
+    fell = [k for k, v in regions.items() if v.get("frames_fallback")]
+    parts = [f"{doc['output']}: {r['edited']}/{doc['frame_count']} frames edited"]
+    if doc.get("appearance_strength", 0) <= 0:
+        parts.append("warp only")
+    else:
+        parts.append("appearance: " + (", ".join(used) if used else "none") + (f"; warp only: {', '.join(fell)}" if fell else ""))
+    parts.append(speed)
+    return "; ".join(p for p in parts if p)
