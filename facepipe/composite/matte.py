@@ -132,6 +132,7 @@ def face_matte(
     erode: float = 0.03,
     feather: float = 0.08,
     work_feather_px: float = 8.0,
+    outlines: Sequence[Sequence[int]] | None = None,
 ) -> torch.Tensor:
     """Soft face matte (1,H,W) float32 in [0,1].
 
@@ -140,6 +141,9 @@ def face_matte(
     reaches 1 at ``erode + feather`` inside it (exact for straight outlines, via a Gaussian of
     the coverage). ``work_feather_px``: the feather width in pixels at the reduced resolution the
     soft part is computed at. Exactly 0 wherever the full-resolution coverage is 0.
+    outlines: ordered vertex loops whose polygons' union covers the same area as the triangles
+    (e.g. :func:`facepipe.face.topology.outer_boundary` of each mesh): the coverage is then
+    filled from them, about 10x faster than rasterising every triangle.
     """
     H, W = size
     v = _as_float(vertices)
@@ -153,7 +157,13 @@ def face_matte(
         return out
     H, W = y1 - y0, x1 - x0
     v = v - torch.tensor([x0, y0], device=v.device, dtype=v.dtype)
-    cover = rasterize_triangles(v, triangles, (H, W))
+    def coverage(pts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if outlines is None:
+            return rasterize_triangles(pts, triangles, size)
+        masks = [polygon_mask(pts[torch.as_tensor(list(loop), device=pts.device).long()], size) for loop in outlines]
+        return torch.stack(masks).amax(0)
+
+    cover = coverage(v, (H, W))
     s = face_size(v)
     erode_px, feather_px = max(0.0, erode * s), max(1e-3, feather * s)
     scale = min(1.0, work_feather_px / feather_px)
@@ -161,7 +171,7 @@ def face_matte(
         h, w = max(1, round(H * scale)), max(1, round(W * scale))
         sx, sy = w / W, h / H
         vs = torch.stack([(v[:, 0] + 0.5) * sx - 0.5, (v[:, 1] + 0.5) * sy - 0.5], 1)
-        low = rasterize_triangles(vs, triangles, (h, w))
+        low = coverage(vs, (h, w))
     else:
         sx = sy = 1.0
         low = cover

@@ -91,9 +91,9 @@ def analyse_and_plan(info, request: EditRequest, settings: EditSettings, open_ct
     return Shot(ctx, tracks, fit, plan, time.perf_counter() - t0)
 
 
-def make_renderer(shot: Shot, settings: EditSettings, scale: float, open_ctx, log):
+def make_renderer(shot: Shot, settings: EditSettings, scale: float, open_ctx, log, fast: bool = False):
     """The :class:`~facepipe.stages.render.FaceRenderer` of an analysed shot, and the appearance
-    report (``{}`` without transfer)."""
+    report (``{}`` without transfer). ``fast`` (preview): a coarser warp grid and no grain match."""
     from facepipe.face.model import load_model
     from facepipe.render.geometry import EditGeometry
     from facepipe.stages.render import FaceRenderer, RenderOptions
@@ -107,6 +107,8 @@ def make_renderer(shot: Shot, settings: EditSettings, scale: float, open_ctx, lo
 
         appearance, appearance_report = appearance_for_shot(shot, model, settings, scale, open_ctx, log)
     options = RenderOptions(shutter=settings.shutter)
+    if fast:
+        options = RenderOptions(shutter=settings.shutter, grain=False, work_px=64.0)
     renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, options, scale, appearance, settings.seed)
     return renderer, appearance_report
 

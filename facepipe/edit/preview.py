@@ -97,7 +97,7 @@ def run_preview(src, request: EditRequest, out, force, frames, frame_base, scale
     else:
         shot = analyse_and_plan(info, request, settings, open_ctx, log)
         ctx = shot.ctx
-        render = passthrough if shot.plan is None else make_renderer(shot, settings, scale, open_ctx, log)[0]
+        render = passthrough if shot.plan is None else make_renderer(shot, settings, scale, open_ctx, log, fast=True)[0]
     wipe = np.linspace(0.0, 1.0, len(indices)) if len(indices) > 1 else np.full(1, 0.5)
     where = {int(i): k for k, i in enumerate(indices)}
 

@@ -103,6 +103,38 @@ def face_normals(verts: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return np.cross(b - a, c - a)
 
 
+def outer_boundary(tris: np.ndarray) -> np.ndarray:
+    """The mesh's outer outline: (B,) vertex indices of its longest boundary loop, in order.
+
+    Boundary edges belong to one triangle only; they chain into loops (the face outline and the
+    holes of the mouth and eyes), of which the outline is the longest.
+    """
+    tris = np.asarray(tris, np.int64)
+    count: dict[tuple[int, int], int] = defaultdict(int)
+    for a, b in np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]):
+        count[(min(a, b), max(a, b))] += 1
+    nxt: dict[int, list[int]] = defaultdict(list)
+    for (a, b), c in count.items():
+        if c == 1:
+            nxt[a].append(b)
+            nxt[b].append(a)
+    loops, seen = [], set()
+    for start in nxt:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], -1, start
+        seen.add(start)
+        while True:
+            step = [v for v in nxt[cur] if v != prev and (v not in seen or (v == start and len(loop) > 2))]
+            if not step or step[0] == start:
+                break
+            prev, cur = cur, step[0]
+            loop.append(cur)
+            seen.add(cur)
+        loops.append(loop)
+    return np.asarray(max(loops, key=len), np.int64)
+
+
 def mesh_edges(tris: np.ndarray) -> np.ndarray:
     """Unique undirected edges (E,2) of faces (F,3)."""
     e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from facepipe.composite import MatteStabilizer, composite, face_matte, reblur
+from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, warp_field
@@ -95,6 +96,9 @@ class FaceRenderer:
     ):
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
+        outline = outer_boundary(np.asarray(triangles))
+        n = int(self.triangles.max()) + 1
+        self.outlines = (outline, outline + n)  # of the source and the edited mesh, concatenated
         self.velocity = np.nan_to_num(np.asarray(velocity, np.float32)) * scale
         self.options = options
         self.scale = scale
@@ -123,7 +127,7 @@ class FaceRenderer:
             self._count_warp(fld)
             face = apply_warp(frames[t : t + 1], fld)[0]
             face = self._lay_appearance(face, int(meshes.positions[t]), dst)
-            matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W))
+            matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
             layers.append(face)
             mattes.append(matte)
             centres.append(dst.mean(0))
