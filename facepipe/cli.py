@@ -138,19 +138,21 @@ def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_lib
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="facepipe-demo", show_default=True,
               help="Folder for the demo clip and its edit.")
+@click.option("--emotion", default="happy", show_default=True, help="The edit to make.")
 @click.option("--force", is_flag=True, help="Overwrite earlier demo outputs.")
 @common_options
 @handle_errors
-def demo(out_dir, force, workdir, device, progress, chunk_mb, debug) -> None:
+def demo(out_dir, emotion, force, workdir, device, progress, chunk_mb, debug) -> None:
     """Make a short clip from a photo that scikit-image ships and edit it; needs no footage of yours.
 
-    Example: facepipe demo --out /tmp/demo
+    Example: facepipe demo --out /tmp/demo --emotion surprised
     """
     from pathlib import Path
 
     from facepipe.api import edit as api_edit
     from facepipe.api import probe as api_probe
     from facepipe.demo import make_demo_clip
+    from facepipe.edit.report import summary_line
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,12 +160,13 @@ def demo(out_dir, force, workdir, device, progress, chunk_mb, debug) -> None:
     if force or not clip.exists():
         make_demo_clip(clip)
     click.echo(f"demo clip: {clip}")
-    result = api_edit(clip, emotion="neutral", intensity=0.0, force=force, workdir=workdir, device=device,
-                      progress=progress, chunk_mb=chunk_mb)
+    result = api_edit(clip, emotion=emotion, force=force, workdir=workdir, device=device, progress=progress,
+                      chunk_mb=chunk_mb)  # fmt: skip
     src, dst = api_probe(clip), api_probe(result.output)
     same = src.frame_pts == dst.frame_pts and src.fps == dst.fps
+    click.echo(summary_line(result.report))
     click.echo(f"edited:    {result.output} ({result.frames_written} frames, fps {dst.fps}, "
-               f"timing {'identical' if same else 'DIFFERENT'} to the source)")
+               f"timing {'identical' if same else 'DIFFERENT'} to the source; report {result.report_path})")
 
 
 def _register_subsystem_commands() -> None:

@@ -33,7 +33,7 @@ def test_demo_makes_and_edits_a_clip_with_identical_timing(tmp_path):
     res = run_cli("demo", "--out", tmp_path / "demo", "--workdir", tmp_path / "work")
     assert res.returncode == 0, res.stderr
     assert "timing identical" in res.stdout
-    report = timing_report(str(tmp_path / "demo" / "astronaut.mp4"), str(tmp_path / "demo" / "astronaut.neutral.mp4"))
+    report = timing_report(str(tmp_path / "demo" / "astronaut.mp4"), str(tmp_path / "demo" / "astronaut.happy.mp4"))
     assert report.ok and report.audio_packets[0] > 0
 
 

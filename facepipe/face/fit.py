@@ -110,17 +110,12 @@ def fit_shot(
     """
     import torch
 
+    from facepipe.pipeline.device import one_cpu_thread
+
     dev = torch.device(device)
-    # The tensors are small (T x 468 x 3): on a CPU one thread is as fast as several and does
-    # not fight other work for cores (oversubscribed, several threads were 2-5x slower).
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with one_cpu_thread(dev):
         return _fit(landmarks, confidence, image_size, model or load_model(), config or FitConfig(), dev, progress, cuts,
                     identity)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, dev, progress, cuts, identity) -> ShotFit:

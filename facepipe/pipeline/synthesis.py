@@ -28,13 +28,16 @@ def render_frames(
 
     Returns the number of frames written.
     """
+    from facepipe.pipeline.device import one_cpu_thread
+
     bar = ctx.progress(len(indices), desc)
     written = 0
     try:
-        for chunk in ctx.reader.chunks(indices, chunk_size=None, scale=scale):
-            writer.write(transform(chunk), chunk.indices)
-            written += len(chunk)
-            bar.update(len(chunk))
+        with one_cpu_thread(ctx.device):
+            for chunk in ctx.reader.chunks(indices, chunk_size=None, scale=scale):
+                writer.write(transform(chunk), chunk.indices)
+                written += len(chunk)
+                bar.update(len(chunk))
     finally:
         bar.close()
     return written

@@ -7,6 +7,11 @@ the frame's own pose::
     dst = landmarks + P_t(identity + target_t . D) - P_t(identity + source_t . D)
 
 so the fit's residual cancels and only the planned expression change moves pixels.
+
+The lip gap is speech: the rig's emotional AUs (AU12 most) also part the inner lips a little, so
+on a closed mouth "happy" alone opened it by 0.05 IOD. Each pair of facing inner-lip vertices
+therefore keeps the source's gap vector and moves only with its edited midpoint
+(:func:`keep_lip_gap`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facepipe.face import topology as tp
 from facepipe.face.model import FaceModel
+
+#: Facing inner-lip vertices (upper, lower), right corner to left corner.
+LIP_GAP_PAIRS = tuple(zip(tp.LIP_INNER_UPPER_ROW, tp.LIP_INNER_LOWER_ROW))
+
+
+def keep_lip_gap(src: np.ndarray, dst: np.ndarray, pairs=LIP_GAP_PAIRS) -> np.ndarray:
+    """dst (T,N,2) with each (upper, lower) pair re-spread about its edited midpoint by the
+    source's gap vector (src (T,N,2)): the mouth opening and lip-gap shape stay the source's."""
+    up, lo = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    out = dst.copy()
+    mid = 0.5 * (dst[:, up] + dst[:, lo])
+    half_gap = 0.5 * (src[:, up] - src[:, lo])
+    out[:, up] = mid + half_gap
+    out[:, lo] = mid - half_gap
+    return out
 
 
 @dataclass
@@ -88,5 +109,7 @@ class EditGeometry:
             # pixel centres sit at integers: x -> (x + 0.5) * scale - 0.5
             src[have] = (lm[..., :2] + 0.5) * scale - 0.5
             dst[have] = (lm[..., :2] + delta[..., :2] + 0.5) * scale - 0.5
+            if n == tp.N_VERTICES:
+                dst[have] = keep_lip_gap(src[have], dst[have])
             depth[have] = (lm[..., 2] + delta[..., 2]) * scale
         return FrameMeshes(pos, src, dst, depth, edit)

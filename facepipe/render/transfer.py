@@ -23,7 +23,13 @@ Two steps:
      (:data:`facepipe.plan.emotions.SPEECH_AUS` that the rig has: 17 18 22-27) within
      ``speech_tol`` of the *current source frame's* value, so the opening and lip shape always come
      from the current frame; regions without speech (cheeks, eyes, brows) skip this;
-   - *no copied blinks*: the eye region refuses donors whose lids close (AU45 > ``max_blink``);
+   - *the actor's own business*: AUs the planner never changes but which shape a region (cheek
+     puff AU34 for mouth and cheeks, jaw sideways AU30 for the mouth: the region's ``locked``)
+     must match the current source frame's within ``lock_tol``;
+   - *no copied blinks*: the eye region refuses donors whose lids close (AU45 above 0.3, the
+     region's ``donor_max``);
+   - *sharp donors*: with the pool's landmark speeds, a donor whose region moves fast (motion
+     blur) costs more, and above ``max_speed`` is not allowed;
    - *temporal coherence*: a Viterbi pass per region over the donors plus a "none" state (the
      current frame, cost = its own distance to the target), a constant ``switch_cost`` for every
      change, and a hard minimum span of ``min_hold`` frames (states carry a hold counter; the
@@ -31,6 +37,9 @@ Two steps:
      consecutive donors cross-fade over ``crossfade`` frames (each frame blends at most two
      donors, ``mix`` is donor_b's share), and where the region turns on or off its alpha eases in
      or out over ``crossfade`` frames inside the donor's span.
+
+   Where two donors cannot cross-fade (neither may be shown on the other's side of the change: a
+   "hard cut"), alpha dips to ~0 across the change instead, so teeth never pop.
 
    The blend strength is ``alpha = ease(t) * weight(t) * strength``: 0 wherever the plan does
    nothing, linear in the global appearance ``strength`` (the emotion / speech trade-off knob).
@@ -44,32 +53,38 @@ Two steps:
    are replaced by the current (warped) frame's: ``donor * blur(current) / blur(donor)`` (normalised
    convolution inside the region's skin, a Gaussian of ``gain_sigma`` x region size, the gain
    clamped to ``[1/max_gain, max_gain]``), so only mid/high-frequency appearance (teeth, folds,
-   wrinkles) is transferred and the shading stays the current frame's. Alpha = the region's
-   coverage feathered inside its outline (:func:`facepipe.composite.matte.face_matte`, 0 on the
-   outline, 1 at ``feather`` x region size inside) times the region's alpha; overlapping regions
-   combine as ``alpha = 1 - prod(1 - a_r)`` and ``layer = sum(a_r L_r) / sum(a_r)``. Alpha is forced
-   to 0 inside the eye openings of the edited mesh (lids, iris and gaze always stay the current
-   frame's). Motion blur is *not* applied unless a ``velocity`` is given (then
+   wrinkles) is transferred and the shading stays the current frame's. Neighbouring regions
+   overlap by a ring of triangles; inside the union of the active regions, their layers and alphas
+   are averaged with each region's own feathered coverage as weight (so one region's layer
+   cross-dissolves into the next across the overlap, with no seam or dip), and the union's
+   coverage feathered inside its outline (:func:`feather_inside`: 0 on the outline, 1 at
+   ``feather`` x face size inside) makes the outer edge soft: ``alpha = U * sum(m_r a_r) / sum(m_r)``,
+   ``layer = sum(m_r a_r L_r) / sum(m_r a_r)``. Alpha is forced to 0 inside the eye openings of the
+   edited mesh (lids, iris and gaze always stay the current frame's). Motion blur is *not* applied unless a ``velocity`` is given (then
    :func:`facepipe.composite.reblur.reblur` smears the layer like the plate); by default the
    renderer does it on the composited face.
 
-Regions (:func:`facepipe_regions`, on the 468-vertex FaceMesh topology; distances on the model
+Regions (:func:`facemesh_regions`, on the 468-vertex FaceMesh topology; distances on the model
 template, unit = inter-ocular distance (IOD), "geodesic" = shortest edge path over the mesh, which
 goes around the eye and mouth holes; a triangle belongs to a region when all three of its
 vertices do):
 
-- ``mouth`` (speech locked): vertices within 0.08 geodesic of the outer lip contour or inside it
-  (lips plus a thin skin ring), plus the mouth interior: a fan of the inner-lip loop around an
+No region has a triangle touching a lid contour (the lids' margins), so the eye openings, lid
+margins, iris / gaze and blinks are never transferred.
+
+- ``mouth`` (speech locked): vertices within 0.14 geodesic of the outer lip contour or inside it
+  (the lips plus the first ring of skin around them), plus the mouth interior: a fan of the inner-lip loop around an
   added centroid vertex (index 468 of the extended vertex array), so teeth come along. The fan is
   left out of the colour statistics (bright teeth must not darken the lips).
 - ``cheeks`` (cheeks and nasolabial area): vertices between 0.25 IOD below the lip corners and
-  0.07 below the lower lids, at least 0.16 IOD from the midline (the nose dorsum stays, the wings
-  and the folds from them to the lip corners come), minus the lips (inside or within 0.03 of the
-  outer lip contour).
-- ``eyes`` (skin around the eyes only): vertices 0.05-0.30 IOD geodesic from the lid contours,
-  below the eye corners or lateral of the outer corner (lower-lid bulge, crow's feet), never the
-  upper lid; the lid margins (the first 0.05 IOD) and the opening are never part of it.
-- ``brows`` (brows and forehead): vertices at least 0.14 IOD above the eye corners (above the
+  0.07 below the lowest lower-lid vertex, at least 0.16 IOD from the midline (the nose dorsum
+  stays, the wings and the folds from them to the lip corners come), never strictly inside the
+  outer lip contour (the lips carry speech): the cheeks reach the contour, overlapping the mouth's
+  skin ring.
+- ``eyes`` (skin around the eyes only): vertices up to 0.30 IOD geodesic from the lid contours,
+  below the eye corners or lateral of the outer corner (up to 0.12 above it): lower-lid bulge and
+  crow's feet, never the upper lid.
+- ``brows`` (brows and forehead): vertices at least 0.10 IOD above the eye corners (above the
   upper-lid crease) and 0.08 geodesic from the lids.
 
 Everything is torch (device-agnostic; the planner's small tensors run on CPU).
@@ -79,6 +94,8 @@ Shapes: T frames of the current shot, M pool rows, K AUs, N = 468 mesh vertices,
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,12 +107,11 @@ import torch
 import torch.nn.functional as F
 
 from facepipe.composite._filters import gaussian_blur
-from facepipe.composite.matte import face_matte, polygon_mask
+from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
 from facepipe.plan import emotions as em
-from facepipe.plan.planner import reliability_fade, smoothstep
 from facepipe.render.barycentric import Box, interpolate, rasterize_barycentric
-from facepipe.render.warp import EYE_L, EYE_R, MOUTH, face_box
+from facepipe.render.warp import EYE_L, EYE_R, MOUTH, _inside, face_box
 
 # ----------------------------------------------------------------------------- regions
 
@@ -108,10 +124,15 @@ class TransferRegion:
     array (the N mesh vertices followed by the extra vertices below, see :meth:`extend`);
     aus / weights: the AU names that decide the donor and their weights in the cost (AUs the rig
     lacks are ignored); speech_locked: the donor's speech AUs must match the current source frame's
-    (see :class:`TransferConfig`); n_vertices: N, the mesh the indices refer to;
+    (within ``speech_tol``, see :class:`TransferConfig`); locked: AUs the plan never changes that
+    shape the region (cheek puff, jaw sideways): the donor's must match the current source frame's
+    within ``lock_tol``; n_vertices: N, the mesh the indices refer to;
     extra_vertices: per extra vertex the base vertices it is the mean of (the mouth centroid);
     interior: (F_r,) bool triangles left out of the colour statistics (the mouth interior), or
-    None; donor_max: (AU name, value) pairs a donor may not exceed (the eyes: no closing lids).
+    None; donor_max: (AU name, value) pairs a donor may not exceed (the eyes: no closing lids);
+    occluders: (F_o,3) the other triangles of the mesh (base vertex indices): when the renderer
+    gives per-vertex depth they join the z-buffer, so a part of the region hidden behind the
+    face (the far cheek behind the nose on a turned head) is not transferred; None: no occlusion.
     """
 
     name: str
@@ -119,10 +140,12 @@ class TransferRegion:
     aus: tuple[str, ...]
     weights: tuple[float, ...]
     speech_locked: bool = False
+    locked: tuple[str, ...] = ()
     n_vertices: int = topo.N_VERTICES
     extra_vertices: tuple[tuple[int, ...], ...] = ()
     interior: np.ndarray | None = None
     donor_max: tuple[tuple[str, float], ...] = ()
+    occluders: np.ndarray | None = None
 
     def __post_init__(self):
         if len(self.aus) != len(self.weights):
@@ -131,6 +154,11 @@ class TransferRegion:
         if tris.size and (tris.min() < 0 or tris.max() >= self.n_vertices + len(self.extra_vertices)):
             raise ValueError(f"region {self.name}: triangle index out of range")
         object.__setattr__(self, "triangles", tris)
+        if self.occluders is not None:
+            occ = np.asarray(self.occluders, np.int64).reshape(-1, 3)
+            if occ.size and (occ.min() < 0 or occ.max() >= self.n_vertices):
+                raise ValueError(f"region {self.name}: occluder index out of range")
+            object.__setattr__(self, "occluders", occ)
 
     @property
     def vertex_ids(self) -> np.ndarray:
@@ -153,22 +181,15 @@ def _lip_loops():
     return outer, MOUTH.loop
 
 
-def _inside_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """(P,) bool: 2D points inside the closed polygon (even-odd)."""
-    a, b = poly[None], np.roll(poly, -1, 0)[None]
-    x, y = pts[:, None, 0], pts[:, None, 1]
-    straddle = (a[..., 1] > y) != (b[..., 1] > y)
-    den = np.where(b[..., 1] == a[..., 1], 1.0, b[..., 1] - a[..., 1])
-    xc = a[..., 0] + (y - a[..., 1]) / den * (b[..., 0] - a[..., 0])
-    return ((straddle & (x < xc)).sum(1) % 2) == 1
-
-
 def _tris_of(tris: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return tris[keep[tris].all(1)]
 
 
 @lru_cache(maxsize=4)
 def _facemesh_regions_cached(template_bytes: bytes, tris_bytes: bytes, shape) -> tuple[TransferRegion, ...]:
+    # The AUs of a region: those that shape its appearance, planned or not. AUs the planner never
+    # changes (cheek puff 34, jaw sideways 30) have target == source, so they only keep donors
+    # that differ from the current frame there (a puffed cheek) from being chosen.
     v = np.frombuffer(template_bytes, np.float32).reshape(shape)
     tris = np.frombuffer(tris_bytes, np.int64).reshape(-1, 3)
     n = len(v)
@@ -178,7 +199,8 @@ def _facemesh_regions_cached(template_bytes: bytes, tris_bytes: bytes, shape) ->
     lids = [*EYE_R.loop, *EYE_L.loop]
     d_lid = topo.geodesic_distances(v, tris, lids)
     d_lip = topo.geodesic_distances(v, tris, list(outer))
-    in_lips = _inside_polygon(v[:, :2], v[list(outer), :2]) | np.isin(np.arange(n), outer)
+    in_lips = _inside(torch.tensor(v[:, :2]), torch.tensor(v[list(outer), :2])).numpy()
+    in_lips |= np.isin(np.arange(n), outer)
     y_corner_eye = float(v[[topo.EYE_OUTER_R, topo.EYE_OUTER_L], 1].mean())
     y_lower_lid = float(v[[*topo.LOWER_LID_R, *topo.LOWER_LID_L], 1].min())
     y_mouth = float(v[[topo.MOUTH_CORNER_R, topo.MOUTH_CORNER_L], 1].mean())
@@ -200,19 +222,24 @@ def _facemesh_regions_cached(template_bytes: bytes, tris_bytes: bytes, shape) ->
     eye_v = margin & (d_lid <= 0.30) & ((y <= y_corner_eye) | (ax >= x_outer)) & (y <= y_corner_eye + 0.12)
     brow_v = margin & (d_lid >= 0.08) & (y >= y_corner_eye + 0.10)
 
-    return (
+    regions = (
         TransferRegion(
             "mouth", mouth_tris,
             ("AU10", "AU12R", "AU12L", "AU14R", "AU14L", "AU15", "AU20", "AU9", "AU6",
-             "AU17", "AU18", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28"),
-            (1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.3, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5),
-            speech_locked=True, n_vertices=n, extra_vertices=(tuple(loop),), interior=interior,
+             "AU17", "AU18", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU28",
+             "AU34", "AU30R", "AU30L"),
+            (1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.3, 0.3,
+             0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5,
+             1.0, 0.5, 0.5),
+            speech_locked=True, locked=("AU34", "AU30R", "AU30L"), n_vertices=n, extra_vertices=(tuple(loop),),
+            interior=interior,
         ),
         TransferRegion(
             "cheeks", _tris_of(tris, cheek_v),
-            ("AU6", "AU12R", "AU12L", "AU14R", "AU14L", "AU10", "AU9", "AU11", "AU13", "AU15", "AU20", "AU25", "AU26"),
-            (1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.2, 0.2),
-            n_vertices=n,
+            ("AU6", "AU12R", "AU12L", "AU14R", "AU14L", "AU10", "AU9", "AU11", "AU13", "AU15", "AU20",
+             "AU25", "AU26", "AU34", "AU30R", "AU30L"),
+            (1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.2, 0.2, 1.0, 0.3, 0.3),
+            locked=("AU34",), n_vertices=n,
         ),
         TransferRegion(
             "eyes", _tris_of(tris, eye_v),
@@ -227,6 +254,12 @@ def _facemesh_regions_cached(template_bytes: bytes, tris_bytes: bytes, shape) ->
             n_vertices=n,
         ),
     )
+    out = []
+    for r in regions:
+        own = {tuple(sorted(t)) for t in r.triangles.tolist()}
+        occ = np.array([t for t in tris.tolist() if tuple(sorted(t)) not in own], np.int64).reshape(-1, 3)
+        out.append(dataclasses.replace(r, occluders=occ))
+    return tuple(out)
 
 
 def facemesh_regions(model) -> tuple[TransferRegion, ...]:
@@ -243,6 +276,24 @@ def facemesh_regions(model) -> tuple[TransferRegion, ...]:
 # ----------------------------------------------------------------------------- donors and config
 
 
+def landmark_speed(landmarks) -> np.ndarray:
+    """Per-vertex speed (T,N) float32 of a clip's landmarks (T,N,>=2) px, in inter-ocular distances
+    per frame (central differences, one-sided at the ends): a proxy for a frame's motion blur.
+    NaN where a frame or its neighbours have no landmarks (such a frame is no donor)."""
+    p = np.asarray(landmarks, np.float64)[..., :2]
+    T = len(p)
+    if T < 2:
+        return np.zeros(p.shape[:2], np.float32)
+    v = np.empty_like(p)
+    v[1:-1] = 0.5 * (p[2:] - p[:-2])
+    v[0], v[-1] = p[1] - p[0], p[-1] - p[-2]
+    iod = np.linalg.norm(p[:, topo.EYE_OUTER_L] - p[:, topo.EYE_OUTER_R], axis=-1) if p.shape[1] > topo.EYE_OUTER_L else None
+    if iod is None or not np.isfinite(iod).any():
+        iod = np.ones(T)
+    iod = np.where(np.isfinite(iod) & (iod > 0), iod, np.nanmedian(iod) if np.isfinite(iod).any() else 1.0)
+    return (np.linalg.norm(v, axis=-1) / iod[:, None]).astype(np.float32)
+
+
 @dataclass
 class DonorPool:
     """M candidate donor frames.
@@ -250,7 +301,10 @@ class DonorPool:
     au: (M,K) float32 fitted AUs (columns named like the shot's ``au_names``); rotation: (M,3)
     float32 head rotation, axis-angle radians; usable: (M,) bool (a face was tracked and fitted);
     clip: (M,) int64 0 = this shot, 1.. = library shots of the same actor; frame: (M,) int64 frame
-    index within its clip.
+    index within its clip; speed: optional (M,N) float32 per-vertex landmark speed in IOD/frame
+    (:func:`landmark_speed`): a frame caught mid-motion is blurred, so each region's mean speed
+    adds a cost and above ``TransferConfig.max_speed`` rules the frame out for that region
+    (NaN: not usable). None: every donor counts as still.
     """
 
     au: np.ndarray
@@ -258,6 +312,7 @@ class DonorPool:
     usable: np.ndarray
     clip: np.ndarray
     frame: np.ndarray
+    speed: np.ndarray | None = None
 
     def __post_init__(self):
         self.au = np.asarray(self.au, np.float32)
@@ -266,24 +321,36 @@ class DonorPool:
         self.usable = np.asarray(self.usable, bool).reshape(m)
         self.clip = np.asarray(self.clip, np.int64).reshape(m)
         self.frame = np.asarray(self.frame, np.int64).reshape(m)
+        if self.speed is not None:
+            self.speed = np.asarray(self.speed, np.float32).reshape(m, -1)
 
     def __len__(self) -> int:
         return len(self.au)
 
     @classmethod
-    def from_fit(cls, au, rotation, usable=None, clip: int = 0, frames=None) -> "DonorPool":
-        """A pool of one clip's frames: au (T,K), rotation (T,3), usable (T,) (default all),
-        frames (T,) frame indices (default 0..T-1)."""
+    def from_fit(cls, au, rotation, usable=None, clip: int = 0, frames=None, landmarks=None) -> DonorPool:
+        """A pool of one clip's frames: au (T,K), rotation (T,3), usable (T,) (default: all, and
+        only frames with landmarks when ``landmarks`` is given), frames (T,) frame indices (default
+        0..T-1), landmarks (T,N,>=2) px the tracked landmarks (for the donors' speed)."""
         au = np.asarray(au, np.float32)
         t = len(au)
-        usable = np.ones(t, bool) if usable is None else np.asarray(usable, bool)
+        usable = np.ones(t, bool) if usable is None else np.asarray(usable, bool).copy()
         frames = np.arange(t) if frames is None else np.asarray(frames)
-        return cls(au, rotation, usable, np.full(t, clip, np.int64), frames)
+        speed = None
+        if landmarks is not None:
+            lm = np.asarray(landmarks, np.float32)
+            usable &= np.isfinite(lm[..., :2]).all((1, 2))
+            speed = landmark_speed(lm)
+        return cls(au, rotation, usable, np.full(t, clip, np.int64), frames, speed)
 
     @classmethod
-    def concat(cls, pools: Sequence["DonorPool"]) -> "DonorPool":
-        """Rows of several pools, in order (same AU columns)."""
-        return cls(*(np.concatenate([getattr(p, f) for p in pools]) for f in ("au", "rotation", "usable", "clip", "frame")))
+    def concat(cls, pools: Sequence[DonorPool]) -> DonorPool:
+        """Rows of several pools, in order (same AU columns; speeds kept only if all have them)."""
+        fields = [np.concatenate([getattr(p, f) for p in pools]) for f in ("au", "rotation", "usable", "clip", "frame")]
+        speed = None
+        if all(p.speed is not None for p in pools):
+            speed = np.concatenate([p.speed for p in pools])
+        return cls(*fields, speed)
 
 
 @dataclass(frozen=True)
@@ -300,8 +367,13 @@ class TransferConfig:
         allowed; pose_weight [0.05]: cost added at that limit (quadratic in the angle).
     speech_tol [0.1]: speech-locked regions: every speech AU of the donor within this of the
         current source's; speech_aus: the FACS numbers that carry speech (the planner's).
+    lock_tol [0.2]: a region's ``locked`` AUs (cheek puff, jaw sideways: the planner never changes
+        them) of the donor within this of the current source's.
     min_gain [0.005], max_ratio [0.7]: a donor must be nearer the planned target than the current
         source frame by ``min_gain`` and by the factor ``max_ratio`` (else that frame falls back).
+    speed_weight [0.01], speed_ref [0.01], max_speed [0.05]: with the pool's landmark speeds, a
+        donor's region moving at ``speed_ref`` IOD/frame costs ``speed_weight`` (quadratic), above
+        ``max_speed`` it is not allowed (motion blur).
     candidates [16]: with pools over 256 rows, the DP runs on the union of every frame's best
         ``candidates`` donors per region.
     feather [0.06]: alpha rises from 0 on the outline of the transferred area to 1 at this fraction
@@ -317,9 +389,13 @@ class TransferConfig:
     max_pose_deg: float = 20.0
     pose_weight: float = 0.05
     speech_tol: float = 0.1
+    lock_tol: float = 0.2
     speech_aus: frozenset[int] = em.SPEECH_AUS
     min_gain: float = 0.005
     max_ratio: float = 0.7
+    speed_weight: float = 0.01
+    speed_ref: float = 0.01
+    max_speed: float = 0.05
     candidates: int = 16
     feather: float = 0.06
     gain_sigma: float = 0.2
@@ -439,13 +515,24 @@ class _RegionCost:
             if name in au_names:
                 ok &= torch.as_tensor(pool.au[:, au_names.index(name)], device=dev) <= top
         self.donor_ok = ok
-        self.speech = []
+        lock = {}
         if region.speech_locked:
-            self.speech = sorted(em.columns_of(cfg.speech_aus, au_names))
+            lock.update({c: cfg.speech_tol for c in em.columns_of(cfg.speech_aus, au_names)})
+        for name in region.locked:
+            if name in au_names:
+                lock.setdefault(au_names.index(name), cfg.lock_tol)
+        self.speech = sorted(lock)
+        self.tol = torch.tensor([lock[c] for c in self.speech], device=dev, dtype=torch.float32)
         self.pool_speech = torch.as_tensor(pool.au, device=dev)[:, self.speech]
         self.source_speech = source[:, self.speech]
         self.frame_rows = frame_rows
         self.cfg = cfg
+        self.speed_cost = torch.zeros(len(pool), device=dev)
+        if pool.speed is not None:
+            base = [i for i in region.vertex_ids.tolist() if i < pool.speed.shape[1]]
+            sp = torch.as_tensor(pool.speed[:, base], device=dev).mean(1)
+            self.donor_ok &= torch.isfinite(sp) & (sp <= cfg.max_speed)
+            self.speed_cost = cfg.speed_weight * (sp.nan_to_num(0.0) / max(cfg.speed_ref, 1e-9)) ** 2
 
     def current(self) -> torch.Tensor:
         """(T,) the current source frame's cost (its distance to the target)."""
@@ -458,7 +545,9 @@ class _RegionCost:
         sel = slice(None) if rows is None else rows
         a = self.pool_au[sel]  # (M',k)
         g = self.target[t0:t1]  # (n,k)
-        au_cost = ((a[None] - g[:, None]) ** 2 * self.w).sum(-1)  # (n,M')
+        # sum_k w_k (a_k - g_k)^2 = w.a^2 - 2 (w g).a + w.g^2, as a matmul (n,M')
+        au_cost = ((a * a) @ self.w)[None] - 2.0 * (g * self.w) @ a.T + ((g * g) @ self.w)[:, None]
+        au_cost = au_cost.clamp_min(0.0)
         c0 = self.current()[t0:t1, None]
         better = (au_cost + cfg.min_gain <= c0) & (au_cost <= cfg.max_ratio * c0)
         dot = (self.q_cur[t0:t1] @ self.q_pool[sel].T).abs().clamp(max=1.0)
@@ -466,14 +555,14 @@ class _RegionCost:
         pose_ok = angle <= cfg.max_pose_deg
         if self.speech:
             diff = (self.pool_speech[sel][None] - self.source_speech[t0:t1, None]).abs()
-            speech_ok = (diff <= cfg.speech_tol + 1e-6).all(-1)
+            speech_ok = (diff <= self.tol + 1e-6).all(-1)
         else:
             speech_ok = torch.ones_like(better)
         ok = better & pose_ok & speech_ok & self.donor_ok[sel][None]
         rows_idx = torch.arange(len(self.pool_au), device=a.device)[sel]
         fr = self.frame_rows[t0:t1, None]
         ok &= rows_idx[None] != fr  # never the current frame itself
-        cost = au_cost + cfg.pose_weight * (angle / max(cfg.max_pose_deg, 1e-6)) ** 2
+        cost = au_cost + cfg.pose_weight * (angle / max(cfg.max_pose_deg, 1e-6)) ** 2 + self.speed_cost[sel][None]
         cost = torch.where(ok, cost, torch.full_like(cost, math.inf))
         return cost, better & self.donor_ok[sel][None] & (rows_idx[None] != fr), pose_ok, speech_ok
 
@@ -491,10 +580,10 @@ def viterbi_hold(unary: torch.Tensor, switch_cost: float, min_hold: int = 1) -> 
     H = max(1, int(min_hold))
     dev = unary.device
     inf = torch.tensor(math.inf, device=dev)
+    if T == 0:
+        return torch.zeros(0, dtype=torch.long, device=dev)
     V = torch.full((S, H), math.inf, device=dev)
     V[:, 0] = unary[0]
-    if H == 1:
-        V[:, 0] = unary[0]
     came_stay = torch.zeros(T, S, dtype=torch.bool, device=dev)  # held level: from H-1 (stay) vs H-2
     switched = torch.zeros(T, S, dtype=torch.bool, device=dev)  # H == 1: entered by a switch
     best = torch.zeros(T, 2, dtype=torch.long, device=dev)
@@ -562,15 +651,17 @@ def _crossfade(seq: np.ndarray, allowed, fade: int):
     allowed(t, d) -> bool: may donor d be shown at frame t. Each change between two donors A -> B
     at frame s cross-fades over up to ``fade`` frames around s: frames before s also need B
     allowed, frames after s A allowed (each side at most half its span). Returns donor_a,
-    donor_b (T,) int64, mix (T,) float32 and the number of hard cuts (changes with no window).
+    donor_b (T,) int64, mix (T,) float32 and the frames s of the hard cuts (changes where
+    neither donor may be shown on the other's side: alpha dips to ~0 there instead, see
+    :func:`_ease`).
     """
     T = len(seq)
     a = seq.astype(np.int64).copy()
     b = np.full(T, -1, np.int64)
     mix = np.zeros(T, np.float32)
     spans = _spans(seq)
-    hard = 0
-    for (s0, s1, A), (_, e1, B) in zip(spans[:-1], spans[1:]):
+    hard = []
+    for (s0, s1, A), (_, e1, B) in itertools.pairwise(spans):
         if A < 0 or B < 0 or fade <= 0:
             continue
         s = s1
@@ -586,12 +677,32 @@ def _crossfade(seq: np.ndarray, allowed, fade: int):
         before = min(nb, fade - after)
         n = before + after
         if n == 0:
-            hard += 1
+            hard.append(s)
             continue
         for i, t in enumerate(range(s - before, s + after)):
             a[t], b[t] = A, B
-            mix[t] = float(smoothstep(torch.tensor((i + 1) / (n + 1))))
+            x = (i + 1) / (n + 1)
+            mix[t] = x * x * (3.0 - 2.0 * x)  # smoothstep
     return a, b, mix, hard
+
+
+def _ease(on: np.ndarray, cuts: Sequence[int], fade: int) -> np.ndarray:
+    """(T,) float32 0..1: 0 where ``on`` (T,) bool is False, easing (smoothstep) to 1 over
+    ``fade`` frames away from every off frame and every hard cut (a cut at s sits between frames
+    s-1 and s, which get half a frame's distance: alpha dips to ~0 across it, so one donor never
+    replaces another at full strength)."""
+    T = len(on)
+    if fade <= 0:
+        return on.astype(np.float32)
+    ev = np.sort(np.r_[np.nonzero(~on)[0].astype(np.float64), np.asarray(cuts, np.float64) - 0.5])
+    if len(ev) == 0:
+        return np.ones(T, np.float32)
+    n = np.arange(T, dtype=np.float64)
+    i = np.searchsorted(ev, n)
+    before = np.where(i > 0, n - ev[np.maximum(i - 1, 0)], np.inf)
+    after = np.where(i < len(ev), ev[np.minimum(i, len(ev) - 1)] - n, np.inf)
+    x = np.clip(np.minimum(np.abs(before), np.abs(after)) / (fade + 1.0), 0.0, 1.0)
+    return np.where(on, x * x * (3.0 - 2.0 * x), 0.0).astype(np.float32)
 
 
 def plan_transfer(
@@ -687,20 +798,23 @@ def plan_transfer(
             return 0 <= t < T and bool(finite[t, inv[d]])
 
         a_r, b_r, m_r, hard = _crossfade(seq_rows, allowed, cfg.crossfade)
-        on = torch.as_tensor(seq != S - 1)
-        ease = reliability_fade(on, cfg.crossfade) if cfg.crossfade > 0 else on.float()
+        ease = torch.as_tensor(_ease(seq != S - 1, hard, cfg.crossfade))
         al = (ease * w * cfg.strength).numpy().astype(np.float32)
         al[seq == S - 1] = 0.0
         off = al <= 0
         a_r[off], b_r[off], m_r[off] = -1, -1, 0.0
         donor_a[r], donor_b[r], mix[r], alpha[r] = a_r, b_r, m_r, al
         fallback[r] = acts.numpy() & (seq == S - 1)
-        names = ("no donor nearer the target than the current frame", "pose too different",
-                 "speech does not match", "held off (donors too brief for min_hold / switch_cost)")
+        names = (
+            "no donor nearer the target than the current frame",
+            "pose too different",
+            "speech (or an unplanned AU: puff, jaw) does not match",
+            "held off (no donor worth a switch: min_hold, switch_cost, motion)",
+        )
         fb_codes = code.numpy()[fallback[r]]
         why = {names[k]: int((fb_codes == k).sum()) for k in range(4) if (fb_codes == k).any()}
         reasons.append(why)
-        hard_cuts.append(hard)
+        hard_cuts.append(len(hard))
     return TransferPlan(
         regions=[rg.name for rg in regions],
         donor_a=donor_a,
@@ -736,7 +850,8 @@ def crop_box(vertices, size: tuple[int, int], margin: float = 0.15) -> Box:
     """Integer box (x0, y0, x1, y1) (half-open) around vertices (N,2) px grown by ``margin`` x
     face size (sqrt of the vertices' bounding-box area), clipped to the frame ``size`` (H, W):
     where to cut a donor crop so that every region (and the bilinear taps at its edge) is inside."""
-    v = torch.as_tensor(vertices).float().reshape(-1, 2)[:, :2]
+    v = torch.as_tensor(vertices).float()[..., :2].reshape(-1, 2)
+    v = v[torch.isfinite(v).all(1)]
     ext = (v.amax(0) - v.amin(0)).clamp_min(1.0)
     return face_box([v], margin * float(ext.prod().sqrt()) + 2.0, size)
 
@@ -750,22 +865,26 @@ def cut_donor(frame: torch.Tensor, vertices, margin: float = 0.15) -> DonorImage
     return DonorImage(frame[:, y0:y1, x0:x1].clone(), v, (x0, y0))
 
 
-def _local_triangles(region: TransferRegion) -> tuple[np.ndarray, np.ndarray]:
-    ids = region.vertex_ids
-    return ids, np.searchsorted(ids, region.triangles)
-
-
-def _sample_donor(don: DonorImage, region: TransferRegion, tris: torch.Tensor, raster) -> torch.Tensor:
-    """The donor's pixels (3,h,w) at the donor positions of the raster's pixels."""
-    img = torch.as_tensor(don.image)
+def _sample_donors(sources, region: TransferRegion, tris: torch.Tensor, raster) -> torch.Tensor:
+    """sum_i share_i * donor_i's pixels (3,h,w) at the donor positions of the raster's pixels
+    (one barycentric interpolation for all donors)."""
     dev = raster.bary.device
-    img = img.to(dev, torch.float32) if img.dtype != torch.float32 or img.device != dev else img
-    v = region.extend(torch.as_tensor(don.vertices, device=dev).float()[:, :2])
-    v = v - torch.tensor([float(don.offset[0]), float(don.offset[1])], device=dev)
-    pos = interpolate(v, tris, raster)  # (2,h,w) donor-crop pixels
-    hd, wd = img.shape[-2:]
-    grid = torch.stack([pos[0] * (2.0 / max(1, wd - 1)) - 1.0, pos[1] * (2.0 / max(1, hd - 1)) - 1.0], -1)
-    return F.grid_sample(img[None], grid[None], mode="bilinear", padding_mode="border", align_corners=True)[0]
+    pos = []
+    for don, _ in sources:
+        v = region.extend(torch.as_tensor(don.vertices, device=dev).float()[:, :2])
+        pos.append(v - torch.tensor([float(don.offset[0]), float(don.offset[1])], device=dev))
+    pos = interpolate(torch.cat(pos, 1), tris, raster)  # (2*n,h,w) donor-crop pixels
+    acc = None
+    for i, (don, share) in enumerate(sources):
+        img = torch.as_tensor(don.image)
+        if img.dtype != torch.float32 or img.device != dev:
+            img = img.to(dev, torch.float32)
+        hd, wd = img.shape[-2:]
+        px, py = pos[2 * i], pos[2 * i + 1]
+        grid = torch.stack([px * (2.0 / max(1, wd - 1)) - 1.0, py * (2.0 / max(1, hd - 1)) - 1.0], -1)
+        s = F.grid_sample(img[None], grid[None], mode="bilinear", padding_mode="border", align_corners=True)[0]
+        acc = s * share if acc is None else acc + s * share
+    return acc
 
 
 def low_frequency_gain(current: torch.Tensor, donor: torch.Tensor, weight: torch.Tensor, sigma: float,
@@ -792,12 +911,11 @@ def low_frequency_gain(current: torch.Tensor, donor: torch.Tensor, weight: torch
 
 
 def _render_region(frame, dst_e, depth_e, region, sources, cfg, feather_px):
-    """One region: (box, layer (3,h,w), cover (1,h,w) bool, matte (1,h,w) feathered coverage,
-    the region's vertices (U,2) and local triangles (F_r,3)) or None."""
+    """One region: (box, layer (3,h,w), cover (1,h,w) bool, matte (1,h,w) feathered coverage)
+    or None."""
     H, W = frame.shape[-2:]
     dev = dst_e.device
-    ids, local = _local_triangles(region)
-    pts = dst_e[torch.as_tensor(ids, device=dev)]
+    pts = dst_e[torch.as_tensor(region.vertex_ids, device=dev)]
     if not bool(torch.isfinite(pts).all()):
         return None
     box = face_box([pts], 2.0, (H, W))
@@ -807,14 +925,18 @@ def _render_region(frame, dst_e, depth_e, region, sources, cfg, feather_px):
         return None
     off = torch.tensor([float(x0), float(y0)], device=dev)
     tris = torch.as_tensor(region.triangles, device=dev)
-    raster = rasterize_barycentric(dst_e - off, tris, (h, w), depth_e)
+    if depth_e is not None and region.occluders is not None and len(region.occluders):
+        # z-buffer the region against the rest of the mesh: hidden pixels are not the region's
+        occ = torch.as_tensor(region.occluders, device=dev)
+        raster = rasterize_barycentric(dst_e - off, torch.cat([tris, occ]), (h, w), depth_e)
+        hidden = raster.tri >= len(tris)
+        raster = raster._replace(tri=torch.where(hidden, torch.full_like(raster.tri, -1), raster.tri))
+    else:
+        raster = rasterize_barycentric(dst_e - off, tris, (h, w), depth_e)
     cover = raster.mask
     if not bool(cover.any()):
         return None
-    acc = None
-    for don, share in sources:
-        s = _sample_donor(don, region, tris, raster)
-        acc = s * share if acc is None else acc + s * share
+    acc = _sample_donors(sources, region, tris, raster)
     cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)
     skin = cover.clone()
     if region.interior is not None and bool(np.any(region.interior)):
@@ -823,22 +945,35 @@ def _render_region(frame, dst_e, depth_e, region, sources, cfg, feather_px):
     size_r = math.sqrt(h * w)
     gain = low_frequency_gain(cur, acc, skin[None].float(), cfg.gain_sigma * size_r, cfg.max_gain)
     layer = (acc * gain).clamp(0.0, 1.0)
-    local_t = torch.as_tensor(local, device=dev)
-    matte = _feathered(pts - off, local_t, (h, w), feather_px) * cover[None]
-    return box, layer, cover[None], matte, pts, local_t
+    matte = feather_inside(cover[None], feather_px)
+    return box, layer, cover[None], matte
 
 
-def _feathered(vertices, triangles, size, feather_px: float) -> torch.Tensor:
-    """(1,h,w) coverage of a mesh feathered inside its outline: 0 on it, 1 at ``feather_px``
-    inside (:func:`facepipe.composite.matte.face_matte` with the width in pixels)."""
-    ext = (vertices.amax(0) - vertices.amin(0)).clamp_min(1.0)
-    frac = feather_px / float(ext.prod().sqrt())
-    return face_matte(vertices, triangles, size, erode=0.0, feather=frac)
+def feather_inside(cover: torch.Tensor, feather_px: float, work_px: float = 6.0) -> torch.Tensor:
+    """A coverage mask (1,h,w) feathered inside its outline: 0 on and outside it, rising
+    (smoothstep) to 1 at ``feather_px`` inside. The same construction as
+    :func:`facepipe.composite.matte.face_matte` (a Gaussian of the coverage, sigma = feather / 2,
+    remapped from its value on a straight outline, 0.5, to its value ``feather_px`` inside), but
+    from a coverage already rasterised, at a resolution where the feather is ``work_px`` pixels."""
+    c = cover.float()
+    h, w = c.shape[-2:]
+    sigma = 0.5 * max(feather_px, 1e-3)
+    scale = min(1.0, work_px / max(feather_px, 1e-3))
+    low = c[None]
+    if scale < 1.0:
+        low = F.interpolate(low, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
+    b = gaussian_blur(low, sigma * scale, border="zeros")
+    hi = 0.5 * (1.0 + math.erf(2.0 / math.sqrt(2.0)))  # Phi(feather / sigma)
+    x = ((b - 0.5) / (hi - 0.5)).clamp(0.0, 1.0)
+    soft = x * x * (3.0 - 2.0 * x)
+    if scale < 1.0:
+        soft = F.interpolate(soft, size=(h, w), mode="bilinear", align_corners=False)
+    return (soft[0] * c).clamp(0.0, 1.0)
 
 
 def face_scale(vertices) -> float:
     """sqrt of the bounding-box area (px) of a face's vertices (N,2): the unit of ``feather``."""
-    v = torch.as_tensor(vertices).float().reshape(-1, 2)
+    v = torch.as_tensor(vertices).float()[..., :2].reshape(-1, 2)
     v = v[torch.isfinite(v).all(1)]
     if len(v) == 0:
         return 1.0
@@ -867,7 +1002,6 @@ def render_transfer_box(
 
         regions = facemesh_regions(load_model())
     by_name = {rg.name: rg for rg in regions}
-    H, W = frame.shape[-2:]
     dev = frame.device
     dst = torch.as_tensor(dst, device=dev).float()[:, :2]
     z = None if depth is None else torch.as_tensor(depth, device=dev).float().reshape(-1, 1)
@@ -899,7 +1033,6 @@ def render_transfer_box(
     x1 = max(p[1][2] for p in parts)
     y1 = max(p[1][3] for p in parts)
     h, w = y1 - y0, x1 - x0
-    off = torch.tensor([float(x0), float(y0)], device=dev)
     # Regions overlap by a ring of triangles: inside the union of the active regions their
     # layers and alphas are averaged with their own feathered mattes as weights (so a layer
     # cross-dissolves into its neighbour's across the overlap), and the union's feathered
@@ -907,20 +1040,19 @@ def render_transfer_box(
     num = torch.zeros(3, h, w, device=dev)
     den_a = torch.zeros(1, h, w, device=dev)
     den = torch.zeros(1, h, w, device=dev)
-    verts, tris, n = [], [], 0
-    for a, (bx0, by0, bx1, by1), layer, cover, matte, pts, local_t in parts:
+    covered = torch.zeros(1, h, w, dtype=torch.bool, device=dev)
+    for a, (bx0, by0, bx1, by1), layer, cover, matte in parts:
         sl = (slice(None), slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
         wgt = torch.maximum(matte, 1e-3 * cover.float())
         num[sl] += layer * (wgt * a)
         den_a[sl] += wgt * a
         den[sl] += wgt
-        verts.append(pts - off)
-        tris.append(local_t + n)
-        n += len(pts)
-    union = _feathered(torch.cat(verts), torch.cat(tris), (h, w), feather_px)
+        covered[sl] |= cover
+    union = feather_inside(covered, feather_px)
     alpha = union * den_a / den.clamp_min(1e-12)
     # the eye openings (iris, gaze, lids' margins) always stay the current frame's
     if len(dst) == topo.N_VERTICES:
+        off = torch.tensor([float(x0), float(y0)], device=dev)
         for eye in (EYE_R, EYE_L):
             alpha = alpha * (1.0 - polygon_mask(dst[list(eye.loop)] - off, (h, w)))
     cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)

@@ -1,0 +1,180 @@
+"""The edit's quality bars, measured with the evaluation harness over a set of clips.
+
+For every clip (default: every shared clip), its first ``--max-frames`` frames become the
+source; each emotion in ``--emotions`` is edited at intensity 1 along each path in
+``--paths`` (``warp``: geometric warp only, ``--appearance 0``; ``full``: warp + appearance
+transfer at ``--appearance``), and every edit is scored by :func:`facepipe.evaluation.evaluate`
+with the edit's own plan (from its report) for AU fidelity::
+
+    python benchmarks/edit_quality.py --json benchmarks/results/edit_quality.json \
+        [--clips A.mp4 B.mp4] [--emotions happy,sad,surprised] [--paths warp,full] [--max-frames 60]
+
+Writes OUT (JSON: every harness report) and OUT.md: per clip rows and, per emotion and path,
+the pooled numbers next to the issue's bars: target top class share over all face frames
+(happy >= 40%, sad >= 50%), clips where P(target) rose (all), speech r on talking clips
+(>= 0.9), sharpness (>= 0.9x), AU fidelity (>= 0.5), jitter and flicker (<= 1.2x), background PSNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import SHARED, trimmed_source  # noqa: E402
+
+TOP_SHARE_BAR = {"happy": 0.40, "sad": 0.50}
+BARS = {"speech": 0.9, "sharpness": 0.9, "au_fidelity": 0.5, "jitter": 1.2, "flicker": 1.2}
+
+
+def edit_and_score(src: Path, folder: Path, emotion: str, path: str, appearance: float, workdir, identity: bool) -> dict:
+    from facepipe import api
+    from facepipe.evaluation.harness import evaluate
+
+    out = folder / f"{src.stem}.{emotion}.{path}{src.suffix}"
+    t0 = time.perf_counter()
+    result = api.edit(src, emotion=emotion, out=out, force=True, appearance=0.0 if path == "warp" else appearance,
+                      workdir=workdir, progress="off", log=lambda m: None)  # fmt: skip
+    edit_s = time.perf_counter() - t0
+    report = evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir, log=lambda m: None)
+    report.update(path=path, edit_seconds=round(edit_s, 2), edit_report={
+        k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing")})  # fmt: skip
+    return report
+
+
+def pooled(reports: list[dict], emotion: str) -> dict:
+    """Pooled numbers of one emotion and path over clips."""
+    faces = np.array([r["face_frames"]["both"] for r in reports], float)
+    emo = [r["emotion"] for r in reports]
+    top = np.array([e.get("top_share_after") or 0.0 for e in emo])
+    top_before = np.array([e.get("top_share_before") or 0.0 for e in emo])
+    rose = [(e.get("mean_after") or 0) > (e.get("mean_before") or 0) for e in emo]
+    talking = [r for r in reports if (r.get("speech") or {}).get("meaningful", True)]
+
+    def vals(key, sub):
+        v = [(r.get(key) or {}).get(sub) for r in reports]
+        return np.array([x for x in v if x is not None], float)
+
+    speech = np.array([r["speech"]["corr"] for r in talking if r["speech"].get("corr") is not None], float)
+    out = {
+        "clips": len(reports),
+        "face_frames": int(faces.sum()),
+        "top_share_before": float((top_before * faces).sum() / max(faces.sum(), 1)),
+        "top_share_after": float((top * faces).sum() / max(faces.sum(), 1)),
+        "clips_rose": int(sum(rose)),
+        "speech_min": float(speech.min()) if len(speech) else None,
+        "speech_median": float(np.median(speech)) if len(speech) else None,
+        "talking_clips": len(speech),
+    }
+    for name, key, sub in (("sharpness", "sharpness", "ratio"), ("au_fidelity", "au_fidelity", "overall"),
+                           ("jitter", "stability", "jitter_ratio"), ("flicker", "stability", "flicker_ratio"),
+                           ("background_psnr", "background", "psnr_db"), ("identity_cos", "identity", "cosine")):  # fmt: skip
+        v = vals(key, sub)
+        out[f"{name}_min"] = float(v.min()) if len(v) else None
+        out[f"{name}_median"] = float(np.median(v)) if len(v) else None
+        out[f"{name}_max"] = float(v.max()) if len(v) else None
+    out["bar_top_share"] = TOP_SHARE_BAR.get(emotion)
+    return out
+
+
+def markdown(result: dict) -> str:
+    from facepipe.evaluation.table import markdown_table
+
+    lines = [f"# Edit quality ({result['machine']['node']}, first {result['max_frames']} frames per clip)", ""]
+    lines += ["## Pooled", "",
+              "| emotion | path | clips | face frames | top share before->after (bar) | P rose on | speech r min / median "
+              "| sharp min / med | AU fid min / med | jitter max | flicker max | bg PSNR min | identity cos min |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    f = lambda v, s=".2f": "n/a" if v is None else format(v, s)  # noqa: E731
+    for key, p in result["pooled"].items():
+        emotion, path = key.split("/")
+        bar = f" (>= {p['bar_top_share']:.0%})" if p["bar_top_share"] else ""
+        lines.append(
+            f"| {emotion} | {path} | {p['clips']} | {p['face_frames']} | {p['top_share_before']:.0%} -> "
+            f"{p['top_share_after']:.0%}{bar} | {p['clips_rose']}/{p['clips']} | {f(p['speech_min'])} / "
+            f"{f(p['speech_median'])} ({p['talking_clips']} talking) | {f(p['sharpness_min'])} / {f(p['sharpness_median'])} | "
+            f"{f(p['au_fidelity_min'])} / {f(p['au_fidelity_median'])} | {f(p['jitter_max'])} | {f(p['flicker_max'])} | "
+            f"{f(p['background_psnr_min'], '.1f')} | {f(p['identity_cos_min'], '.3f')} |"
+        )
+    lines += ["", "## Per clip", ""]
+    reports = result["reports"]
+    lines.append(markdown_table(reports, [f"{r['requested']} {r['path']}" for r in reports]))
+    if result["skipped"]:
+        lines += ["", "Not scored:", ""] + [f"- {s}" for s in result["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--clips", nargs="*", type=Path, default=None, help="default: every shared clip")
+    ap.add_argument("--emotions", default="happy,sad,surprised")
+    ap.add_argument("--paths", default="warp,full", help="warp (appearance 0), full (appearance transfer)")
+    ap.add_argument("--appearance", type=float, default=1.0, help="appearance strength of the full path")
+    ap.add_argument("--max-frames", type=int, default=60)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep-clips", type=Path, default=None)
+    ap.add_argument("--no-identity", action="store_true")
+    args = ap.parse_args(argv)
+
+    import tempfile
+
+    from facepipe.errors import FacepipeError
+
+    clips = args.clips or sorted(SHARED.glob("*.mp4"))
+    if not clips:
+        print(f"edit_quality: no clips (looked in {SHARED})", file=sys.stderr)
+        return 2
+    emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    reports, skipped = [], []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="facepipe-editq-") as tmp:
+        folder = args.keep_clips or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for clip in clips:
+            src = trimmed_source(clip, folder, args.max_frames, args.workdir)
+            for emotion in emotions:
+                for path in paths:
+                    try:
+                        r = edit_and_score(src, folder, emotion, path, args.appearance, args.workdir, not args.no_identity)
+                    except FacepipeError as exc:
+                        skipped.append(f"{clip.name} {emotion} {path}: {exc}")
+                        print(skipped[-1], flush=True)
+                        continue
+                    r["clip"], r["requested"] = clip.name, emotion
+                    reports.append(r)
+                    e = r["emotion"]
+                    print(f"{clip.name} {emotion} {path}: P {e.get('mean_before')}->{e.get('mean_after')} top "
+                          f"{e.get('top_share_after')} speech {r['speech'].get('corr')} sharp {r['sharpness'].get('ratio')} "
+                          f"AU {r['au_fidelity'].get('overall')} ({r['edit_seconds']} s edit)", flush=True)  # fmt: skip
+    result = {
+        "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "max_frames": args.max_frames,
+        "appearance": args.appearance,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "pooled": {f"{e}/{p}": pooled([r for r in reports if r["path"] == p and r["requested"] == e], e)
+                   for e in emotions for p in paths if any(r["path"] == p and r["requested"] == e for r in reports)},  # fmt: skip
+        "reports": reports,
+        "skipped": skipped,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1, default=str))
+    md = markdown(result)
+    args.json.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

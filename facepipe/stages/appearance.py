@@ -1,0 +1,105 @@
+"""Appearance transfer for an edit: donors from the actor's own frames, decoded once, laid per frame.
+
+Builds the donor pool (this shot's fitted frames, plus every clip of ``--actor-library``, each
+analysed through the same cached stages), chooses each region's donors over the shot
+(:func:`facepipe.render.transfer.plan_transfer`), decodes only the donor frames chosen (as face
+crops, at the render scale) and returns the per-frame :class:`AppearanceSource` the renderer calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facepipe.errors import FacepipeError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".mxf", ".avi", ".m4v")
+
+
+class ShotAppearance:
+    """The :class:`~facepipe.stages.render.AppearanceSource` of one shot: ``(warped, pos, dst)``
+    -> ``(layer (3,H,W), alpha (1,H,W))`` or None where the plan transfers nothing."""
+
+    def __init__(self, plan, donors: dict, regions, config):
+        self.plan, self.donors, self.regions, self.config = plan, donors, regions, config
+
+    def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor):
+        from facepipe.render.transfer import render_transfer
+
+        if pos < 0 or not (self.plan.alpha[:, pos] > 0).any():
+            return None
+        return render_transfer(warped, dst, self.donors, self.plan, pos, self.regions, config=self.config)
+
+
+def library_clips(folder: Path) -> list[Path]:
+    """The video files of an actor library folder, sorted (FacepipeError when there are none)."""
+    clips = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not clips:
+        raise FacepipeError(f"--actor-library {folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) in it")
+    return clips
+
+
+def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
+    """(:class:`ShotAppearance`, report dict) for an analysed shot (see the module doc)."""
+    from facepipe.render.transfer import DonorPool, TransferConfig, facemesh_regions, plan_transfer
+
+    fit, tracks, edit_plan = shot.fit, shot.tracks, shot.plan
+    regions = facemesh_regions(model)
+    sources = [(shot.ctx, tracks, fit)]  # clip 0 is the shot itself
+    if settings.actor_library is not None:
+        sources += [_analyse_library_clip(p, settings.face, open_ctx, log) for p in library_clips(settings.actor_library)]
+    pools = [
+        DonorPool.from_fit(f.au, f.rotation, usable=t.usable() & (np.asarray(f.valid) > 0), clip=i,
+                           frames=f.frame_index, landmarks=t.landmarks)  # fmt: skip
+        for i, (_, t, f) in enumerate(sources)
+        if f is not None
+    ]
+    pool = DonorPool.concat(pools)
+    config = TransferConfig(strength=settings.appearance)
+    plan = plan_transfer(pool, fit.au, edit_plan.target, fit.rotation, edit_plan.weight, fit.au_names,
+                         frame_rows=np.arange(len(fit.au)), config=config, regions=regions)  # fmt: skip
+    donors = _decode_donors(plan, sources, scale, model.n_vertices)
+    report = {
+        "pool_frames": int(len(pool.au)),
+        "library_clips": [str(c.media.path) for c, _, _ in sources[1:]],
+        "donor_frames_decoded": len(donors),
+        "regions": plan.report(),
+    }
+    return ShotAppearance(plan, donors, regions, config), report
+
+
+def _analyse_library_clip(path: Path, face: str, open_ctx, log):
+    from facepipe.api import analysis_stages
+    from facepipe.io.media import probe
+    from facepipe.pipeline.runner import Runner
+
+    ctx = open_ctx(probe(path))
+    runner = Runner(analysis_stages(face), ctx)
+    tracks = runner.get("track")
+    if not tracks.has_face:
+        log(f"edit: actor library clip {path.name} has no face; not used")
+        return ctx, tracks, None
+    return ctx, tracks, runner.get("fit3d")
+
+
+def _decode_donors(plan, sources, scale: float, n_vertices: int) -> dict:
+    """{pool row: DonorImage} for every row the plan uses, decoded at ``scale`` as face crops
+    (with the donor's first ``n_vertices`` tracked landmarks: the mesh's)."""
+    from facepipe.render.transfer import cut_donor
+
+    rows = plan.rows_used()
+    donors = {}
+    for clip in np.unique(plan.pool_clip[rows]) if len(rows) else ():
+        ctx, tracks, fit = sources[int(clip)]
+        mine = rows[plan.pool_clip[rows] == clip]
+        frames = plan.pool_frame[mine]
+        order = np.argsort(frames)
+        pos = np.searchsorted(np.asarray(tracks.frame_index), frames)
+        for chunk in ctx.reader.chunks(frames[order], chunk_size=None, scale=scale):
+            for k, frame in zip(chunk.indices, chunk.frames):
+                for j in np.flatnonzero(frames == k):
+                    lm = tracks.landmarks[pos[j], :n_vertices, :2]
+                    donors[int(mine[j])] = cut_donor(frame, (lm + 0.5) * scale - 0.5)
+    return donors
