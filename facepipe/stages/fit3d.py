@@ -69,11 +69,27 @@ class Fit3DStage(Stage):
         )  # fmt: skip
 
     def run(self, ctx, inputs: dict[str, Artifact]) -> FaceFit:
+        check_tracks(inputs["track"], self.min_confidence)
         bar = ctx.progress(self.iterations, "fit3d")
         try:
             return fit_tracks(inputs["track"], self.config(), self.rig, ctx.device, bar.update)
         finally:
             bar.close()
+
+
+def check_tracks(tracks, min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """(landmarks (T,N,3), confidence (T,) 0 on unusable frames) of tracks the fit can use, or a
+    one-line FacepipeError saying why not."""
+    lm = np.asarray(tracks.landmarks, np.float32)
+    if lm.ndim != 3 or lm.shape[1] < 468:
+        raise FacepipeError(
+            f"fit3d needs the 468-point face mesh, but the tracks have {lm.shape[1] if lm.ndim == 3 else 0} "
+            "landmarks per frame; track with --backend mediapipe"
+        )
+    confidence = np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
+    if not (confidence >= min_confidence).any():
+        raise FacepipeError("fit3d: no frame of this shot has a usable face track; nothing to fit")
+    return lm, confidence
 
 
 def fit_tracks(tracks, config: FitConfig = FitConfig(), rig: str = "", device="cpu", progress=None,
@@ -85,15 +101,7 @@ def fit_tracks(tracks, config: FitConfig = FitConfig(), rig: str = "", device="c
     from facepipe.face.fit import fit_shot
     from facepipe.face.model import load_model
 
-    lm = np.asarray(tracks.landmarks, np.float32)
-    if lm.ndim != 3 or lm.shape[1] < 468:
-        raise FacepipeError(
-            f"fit3d needs the 468-point face mesh, but the tracks have {lm.shape[1] if lm.ndim == 3 else 0} "
-            "landmarks per frame; track with --backend mediapipe"
-        )
-    confidence = np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
-    if not (confidence >= config.min_confidence).any():
-        raise FacepipeError("fit3d: no frame of this shot has a usable face track; nothing to fit")
+    lm, confidence = check_tracks(tracks, config.min_confidence)
     cuts = np.searchsorted(np.asarray(tracks.frame_index), np.asarray(tracks.shot_cuts))
     fit = fit_shot(lm, confidence, (tracks.width, tracks.height), load_model(rig or None), config,
                    device=device, progress=progress, cuts=cuts, identity=identity)  # fmt: skip
