@@ -107,7 +107,8 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
                       appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
                       workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
     click.echo(summary_line(result.report))
-    click.echo(f"report: {result.report_path}")
+    reused = ", ".join(result.stats.get("cached", [])) or "nothing"
+    click.echo(f"report: {result.report_path} (cache reused: {reused}, {result.stats.get('chunks_cached', 0)} chunks resumed)")
 
 
 @main.command()

@@ -68,16 +68,16 @@ def _frames(path: Path) -> np.ndarray:
 
 
 def test_killed_run_resumes_from_the_cache_and_gives_the_same_output(tmp_path):
-    clip = make_demo_clip(tmp_path / "long.mp4", seconds=12, size=256, audio=True)
+    clip = make_demo_clip(tmp_path / "long.mp4", seconds=8, size=256, audio=True)
     work = tmp_path / "work"
     out = tmp_path / "out.mp4"
-    args = FACEPIPE + ["edit", str(clip), "--emotion", "neutral", "--intensity", "0", "--out", str(out),
+    args = FACEPIPE + ["edit", str(clip), "--emotion", "happy", "--appearance", "0", "--out", str(out),
                        "--workdir", str(work), "--chunk-mb", "8", "--progress", "plain"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     killed_at = None
     for line in proc.stdout:
-        if line.startswith("Progress:") and "scan" in line and int(line.split()[1].rstrip("%")) >= 30:
+        if line.startswith("Progress:") and "track" in line and int(line.split()[1].rstrip("%")) >= 30:
             proc.kill()
             killed_at = line.strip()
             break

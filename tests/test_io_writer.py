@@ -327,7 +327,8 @@ def test_provenance_tag(make_clip, tmp_path):
     text = comment(probe(out))
     assert text.startswith("facepipe ")
     tag = json.loads(text.split(" ", 1)[1])
-    assert tag["tool"] == "facepipe" and tag["emotion"] == "neutral" and tag["source"] == src.name
+    assert tag["tool"] == "facepipe" and tag["source"] == src.name
+    assert tag["request"]["keyframes"][0]["emotion"] == "neutral" and tag["request"]["intensity"] == 0
     from facepipe import __version__
 
     assert tag["version"] == __version__

@@ -84,12 +84,12 @@ def summary_line(doc: dict) -> str:
     t = doc.get("timing", {})
     speed = f"{t['render_fps']:.1f} fps" if t.get("render_fps") else ""
     if doc.get("mode") != "edit":
-        return f"{doc['output']}: {doc['frame_count']} frames passed through ({doc.get('mode')}) {speed}".rstrip()
+        return f"wrote {doc['output']}: {doc['frame_count']} frames passed through ({doc.get('mode')}) {speed}".rstrip()
     r = doc["render"]
     regions = doc.get("appearance", {}).get("regions", {})
     used = [f"{k} {v['frames_transferred']}" for k, v in regions.items() if v.get("frames_transferred")]
     fell = [k for k, v in regions.items() if v.get("frames_fallback")]
-    parts = [f"{doc['output']}: {r['edited']}/{doc['frame_count']} frames edited"]
+    parts = [f"wrote {doc['output']}: {r['edited']}/{doc['frame_count']} frames edited"]
     if doc.get("appearance_strength", 0) <= 0:
         parts.append("warp only")
     else:
