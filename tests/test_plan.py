@@ -36,8 +36,27 @@ def source(seed: int = 0, T: int = T) -> np.ndarray:
 
 
 def plan(req: EditRequest, src=None, **kw) -> EditPlan:
+    """The plan with the arithmetic exposed: no smoothing, and the edit measured against the raw
+    source (keep_motion_s=0); test_fast_source_motion_is_kept covers the default."""
     kw.setdefault("smooth_sigma", 0.0)
+    kw.setdefault("keep_motion_s", 0.0)
     return make_plan(source() if src is None else src, AUS, req, FPS, **kw)
+
+
+def test_fast_source_motion_is_kept_and_the_slow_baseline_moves():
+    """Speech wiggles AU12 fast around a slow baseline: the edit replaces the baseline only."""
+    t = np.arange(T, dtype=np.float32)
+    src = np.zeros((T, len(AUS)), np.float32)
+    col = AUS.index("AU12L")
+    wiggle = 0.15 * np.sin(2 * np.pi * t / 4)  # a 4-frame period: speech-fast at 24 fps
+    src[:, col] = 0.4 + wiggle
+    p = make_plan(src, AUS, parse_request(["neutral"]), FPS, smooth_sigma=0.0, keep_motion_s=0.4)
+    mid = slice(20, T - 20)  # away from the ends the Gaussian replicates
+    target = p.target[mid, col]
+    assert abs(float(target.mean()) - float(np.clip(wiggle[mid], 0, None).mean())) < 0.03
+    assert np.corrcoef(target, np.clip(wiggle[mid], 0, None))[0, 1] > 0.95, "the fast motion must survive the edit"
+    raw = make_plan(src, AUS, parse_request(["neutral"]), FPS, smooth_sigma=0.0, keep_motion_s=0.0)
+    assert np.allclose(raw.target[:, col], 0.0), "measured against the raw source, neutral relaxes it all"
 
 
 # ------------------------------------------------------------------ validation

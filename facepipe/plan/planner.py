@@ -3,7 +3,7 @@
 For every frame ``t`` and rig AU ``k``::
 
     a_i(t)      = intensity_i * schedule_i(t) * fade(t)          one per keyframe i
-    delta(t, k) = sum_i a_i(t) * (P_i[k] - source(t, k))         emotional AUs only
+    delta(t, k) = sum_i a_i(t) * (P_i[k] - base(t, k))           emotional AUs only
     target      = source + smooth_t(delta)                       (0 where no keyframe acts)
     target      = lerp(target, override value, override weight)  --au overrides win
 
@@ -18,6 +18,11 @@ For every frame ``t`` and rig AU ``k``::
 - Speech AUs (see :data:`facepipe.plan.emotions.SPEECH_AUS`) and AUs that are neither
   emotional nor speech (blinks, gaze, jaw sideways) keep the source's values exactly; the emotion
   is added around them. Only ``--au`` overrides may change them (the user asked explicitly).
+- ``base`` is the source's slow component (Gaussian over ``keep_motion`` frames, 0.4 s by
+  default): the edit moves the actor's expression baseline and keeps the fast part, which on a
+  talking face is largely speech. The fit explains wide-open speech mouths partly with AU12/15/20
+  (lp_d3 frame 311: AU12 0.6, AU15 0.3 with the jaw dropped); measured against the raw source,
+  every emotion relaxed those and squeezed the open mouth narrow.
 - The *edit* ``delta`` is smoothed over time (Gaussian, ``smooth_sigma`` frames), not the target:
   the renderer moves the actor's pixels by target - source, so a smooth difference adds no jitter
   while the actor's own micro-motion stays in the pixels. Frames where no keyframe acts keep the
@@ -150,11 +155,13 @@ def plan_targets(
     fade: int | None = None,
     speech: frozenset[int] = em.SPEECH_AUS,
     emotional: frozenset[int] = em.EMOTIONAL_AUS,
+    keep_motion: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Targets and weights on the device of ``source``.
 
     source: (T,K) float AU intensities named by ``au_names``; reliable: (T,) bool or None (all
-    reliable). Returns target (T,K) float32 and weight (T,) float32.
+    reliable); keep_motion: sigma in frames of the source's slow component the edit replaces
+    (0: the whole source). Returns target (T,K) float32 and weight (T,) float32.
     """
     source = source.float()
     T, K = source.shape
@@ -184,8 +191,9 @@ def plan_targets(
         for i, s in enumerate(segs):
             for col, value in em.expand_to_rig(em.prototype(s.emotion), au_names).items():
                 protos[i, col] = value
-        # sum_i a_i (P_i - source) on the emotional columns
-        delta = (a.t() @ protos - a.sum(0)[:, None] * source) * emo_mask
+        # sum_i a_i (P_i - base) on the emotional columns
+        base = smooth_time(source, keep_motion)
+        delta = (a.t() @ protos - a.sum(0)[:, None] * base) * emo_mask
         strength = a.sum(0)
         active = (strength > 0).float()[:, None]
         delta = smooth_time(delta, smooth_sigma) * active
@@ -225,11 +233,14 @@ def make_plan(
     fade: int | None = None,
     speech: frozenset[int] = em.SPEECH_AUS,
     device: torch.device | str | None = None,
+    keep_motion_s: float = 0.4,
 ) -> EditPlan:
     """The :class:`EditPlan` of ``request`` on a shot.
 
     source_au: (T,K) AU intensities (numpy or torch) named by ``au_names``; reliable: (T,) bool
-    (numpy or torch) or None; fps: the clip's rational frame rate. The request is resolved here
+    (numpy or torch) or None; fps: the clip's rational frame rate; keep_motion_s: seconds (sigma)
+    of the source's slow component the edit replaces, faster AU motion (speech) is kept (0: the
+    edit replaces the source's emotional AUs outright). The request is resolved here
     (RequestError for spans outside the clip, overlaps and unknown AUs).
     """
     src = torch.as_tensor(np.asarray(source_au) if not torch.is_tensor(source_au) else source_au)
@@ -238,7 +249,8 @@ def make_plan(
     rel = None if reliable is None else torch.as_tensor(
         np.asarray(reliable) if not torch.is_tensor(reliable) else reliable, device=src.device)
     schedule = request.resolve(fps, src.shape[0], au_names, start_timecode, first_number)
-    target, weight = plan_targets(src, au_names, schedule, rel, smooth_sigma, fade, speech)
+    target, weight = plan_targets(src, au_names, schedule, rel, smooth_sigma, fade, speech,
+                                  keep_motion=float(keep_motion_s * Fraction(fps)))  # fmt: skip
     speech_names = [au_names[c] for c in sorted(em.columns_of(speech, au_names))]
     return EditPlan(
         target=target.cpu().numpy().astype(np.float32),

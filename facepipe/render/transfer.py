@@ -882,7 +882,7 @@ def _sample_donors(sources, region: TransferRegion, tris: torch.Tensor, raster) 
         hd, wd = img.shape[-2:]
         px, py = pos[2 * i], pos[2 * i + 1]
         grid = torch.stack([px * (2.0 / max(1, wd - 1)) - 1.0, py * (2.0 / max(1, hd - 1)) - 1.0], -1)
-        s = F.grid_sample(img[None], grid[None], mode="bilinear", padding_mode="border", align_corners=True)[0]
+        s = F.grid_sample(img[None], grid[None], mode="bicubic", padding_mode="border", align_corners=True)[0]
         acc = s * share if acc is None else acc + s * share
     return acc
 
