@@ -90,7 +90,10 @@ def pooled(reports: list[dict], emotion: str) -> dict:
 def markdown(result: dict) -> str:
     from facepipe.evaluation.table import markdown_table
 
-    lines = [f"# Edit quality ({result['machine']['node']}, first {result['max_frames']} frames per clip)", ""]
+    lines = [f"# Edit quality ({result['machine']['node']}, {result['machine']['cpus']} CPUs, first {result['max_frames']} "
+             f"frames per clip, appearance {result['appearance']})", "",
+             f"Clips measured: {len(result['clips_measured'])} of {len(result['clips_requested'])} "
+             f"({', '.join(result['clips_measured'])}).", ""]  # fmt: skip
     lines += ["## Pooled", "",
               "| emotion | path | clips | face frames | top share before->after (bar) | P rose on | speech r min / median "
               "| sharp min / med | AU fid min / med | jitter max | flicker max | bg PSNR min | identity cos min |",
@@ -114,6 +117,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(args, reports: list[dict], skipped: list[str], emotions, paths, clips, seconds: float) -> None:
+    result = {
+        "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "max_frames": args.max_frames,
+        "appearance": args.appearance,
+        "seconds": round(seconds, 1),
+        "clips_requested": [c.name for c in clips],
+        "clips_measured": sorted({r["clip"] for r in reports}),
+        "pooled": {f"{e}/{p}": pooled([r for r in reports if r["path"] == p and r["requested"] == e], e)
+                   for e in emotions for p in paths if any(r["path"] == p and r["requested"] == e for r in reports)},  # fmt: skip
+        "reports": reports,
+        "skipped": skipped,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1, default=str))
+    args.json.with_suffix(".md").write_text(markdown(result))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, required=True)
@@ -125,6 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep-clips", type=Path, default=None)
     ap.add_argument("--no-identity", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="keep the clips already in --json and add the rest")
     args = ap.parse_args(argv)
 
     import tempfile
@@ -138,11 +160,16 @@ def main(argv=None) -> int:
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     reports, skipped = [], []
+    if args.resume and args.json.exists():
+        reports = json.loads(args.json.read_text())["reports"]
+    done = {r["clip"] for r in reports}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="facepipe-editq-") as tmp:
         folder = args.keep_clips or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for clip in clips:
+            if clip.name in done:
+                continue
             src = trimmed_source(clip, folder, args.max_frames, args.workdir)
             for emotion in emotions:
                 for path in paths:
@@ -158,21 +185,9 @@ def main(argv=None) -> int:
                     print(f"{clip.name} {emotion} {path}: P {e.get('mean_before')}->{e.get('mean_after')} top "
                           f"{e.get('top_share_after')} speech {r['speech'].get('corr')} sharp {r['sharpness'].get('ratio')} "
                           f"AU {r['au_fidelity'].get('overall')} ({r['edit_seconds']} s edit)", flush=True)  # fmt: skip
-    result = {
-        "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "max_frames": args.max_frames,
-        "appearance": args.appearance,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "pooled": {f"{e}/{p}": pooled([r for r in reports if r["path"] == p and r["requested"] == e], e)
-                   for e in emotions for p in paths if any(r["path"] == p and r["requested"] == e for r in reports)},  # fmt: skip
-        "reports": reports,
-        "skipped": skipped,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1, default=str))
-    md = markdown(result)
-    args.json.with_suffix(".md").write_text(md)
-    print(md)
+            # written after every clip: a long run that is stopped keeps what it measured
+            write(args, reports, skipped, emotions, paths, clips, time.perf_counter() - t0)
+    print(markdown(json.loads(args.json.read_text())))
     return 0
 
 

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -39,7 +38,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, machine  # noqa: E402
 DEFAULT_CLIPS = ("lp_d0_grin.mp4", "hdtf_aoc_talk.mp4", "lp_s18_720p_threequarter.mp4")
 TARGET_OVERHEAD = 0.15
 
@@ -125,34 +125,6 @@ def transcode(info, spec, out: Path, rgb: bool) -> int:
 
 
 # ---------------------------------------------------------------------------------- the run
-
-
-def machine() -> dict:
-    import av
-    import numpy as np
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "av": av.__version__,
-        "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def bench_clip(path: Path, codecs: list[str], repeats: int, tmp: Path, log) -> list[dict]:

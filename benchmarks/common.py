@@ -1,0 +1,58 @@
+"""What the benchmarks share: the shared footage folder, machine facts, and resolving clip arguments."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
+
+
+def machine() -> dict:
+    import av
+    import numpy as np
+    import torch
+
+    import facepipe
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "facepipe": facepipe.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "av": av.__version__,
+        "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def resolve_clips(given: list, defaults: tuple, error) -> tuple[list[Path], list[str]]:
+    """(clips, skipped): the clips given (``error(msg)`` when one is missing), or the default
+    shared clips that exist (the missing ones listed in ``skipped``: the footage may be absent)."""
+    given = [Path(c) for c in given or []]
+    clips, skipped = [], []
+    for clip in given or [SHARED / c for c in defaults]:
+        if clip.exists():
+            clips.append(clip)
+        elif given:
+            error(f"{clip}: no such file")
+        else:
+            skipped.append(f"{clip.name}: not found under {SHARED}")
+            print(f"skipping {clip}: not found (the shared footage is not beside this checkout)", file=sys.stderr)
+    return clips, skipped
