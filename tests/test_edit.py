@@ -151,3 +151,20 @@ def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
     assert torch.equal(out, frames)
     edited = renderer(FrameChunk(np.arange(0, 3), np.zeros(3, np.int64), VideoReader(info).read(range(3))))
     assert renderer.stats.edited == 3 and not torch.equal(edited, VideoReader(info).read(range(3)))
+
+
+def test_actor_library_clips_join_the_donor_pool(clip, work, tmp_path):
+    """A library of the same actor's shots adds their frames as donors (analysed through the cache)."""
+    import shutil
+
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(clip, library / "take2.mp4")  # same content: its analysis comes from the cache
+    (library / "notes.txt").write_text("not a clip")
+    result = api.edit(clip, emotion="happy", out=tmp_path / "lib.mp4", workdir=work, actor_library=library, **QUIET)
+    app = result.report["appearance"]
+    assert app["library_clips"] == [str(library / "take2.mp4")]
+    assert app["pool_frames"] == 2 * result.frames_written
+    assert set(app["regions"]) == {"mouth", "cheeks", "eyes", "brows"}
+    with pytest.raises(RequestError, match="not a folder"):
+        api.edit(clip, emotion="happy", out=tmp_path / "x.mp4", workdir=work, actor_library=tmp_path / "none", **QUIET)
