@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
@@ -56,3 +58,16 @@ def resolve_clips(given: list, defaults: tuple, error) -> tuple[list[Path], list
             skipped.append(f"{clip.name}: not found under {SHARED}")
             print(f"skipping {clip}: not found (the shared footage is not beside this checkout)", file=sys.stderr)
     return clips, skipped
+
+
+def write_report(report: dict, json_path, markdown, started: float) -> None:
+    """Stamp ``report`` with the end load and the wall time since ``started`` (time.time()), write
+    it as JSON and its table (``markdown(report)``) beside it (same stem, .md), and print the table."""
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    report["wall_s"] = round(time.time() - started, 1)
+    out = Path(json_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    table = markdown(report)
+    out.with_suffix(".md").write_text(table)
+    print(table)

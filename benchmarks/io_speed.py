@@ -27,9 +27,7 @@ Writes OUT (JSON) and a markdown table next to it (same name, ``.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -39,7 +37,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, machine  # noqa: E402
+from common import SHARED, machine, write_report  # noqa: E402
 DEFAULT_CLIPS = ("lp_d0_grin.mp4", "hdtf_aoc_talk.mp4", "lp_s18_720p_threequarter.mp4")
 TARGET_OVERHEAD = 0.15
 
@@ -277,13 +275,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="facepipe-io-bench-") as tmp:
         for clip in clips:
             report["results"] += bench_clip(clip, codecs, args.repeats, Path(tmp), log=lambda s: print(s, flush=True))
-    report["machine"]["load_average_end"] = list(os.getloadavg())
-    report["wall_s"] = round(time.time() - started, 1)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, args.json, markdown, started)
     return 0
 
 

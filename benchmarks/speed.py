@@ -30,8 +30,6 @@ Writes OUT (JSON) and a markdown table next to it (same name, ``.md``).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
 import sys
@@ -40,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, machine, resolve_clips  # noqa: E402
+from common import machine, resolve_clips, write_report  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_s18_720p_threequarter.mp4")
 TARGET_EDIT_RATIO = 0.3
 TARGET_PREVIEW_RT = 1.0
@@ -292,13 +290,7 @@ def main(argv=None) -> int:
         for clip in clips:
             report["results"].append(bench_clip(clip, args.emotion, args.appearance, args.repeats, not args.skip_cold,
                                                 Path(tmp), log=lambda s: print(s, flush=True)))
-    report["machine"]["load_average_end"] = list(os.getloadavg())
-    report["wall_s"] = round(time.time() - started, 1)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, args.json, markdown, started)
     return 0
 
 

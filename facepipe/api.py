@@ -97,7 +97,7 @@ def edit(
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
     shutter: degrees for the re-applied motion blur. See :func:`facepipe.edit.run_edit`.
     """
-    from facepipe.edit import EditSettings, run_edit
+    from facepipe.edit import run_edit
 
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, face)
