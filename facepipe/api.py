@@ -20,6 +20,7 @@ from facepipe.pipeline.cache import ArtifactCache
 from facepipe.pipeline.runner import RunContext, source_key
 
 from facepipe.plan.emotions import EMOTIONS  # noqa: F401 - re-exported: the emotions an edit knows
+from facepipe.stages.graph import analysis_stages  # noqa: F401 - re-exported for scripts
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -44,19 +45,6 @@ def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", pr
     cache = ArtifactCache(root / source_key(info))
     return RunContext(media=info, cache=cache, device=select_device(device), progress_mode=progress,
                       chunk_bytes=chunk_mb * 2**20, log=log)
-
-
-def analysis_stages(face: str = "largest") -> list:
-    """The analysis graph: every stage an edit or an analysis may pull artifacts from.
-
-    ``face`` picks the actor (``largest``, ``center`` or a track id from ``facepipe faces``).
-    """
-    from facepipe.analysis.expression import ExpressionStage
-    from facepipe.stages.fit3d import Fit3DStage
-    from facepipe.stages.scan import ScanStage
-    from facepipe.stages.track import TrackStage
-
-    return [ScanStage(), TrackStage(face=str(face).strip().lower()), Fit3DStage(), ExpressionStage()]
 
 
 def _request(emotion, intensity, ramp, au, keyframes):

@@ -46,7 +46,8 @@ def run_analysis(
     """Track, fit and classify ``clip`` (cached); write nothing. AUs come from the ``fit3d``
     stage; when it is unavailable or fails (``au=False`` skips it), ``fit`` is None and
     ``au_note`` says why."""
-    from facepipe.api import analysis_stages, open_context
+    from facepipe.api import open_context
+    from facepipe.stages.graph import analysis_stages
     from facepipe.io.media import probe
     from facepipe.pipeline.runner import Runner
 

@@ -74,18 +74,15 @@ def check_request(request: EditRequest, info) -> None:
 
 def analyse_and_plan(info, request: EditRequest, settings: EditSettings, open_ctx, log) -> Shot:
     """Track and fit the shot (cached) and plan the edit on it. No face: ``fit`` and ``plan`` None."""
-    from facepipe.api import analysis_stages
     from facepipe.plan.planner import make_plan
-    from facepipe.pipeline.runner import Runner
+    from facepipe.stages.graph import track_and_fit
 
     t0 = time.perf_counter()
     ctx = open_ctx(info)
-    runner = Runner(analysis_stages(settings.face), ctx)
-    tracks = runner.get("track")
-    if not tracks.has_face:
+    tracks, fit = track_and_fit(ctx, settings.face)
+    if fit is None:
         log(f"edit: {tracks.message or 'no face found in the clip'}; the frames pass through unchanged")
         return Shot(ctx, tracks, None, None, time.perf_counter() - t0)
-    fit = runner.get("fit3d")
     plan = make_plan(fit.au, fit.au_names, request, info.fps, tracks.usable(), start_timecode=info.timecode,
                      device=ctx.device)  # fmt: skip
     return Shot(ctx, tracks, fit, plan, time.perf_counter() - t0)

@@ -71,17 +71,14 @@ def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
 
 
 def _analyse_library_clip(path: Path, face: str, open_ctx, log):
-    from facepipe.api import analysis_stages
     from facepipe.io.media import probe
-    from facepipe.pipeline.runner import Runner
+    from facepipe.stages.graph import track_and_fit
 
     ctx = open_ctx(probe(path))
-    runner = Runner(analysis_stages(face), ctx)
-    tracks = runner.get("track")
-    if not tracks.has_face:
+    tracks, fit = track_and_fit(ctx, face)
+    if fit is None:
         log(f"edit: actor library clip {path.name} has no face; not used")
-        return ctx, tracks, None
-    return ctx, tracks, runner.get("fit3d")
+    return ctx, tracks, fit
 
 
 def _decode_donors(plan, sources, scale: float, n_vertices: int) -> dict:
