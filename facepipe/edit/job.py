@@ -10,6 +10,7 @@ artifacts (tracks, fit, plan) are held for the whole shot.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,7 @@ def make_renderer(shot: Shot, settings: EditSettings, scale: float, open_ctx, lo
         appearance, appearance_report = appearance_for_shot(shot, model, settings, scale, open_ctx, log)
     options = RenderOptions(shutter=settings.shutter)
     if fast:
-        options = RenderOptions(shutter=settings.shutter, grain=False, work_px=64.0)
+        options = dataclasses.replace(options, grain=False, work_px=64.0)
     renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, options, scale, appearance, settings.seed)
     return renderer, appearance_report
 

@@ -97,8 +97,8 @@ class FaceRenderer:
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
-        n = int(self.triangles.max()) + 1
-        self.outlines = (outline, outline + n)  # of the source and the edited mesh, concatenated
+        # of the source and the edited mesh, concatenated as in __call__
+        self.outlines = (outline, outline + geometry.model.n_vertices)
         self.velocity = np.nan_to_num(np.asarray(velocity, np.float32)) * scale
         self.options = options
         self.scale = scale
