@@ -150,3 +150,43 @@ def test_cache_write_failure_is_a_one_line_user_error(tmp_path):
     cache = ArtifactCache(blocker / "cache")
     with pytest.raises(FacepipeError, match="cannot write the analysis cache"):
         cache.put("numbers", "k1", Numbers(values=np.zeros(2), rate=Fraction(1), label=""))
+
+
+class _RecordingWriter:
+    """A writer that records what reaches it, and fails on a chosen chunk."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.seen, self.fail_at = [], fail_at
+
+    def write(self, frames, indices):
+        if indices[0] == self.fail_at:
+            raise OSError("disk full")
+        self.seen.append(list(indices))
+
+
+def test_write_behind_keeps_order_and_reports_writer_errors():
+    from facepipe.pipeline.synthesis import write_behind
+
+    writer = _RecordingWriter()
+    with write_behind(writer) as write:
+        for start in range(0, 50, 5):
+            write(None, list(range(start, start + 5)))
+    assert writer.seen == [list(range(s, s + 5)) for s in range(0, 50, 5)]  # every chunk, in order, before exit
+
+    failing = _RecordingWriter(fail_at=10)
+    with pytest.raises(OSError, match="disk full"):
+        with write_behind(failing) as write:
+            for start in range(0, 50, 5):
+                write(None, list(range(start, start + 5)))
+    assert failing.seen == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # nothing after the failed chunk
+
+
+def test_write_behind_stops_writing_when_the_caller_fails():
+    from facepipe.pipeline.synthesis import write_behind
+
+    writer = _RecordingWriter()
+    with pytest.raises(ValueError, match="render failed"):
+        with write_behind(writer, depth=4) as write:
+            write(None, [0])
+            raise ValueError("render failed")
+    assert writer.seen in ([], [[0]])  # the chunk in flight may land; the caller's error wins

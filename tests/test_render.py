@@ -284,3 +284,34 @@ def test_warp_speed_512(rig, capsys):
     t2 = time.perf_counter()
     with capsys.disabled():
         print(f"\nwarp 512x512: field {1000 * (t1 - t0) / n:.1f} ms + apply {1000 * (t2 - t1) / n:.1f} ms per frame")
+
+
+def test_bicubic_detail_is_given_back_where_the_warp_moves_by_fractions(rig):
+    import torch.nn.functional as F
+
+    from facepipe.composite._filters import gaussian_blur
+    from facepipe.render.warp import restore_cubic_detail
+
+    H = W = 200
+    xy, depth, tris = face_mesh(rig, scale=60.0, centre=(100.0, 100.0))
+    g = torch.Generator().manual_seed(3)
+    texture = gaussian_blur(torch.rand(1, 3, H, W, generator=g), 0.7)  # fine, camera-like detail
+    field = warp_field(xy, xy + torch.tensor((0.5, 0.5)), tris, (H, W), depth)
+    face = rasterize_triangles(xy, tris, (H, W))[0] > 0
+    face &= (field.full((H, W)).abs() - 0.5).abs().amax(0) < 0.01  # moved by half a pixel both ways
+
+    def laplacian_var(img):
+        lap = F.conv2d(img.mean(1, keepdim=True), torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]), padding=1)
+        return float(lap[0, 0][face].var())
+
+    ys, xs = torch.meshgrid(torch.arange(H) - 0.5, torch.arange(W) - 0.5, indexing="ij")
+    grid = torch.stack([xs / (W - 1) * 2 - 1, ys / (H - 1) * 2 - 1], -1)[None]
+    plain = F.grid_sample(texture, grid, mode="bicubic", padding_mode="border", align_corners=True)
+    assert int(face.sum()) > 2000
+    assert laplacian_var(plain) < 0.75 * laplacian_var(texture)  # Keys at half a pixel: a low-pass
+    ratio = laplacian_var(apply_warp(texture, field)) / laplacian_var(texture)
+    assert 0.85 < ratio < 1.15, ratio
+    # whole-pixel positions are left exactly as sampled
+    s = torch.rand(3, 20, 30, generator=g)
+    whole = torch.arange(30.0)[None, :].expand(20, 30), torch.arange(20.0)[:, None].expand(20, 30)
+    assert torch.equal(restore_cubic_detail(s, *whole), s)

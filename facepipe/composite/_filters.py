@@ -16,20 +16,22 @@ def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.T
     return k / k.sum()
 
 
-def _conv_w(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Valid 1D correlation along the last axis as a sum of shifted slices (fast for short
-    kernels on any device, and exact: zero inputs give exactly zero)."""
+def _conv_along(x: torch.Tensor, k: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid 1D correlation along ``dim`` (-1: columns, -2: rows) as a sum of shifted slices
+    (fast for short kernels on any device, and exact: zero inputs give exactly zero). Slicing
+    rows directly, rather than transposing, keeps every slice contiguous along the rows."""
     n = k.numel()
-    w = x.shape[-1] - n + 1
+    length = x.shape[dim] - n + 1
     if n > 99:
-        lead = x.shape[:-1]
-        y = F.conv1d(x.reshape(-1, 1, x.shape[-1]), k.view(1, 1, -1).to(x))
-        return y.reshape(*lead, w)
+        moved = x.movedim(dim, -1)
+        lead = moved.shape[:-1]
+        y = F.conv1d(moved.reshape(-1, 1, moved.shape[-1]), k.view(1, 1, -1).to(x))
+        return y.reshape(*lead, length).movedim(-1, dim)
     taps = k.tolist()
-    y = x[..., 0:w] * taps[0]
+    y = x.narrow(dim, 0, length) * taps[0]
     for i in range(1, n):
         if taps[i] != 0.0:
-            y = y + x[..., i : i + w] * taps[i]
+            y = y + x.narrow(dim, i, length) * taps[i]
     return y
 
 
@@ -44,9 +46,8 @@ def sep_conv(x: torch.Tensor, kernel: torch.Tensor, border: str = "replicate") -
         pad = dict(mode="constant", value=0.0)
     else:
         pad = dict(mode=border if (border != "reflect" or min(h, w) > r) else "replicate")
-    y = _conv_w(F.pad(x, (r, r, 0, 0), **pad), kernel)
-    y = _conv_w(F.pad(y, (0, 0, r, r), **pad).transpose(-1, -2), kernel).transpose(-1, -2)
-    return y.contiguous()
+    y = _conv_along(F.pad(x, (r, r, 0, 0), **pad), kernel, -1)
+    return _conv_along(F.pad(y, (0, 0, r, r), **pad), kernel, -2)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, border: str = "replicate") -> torch.Tensor:

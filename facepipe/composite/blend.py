@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite._filters import dilate_binary, erode, erode_binary, gaussian_blur, gaussian_kernel1d, sep_conv
+from facepipe.composite._filters import dilate_binary, erode, erode_binary, gaussian_blur, gaussian_kernel1d
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -23,20 +23,52 @@ _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 LEVEL_ERODE = 4
 
 
+def _along(dim: int, index) -> tuple:
+    """An index tuple applying ``index`` along ``dim`` (-1: columns, -2: rows) of (...,H,W)."""
+    return (Ellipsis, index) if dim == -1 else (Ellipsis, index, slice(None))
+
+
+def _reduce_axis(x: torch.Tensor, dim: int, border: str) -> torch.Tensor:
+    """(...,H,W) halved along ``dim`` (-1 or -2; n -> ceil(n/2)): the 5-tap binomial padded
+    with ``border``, evaluated at the even positions only (the odd ones would be dropped)."""
+    n = x.shape[dim]
+    xp = F.pad(x, (2, 2, 0, 0) if dim == -1 else (0, 0, 2, 2), mode=border)
+    return sum(t * xp[_along(dim, slice(i, i + n, 2))] for i, t in enumerate(_BINOMIAL.tolist()))
+
+
 def _reduce(x: torch.Tensor) -> torch.Tensor:
-    """(N,C,H,W) -> (N,C,ceil(H/2),ceil(W/2)): 5-tap binomial blur, then every other pixel."""
-    return sep_conv(x, _BINOMIAL.to(x.device), border="reflect")[:, :, ::2, ::2]
+    """(N,C,H,W) -> (N,C,ceil(H/2),ceil(W/2)): 5-tap binomial blur, then every other pixel.
+    Rows first: striding over whole rows is cheaper than over columns, which then see half."""
+    border = "reflect" if min(x.shape[-2:]) > 2 else "replicate"  # reflect needs 3 pixels
+    return _reduce_axis(_reduce_axis(x, -2, border), -1, border)
+
+
+def _expand_axis(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """(...,H,W) with m = ceil(n/2) along ``dim`` (-1 or -2) -> n along it: zero insertion and
+    the 5-tap binomial, normalised by the taps that land inside (zeros outside), computed per
+    output phase: even outputs see samples j-1, j, j+1 (taps 1, 6, 1 of 16), odd ones j and j+1
+    (4, 4)."""
+    m = x.shape[dim]
+    xp = F.pad(x, (1, 1, 0, 0) if dim == -1 else (0, 0, 1, 1))
+    inside = torch.ones(m + 2, device=x.device, dtype=x.dtype)
+    inside[0] = inside[-1] = 0.0
+    if dim == -2:
+        inside = inside[:, None]
+    prev, cur, nxt = (xp[_along(dim, slice(i, i + m))] for i in range(3))
+    before, after = inside[:-2], inside[2:]
+    shape = list(x.shape)
+    shape[dim] = 2 * m
+    out = x.new_empty(shape)
+    out[_along(dim, slice(0, None, 2))] = (prev + 6.0 * cur + nxt) / (before + 6.0 + after)
+    out[_along(dim, slice(1, None, 2))] = (cur + nxt) / (1.0 + after)
+    return out[_along(dim, slice(0, n))]
 
 
 def _expand(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N,C,h,w) -> (N,C,H,W) with h = ceil(H/2): zero insertion + normalised binomial blur."""
-    n, c, h, w = x.shape
-    up = x.new_zeros(n, c, size[0], size[1])
-    up[:, :, ::2, ::2] = x
-    ind = x.new_zeros(1, 1, size[0], size[1])
-    ind[:, :, ::2, ::2] = 1.0
-    k = _BINOMIAL.to(x.device)
-    return sep_conv(up, k, border="zeros") / sep_conv(ind, k, border="zeros")
+    """(N,C,h,w) -> (N,C,H,W) with h = ceil(H/2): zero insertion + normalised binomial blur
+    (separable, so normalising each axis equals normalising by the 2D indicator's blur).
+    Columns first, on the half-height image."""
+    return _expand_axis(_expand_axis(x, size[1], -1), size[0], -2).contiguous()
 
 
 def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -97,6 +129,25 @@ def blend_levels(matte: torch.Tensor, max_levels: int = 5) -> int:
     e = _support_extent(matte)
     by_face = 1 + int(math.floor(math.log2(max(1.0, e / (4.0 * (LEVEL_ERODE + 2))))))
     return max(1, min(by_face, auto_levels(tuple(matte.shape[-2:]), max_levels)))
+
+
+def composite_box(matte: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the part of the frame :func:`composite` reads for ``matte`` (N,1,H,W):
+    the matte's support grown by the blend pyramid's reach and the band around the face where
+    :func:`match_grain` measures the plate's grain, aligned for the pyramid. Compositing this
+    crop of layer, plate and matte gives that crop of the whole-frame result (None: empty matte)."""
+    box = support_box(matte)
+    if box is None:
+        return None
+    levels = blend_levels(matte)
+    reach = 4 * 2 ** (levels - 1) + 4
+    return support_box(matte, margin=max(reach, _grain_margin(box)), align=2 ** (levels - 1))
+
+
+def _grain_margin(box: tuple[int, int, int, int]) -> int:
+    """How far around the matte's support box the plate's grain is measured: half the face."""
+    y0, y1, x0, x1 = box
+    return max(16, (min(y1 - y0, x1 - x0) + 1) // 2)
 
 
 def level_mattes(matte: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -209,6 +260,10 @@ def match_color(
     return out
 
 
+#: Residual samples per image that :func:`estimate_noise` aims for by default.
+NOISE_SAMPLES = 8_000
+
+
 def _highpass_var_factor(sigma: float) -> float:
     """Fraction of white-noise variance left by x - gaussian_blur(x, sigma)."""
     k = gaussian_kernel1d(sigma, dtype=torch.float64)  # on the CPU: not every device has float64
@@ -218,27 +273,38 @@ def _highpass_var_factor(sigma: float) -> float:
 
 
 def estimate_noise(
-    image: torch.Tensor, weights: torch.Tensor, sigma: float = 1.0, max_samples: int = 100_000
+    image: torch.Tensor, weights: torch.Tensor, sigma: float = 1.0, stride: int | None = None
 ) -> torch.Tensor:
     """Robust per-channel std (N,C) of the fine grain of image (N,C,H,W) where weights (N,1,H,W) > 0.
 
-    Median absolute high-pass residual x 1.4826, corrected for the variance the high-pass keeps,
-    so white noise of std s reads as s. Texture and edges inflate it less than a plain std.
+    Median absolute high-pass residual (x - Gaussian(x, sigma)) x 1.4826, corrected for the
+    variance the high-pass keeps, so white noise of std s reads as s. Texture and edges inflate it
+    less than a plain std. The residual is evaluated only at every ``stride``-th pixel each way,
+    away from the border (a grain estimate needs thousands of samples, not every pixel: this was
+    the composite's costliest step); None = 2, or more where that still leaves over
+    :data:`NOISE_SAMPLES` samples. A smoother operator than a 3x3 second difference on purpose:
+    on 8-bit compressed video that one reads 0 wherever the codec left flat blocks.
     """
     x = image.float()
-    resid = (x - gaussian_blur(x, sigma, border="reflect")).abs()
-    factor = math.sqrt(_highpass_var_factor(sigma))
-    N, C = x.shape[:2]
+    N, C, H, W = x.shape
     out = torch.zeros(N, C, device=x.device)
+    taps = gaussian_kernel1d(sigma).tolist()
+    if stride is None:
+        most = float((weights > 0).flatten(1).sum(1).max()) if N else 0.0
+        stride = max(2, int(math.sqrt(most / NOISE_SAMPLES)))
+    r, s = len(taps) // 2, max(1, int(stride))
+    if H <= 2 * r or W <= 2 * r:
+        return out
+    # the Gaussian at the sampled centres only: down the rows, then along the kept rows
+    cols = sum(t * x[..., i : i + H - 2 * r : s, :] for i, t in enumerate(taps))
+    low = sum(t * cols[..., j : j + W - 2 * r : s] for j, t in enumerate(taps))
+    resid = (x[..., r : H - r : s, r : W - r : s] - low).abs()
+    centre = weights[:, 0, r : H - r : s, r : W - r : s] > 0  # (N,h,w)
+    factor = math.sqrt(_highpass_var_factor(sigma))
     for i in range(N):
-        sel = weights[i, 0] > 0
-        n = int(sel.sum())
-        if n == 0:
-            continue
-        vals = resid[i][:, sel]  # (C,n)
-        if n > max_samples:
-            vals = vals[:, :: int(math.ceil(n / max_samples))]
-        out[i] = 1.4826 * vals.median(dim=1).values / factor
+        vals = resid[i][:, centre[i]]  # (C,n)
+        if vals.shape[1]:
+            out[i] = 1.4826 * vals.median(dim=1).values / factor
     return out
 
 
@@ -267,8 +333,7 @@ def match_grain(
     if box is None:
         return out
     y0, y1, x0, x1 = box
-    g = max(16, (min(y1 - y0, x1 - x0) + 1) // 2)
-    wy0, wy1, wx0, wx1 = support_box(matte, margin=g)
+    wy0, wy1, wx0, wx1 = support_box(matte, margin=_grain_margin(box))
     around = matte[..., wy0:wy1, wx0:wx1]
     sp = estimate_noise(plate[..., wy0:wy1, wx0:wx1], (around <= 0).float())
     m = matte[..., y0:y1, x0:x1]

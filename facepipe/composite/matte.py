@@ -103,18 +103,21 @@ def polygon_mask(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if x1 < x0 or y1 < y0:
         return out
     a, b = pts, pts.roll(-1, 0)
-    xs = torch.arange(x0, x1 + 1, device=dev, dtype=pts.dtype)
-    rows = max(1, _BUDGET // max(1, (x1 - x0 + 1) * len(pts)))
-    for r0 in range(y0, y1 + 1, rows):
-        ys = torch.arange(r0, min(y1 + 1, r0 + rows), device=dev, dtype=pts.dtype)
-        y = ys.view(-1, 1, 1)
-        ay, by = a[:, 1].view(1, 1, -1), b[:, 1].view(1, 1, -1)
-        ax, bx = a[:, 0].view(1, 1, -1), b[:, 0].view(1, 1, -1)
-        straddle = (ay > y) != (by > y)
-        t = (y - ay) / torch.where(by == ay, torch.ones_like(by), by - ay)
-        xcross = ax + t * (bx - ax)
-        crossings = (straddle & (xs.view(1, -1, 1) < xcross)).sum(-1)
-        out[0, r0 : r0 + len(ys), x0 : x1 + 1] = (crossings % 2).float()
+    ay, by = a[:, 1].view(1, -1), b[:, 1].view(1, -1)
+    ax, bx = a[:, 0].view(1, -1), b[:, 0].view(1, -1)
+    width = x1 - x0 + 1
+    # Per row: where each edge crosses it; a pixel is inside when an odd number of crossings lie
+    # to its right. Counting them by a histogram of crossing columns and a cumulative sum costs
+    # rows x (edges + width), not rows x edges x width.
+    ys = torch.arange(y0, y1 + 1, device=dev, dtype=pts.dtype).view(-1, 1)
+    straddle = (ay > ys) != (by > ys)  # (R,P)
+    t = (ys - ay) / torch.where(by == ay, torch.ones_like(by), by - ay)
+    col = torch.ceil(ax + t * (bx - ax)) - x0  # first pixel column at or right of the crossing
+    col = col.clamp(0, width).long()
+    hist = torch.zeros(len(ys), width + 1, device=dev, dtype=torch.int32)
+    hist.scatter_add_(1, col, straddle.int())
+    left_or_at = hist.cumsum(1)[:, :width]  # crossings at or left of each pixel centre
+    out[0, y0 : y1 + 1, x0 : x1 + 1] = ((straddle.sum(1, keepdim=True) - left_or_at) % 2).float()
     return out
 
 
@@ -265,10 +268,21 @@ def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Te
 
 
 def _translate(m: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """(1,H,W) moved by d = (dx, dy) pixels, bilinear, zeros from outside."""
+    """(1,H,W) moved by d = (dx, dy) pixels, bilinear, zeros from outside. Only the part the
+    support of m can reach is resampled (the rest stays 0)."""
     _, H, W = m.shape
-    ys = torch.arange(H, device=m.device, dtype=m.dtype) - d[1]
-    xs = torch.arange(W, device=m.device, dtype=m.dtype) - d[0]
+    out = torch.zeros_like(m)
+    rows, cols = (m[0] != 0).any(1).nonzero(), (m[0] != 0).any(0).nonzero()
+    if len(rows) == 0:
+        return out
+    dx, dy = float(d[0]), float(d[1])
+    y0, y1 = max(0, math.floor(int(rows[0]) + dy)), min(H, math.ceil(int(rows[-1]) + dy) + 1)
+    x0, x1 = max(0, math.floor(int(cols[0]) + dx)), min(W, math.ceil(int(cols[-1]) + dx) + 1)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    ys = torch.arange(y0, y1, device=m.device, dtype=m.dtype) - dy
+    xs = torch.arange(x0, x1, device=m.device, dtype=m.dtype) - dx
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([(gx + 0.5) / W * 2 - 1, (gy + 0.5) / H * 2 - 1], -1)[None]
-    return F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    out[:, y0:y1, x0:x1] = F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return out

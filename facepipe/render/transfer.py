@@ -866,14 +866,18 @@ def cut_donor(frame: torch.Tensor, vertices, margin: float = 0.15) -> DonorImage
 
 
 def _sample_donors(sources, region: TransferRegion, tris: torch.Tensor, raster) -> torch.Tensor:
-    """sum_i share_i * donor_i's pixels (3,h,w) at the donor positions of the raster's pixels
-    (one barycentric interpolation for all donors)."""
+    """sum_i share_i * donor_i's pixels (3,h,w) at the donor positions of the raster's covered
+    pixels, 0 where it covers nothing (one barycentric interpolation for all donors; only the
+    covered pixels are sampled, as nothing outside the coverage is shown)."""
     dev = raster.bary.device
     pos = []
     for don, _ in sources:
         v = region.extend(torch.as_tensor(don.vertices, device=dev).float()[:, :2])
         pos.append(v - torch.tensor([float(don.offset[0]), float(don.offset[1])], device=dev))
-    pos = interpolate(torch.cat(pos, 1), tris, raster)  # (2*n,h,w) donor-crop pixels
+    h, w = raster.tri.shape
+    idx = (raster.tri.reshape(-1) >= 0).nonzero().squeeze(1)  # (P,) the covered pixels
+    pos = interpolate(torch.cat(pos, 1), tris, raster).view(-1, h * w)
+    pos = pos.index_select(1, idx)  # (2*n,P) donor-crop pixels
     acc = None
     for i, (don, share) in enumerate(sources):
         img = torch.as_tensor(don.image)
@@ -882,9 +886,9 @@ def _sample_donors(sources, region: TransferRegion, tris: torch.Tensor, raster) 
         hd, wd = img.shape[-2:]
         px, py = pos[2 * i], pos[2 * i + 1]
         grid = torch.stack([px * (2.0 / max(1, wd - 1)) - 1.0, py * (2.0 / max(1, hd - 1)) - 1.0], -1)
-        s = F.grid_sample(img[None], grid[None], mode="bicubic", padding_mode="border", align_corners=True)[0]
+        s = F.grid_sample(img[None], grid[None, None], mode="bicubic", padding_mode="border", align_corners=True)[0, :, 0]
         acc = s * share if acc is None else acc + s * share
-    return acc
+    return acc.new_zeros(3, h * w).index_copy_(1, idx, acc).view(3, h, w)
 
 
 def low_frequency_gain(current: torch.Tensor, donor: torch.Tensor, weight: torch.Tensor, sigma: float,

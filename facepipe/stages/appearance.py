@@ -20,17 +20,17 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".mxf", ".avi", ".m4v")
 
 class ShotAppearance:
     """The :class:`~facepipe.stages.render.AppearanceSource` of one shot: ``(warped, pos, dst)``
-    -> ``(layer (3,H,W), alpha (1,H,W))`` or None where the plan transfers nothing."""
+    -> ``(box, layer (3,h,w), alpha (1,h,w))`` or None where the plan transfers nothing."""
 
     def __init__(self, plan, donors: dict, regions, config):
         self.plan, self.donors, self.regions, self.config = plan, donors, regions, config
 
     def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor):
-        from facepipe.render.transfer import render_transfer
+        from facepipe.render.transfer import render_transfer_box
 
         if pos < 0 or not (self.plan.alpha[:, pos] > 0).any():
             return None
-        return render_transfer(warped, dst, self.donors, self.plan, pos, self.regions, config=self.config)
+        return render_transfer_box(warped, dst, self.donors, self.plan, pos, self.regions, config=self.config)
 
 
 def library_clips(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ between chunks (matte stabiliser), so it must see the chunks in order.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,18 +25,24 @@ import numpy as np
 import torch
 
 from facepipe.composite import MatteStabilizer, composite, face_matte, reblur
+from facepipe.composite.reblur import blur_vectors
+from facepipe.composite.blend import composite_box
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, warp_field
 
 
-class AppearanceSource(Protocol):
-    """Transferred appearance for one frame: ``(layer (3,H,W), alpha (1,H,W))`` in the frame's
-    edited geometry, or None where nothing is transferred. ``pos`` is the frame's row in the shot
-    arrays; ``dst`` (N,2) the edited mesh at the render scale; ``warped`` (3,H,W) the warped frame."""
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open
 
-    def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None: ...
+
+class AppearanceSource(Protocol):
+    """Transferred appearance for one frame in the frame's edited geometry: ``(box, layer (3,h,w),
+    alpha (1,h,w))`` over the box it touches, or None where nothing is transferred. ``pos`` is
+    the frame's row in the shot arrays; ``dst`` (N,2) the edited mesh at the render scale;
+    ``warped`` (3,H,W) the warped frame."""
+
+    def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor) -> tuple[Box, torch.Tensor, torch.Tensor] | None: ...
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,14 @@ class FaceRenderer:
         idx = torch.as_tensor(rows, device=dev)
         mattes = self.stabilizer(torch.stack(mattes), torch.stack(centres))
         out = frames.clone()
-        out[idx] = composite(
-            torch.stack(layers), frames[idx], mattes, color=False, grain=self.options.grain, seed=self.seed,
+        box = composite_box(mattes)
+        if box is None:
+            return out
+        # the composite only reads around the faces: crop once instead of carrying whole frames
+        y0, y1, x0, x1 = box
+        out[idx, :, y0:y1, x0:x1] = composite(
+            torch.stack([layer[:, y0:y1, x0:x1] for layer in layers]), frames[idx, :, y0:y1, x0:x1],
+            mattes[..., y0:y1, x0:x1], color=False, grain=self.options.grain, seed=self.seed,
             frame_indices=[int(chunk.indices[t]) for t in rows],
         ).to(frames.dtype)  # fmt: skip
         return out
@@ -152,15 +165,27 @@ class FaceRenderer:
         s.mouth_stretched += fld.mouth_filled
 
     def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> torch.Tensor:
-        """The warped face (3,H,W) with transferred appearance over it, re-blurred with the plate's motion."""
+        """The warped face (3,H,W) with transferred appearance over it (in place), re-blurred
+        with the plate's motion."""
         if self.appearance is None:
             return face
         got = self.appearance(face, pos, dst)
         if got is None:
             return face
-        layer, alpha = got
+        (x0, y0, x1, y1), layer, alpha = got
         self.stats.transferred += 1
         if self.options.shutter > 0:
             v = torch.from_numpy(self.velocity[pos : pos + 1]).to(face.device)
-            layer = reblur(layer[None], alpha[None], v, self.options.shutter)[0]
-        return torch.lerp(face, layer.to(face.dtype), alpha.clamp(0, 1))
+            # widen the box by the blur's reach, so the re-blur reads the face around it as before
+            reach = math.ceil(float(blur_vectors(v, self.options.shutter).norm()) / 2) + 1
+            H, W = face.shape[-2:]
+            bx0, by0, bx1, by1 = max(0, x0 - reach), max(0, y0 - reach), min(W, x1 + reach), min(H, y1 + reach)
+            canvas = face[:, by0:by1, bx0:bx1].to(layer.dtype, copy=True)
+            wide = torch.zeros_like(canvas[:1])
+            inner = (slice(None), slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+            canvas[inner], wide[inner] = layer, alpha
+            layer = reblur(canvas[None], wide[None], v, self.options.shutter)[0]
+            (x0, y0, x1, y1), alpha = (bx0, by0, bx1, by1), wide
+        region = face[:, y0:y1, x0:x1]
+        region.copy_(torch.lerp(region, layer.to(face.dtype), alpha.clamp(0, 1).to(face.dtype)))
+        return face
