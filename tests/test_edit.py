@@ -153,6 +153,47 @@ def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
     assert renderer.stats.edited == 3 and not torch.equal(edited, VideoReader(info).read(range(3)))
 
 
+def test_a_repeated_frame_gets_the_previous_frames_edit(clip, work):
+    """Pulled-down footage repeats frames: the repeat must not be rendered afresh (new grain and
+    tracking noise would pop where the plate stands still) but carry its predecessor's edit."""
+    from facepipe.edit.job import EditSettings, analyse_and_plan, make_renderer
+    from facepipe.io.reader import FrameChunk
+    from facepipe.plan.request import parse_request
+
+    info = probe(clip)
+    opener = lambda i: api.open_context(i, work, "cpu", "off", 32, lambda m: None)  # noqa: E731
+    settings = EditSettings(appearance=0.0)
+    shot = analyse_and_plan(info, parse_request(emotions=["happy"]), settings, opener, lambda m: None)
+    renderer, _ = make_renderer(shot, settings, 1.0, opener, lambda m: None)
+    idx = np.arange(10)
+    frames = VideoReader(info).read(idx)
+    frames[6] = frames[5]
+    frames[6, :, 100, 100:110] += 1 / 255  # a re-encoded copy is not bit-identical
+    out = renderer(FrameChunk(idx, np.zeros(len(idx), np.int64), frames))
+    assert renderer.stats.held == 1
+    assert torch.allclose(out[6] - frames[6], out[5] - frames[5], atol=1e-6)
+    assert not torch.allclose(out[7] - frames[7], out[5] - frames[5], atol=1e-3)  # real frames render afresh
+
+
+def test_repeat_detector_needs_a_tiny_step_against_the_recent_ones():
+    from facepipe.stages.render import RepeatDetector
+
+    g = torch.Generator().manual_seed(0)
+    mesh = torch.tensor([[10.0, 10.0], [90.0, 90.0]])
+    moving, still = RepeatDetector(), RepeatDetector()
+    frame = torch.rand(3, 100, 100, generator=g)
+    found_moving, found_still = [], []
+    for i in range(20):
+        repeat = i in (8, 15)
+        step = torch.zeros(3, 100, 100) if repeat else 0.02 * torch.randn(3, 100, 100, generator=g)
+        found_moving.append(moving(frame + step, i, mesh))
+        frame = frame + step
+        # a still face: every step small (0.11 code values), none a repeat
+        found_still.append(still(frame + 0.14 / 255 * torch.randn(3, 100, 100, generator=g), i, mesh))
+    assert [i for i, r in enumerate(found_moving) if r] == [8, 15]
+    assert not any(found_still)
+
+
 def test_actor_library_clips_join_the_donor_pool(clip, work, tmp_path):
     """A library of the same actor's shots adds their frames as donors (analysed through the cache)."""
     import shutil

@@ -17,7 +17,7 @@ between chunks (matte stabiliser), so it must see the chunks in order.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,6 +69,7 @@ class RenderStats:
     repaired: int = 0  # frames whose warp needed local relaxation
     mouth_stretched: int = 0  # frames whose edited mouth opens beyond the source's
     transferred: int = 0  # frames with transferred appearance
+    held: int = 0  # frames that repeat their predecessor and got its edit again
     regions: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
@@ -80,7 +81,43 @@ class RenderStats:
             "frames_repaired": self.repaired,
             "frames_mouth_stretched": self.mouth_stretched,
             "frames_transferred": self.transferred,
+            "frames_held": self.held,
         }
+
+
+class RepeatDetector:
+    """Finds frames that repeat the one before (pulled-down or frame-doubled footage: vr_face4 is
+    30 fps made from ~24, every fourth frame a re-encoded copy), from the mean absolute change
+    inside the face's box: a repeat changes by less than ``max_step`` (fraction of full scale)
+    and by less than ``max_ratio`` of the median of the last ``history`` steps (at least
+    ``min_history`` of them). In the shared clips repeats change by 0.07 code values at most and
+    real frames by 0.11 at least (a still three-quarter view), 0.6-1.2 in the median, so
+    both tests are needed. Streams: call it for consecutive frames in order."""
+
+    def __init__(self, max_step: float = 0.1 / 255, max_ratio: float = 0.05, history: int = 8, min_history: int = 4):
+        self.max_step, self.max_ratio, self.min_history = max_step, max_ratio, min_history
+        self.steps: deque[float] = deque(maxlen=history)
+        self.prev: tuple[int, torch.Tensor] | None = None  # (source index, frame (3,H,W))
+
+    def __call__(self, frame: torch.Tensor, index: int, mesh: torch.Tensor | None) -> bool:
+        """frame (3,H,W) of source frame ``index``; mesh (N,2) pixels of its face, or None where
+        it has none (the history restarts)."""
+        prev, self.prev = self.prev, (index, frame)
+        if mesh is None or prev is None or prev[0] != index - 1:
+            self.steps.clear()
+            return False
+        H, W = frame.shape[-2:]
+        x0, y0 = (int(v) for v in mesh.amin(0).floor().clamp_min(0).tolist())
+        x1, y1 = int(min(W, float(mesh[:, 0].max()) + 1)), int(min(H, float(mesh[:, 1].max()) + 1))
+        if x1 <= x0 or y1 <= y0:
+            self.steps.clear()
+            return False
+        step = float((frame[:, y0:y1, x0:x1] - prev[1][:, y0:y1, x0:x1]).abs().mean())
+        known = len(self.steps) >= self.min_history
+        repeat = known and step < self.max_step and step < self.max_ratio * float(np.median(self.steps))
+        if not repeat:  # a repeat's near-zero step would drag the median down
+            self.steps.append(step)
+        return repeat
 
 
 class FaceRenderer:
@@ -113,6 +150,8 @@ class FaceRenderer:
         self.seed = seed
         self.stabilizer = MatteStabilizer(options.matte_memory)
         self.stats = RenderStats()
+        self.repeats = RepeatDetector()
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None  # (source, output) of the last frame seen
 
     def __call__(self, chunk: FrameChunk) -> torch.Tensor:
         """frames (T,3,H,W) float 0..1 -> (T,3,H,W) with the edited face."""
@@ -122,12 +161,16 @@ class FaceRenderer:
         meshes = self.geometry.meshes(chunk.indices, self.scale)
         dev = frames.device
         tris = self.triangles.to(dev)
-        layers, mattes, centres, rows = [], [], [], []
+        layers, mattes, centres, rows, held = [], [], [], [], []
         for t in range(T):
-            if not meshes.edit[t]:
+            src = torch.from_numpy(meshes.src[t]).to(dev) if meshes.edit[t] else None
+            repeat = self.repeats(frames[t], int(chunk.indices[t]), src)
+            if src is None:
                 self.stabilizer.prev = None  # the matte history ends where the edit pauses
                 continue
-            src = torch.from_numpy(meshes.src[t]).to(dev)
+            if repeat:
+                held.append(t)
+                continue
             dst = torch.from_numpy(meshes.dst[t]).to(dev)
             depth = torch.from_numpy(meshes.depth[t]).to(dev)
             fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.options.work_px)
@@ -139,23 +182,41 @@ class FaceRenderer:
             mattes.append(matte)
             centres.append(dst.mean(0))
             rows.append(t)
-        if not rows:
-            return frames
-        self.stats.edited += len(rows)
-        idx = torch.as_tensor(rows, device=dev)
-        mattes = self.stabilizer(torch.stack(mattes), torch.stack(centres))
         out = frames.clone()
+        if rows:
+            self._composite(out, frames, rows, layers, mattes, centres, chunk.indices)
+        self._hold(out, frames, held)
+        # the last frame's source and output, for a repeat that starts the next chunk (copies:
+        # views would keep the whole chunk alive)
+        self.last = (frames[-1].clone(), out[-1].clone())
+        return out
+
+    def _composite(self, out, frames, rows, layers, mattes, centres, indices) -> None:
+        """Blend the rendered faces (``layers`` of frames ``rows``) into ``out`` (T,3,H,W) in place."""
+        self.stats.edited += len(rows)
+        idx = torch.as_tensor(rows, device=frames.device)
+        mattes = self.stabilizer(torch.stack(mattes), torch.stack(centres))
         box = composite_box(mattes)
         if box is None:
-            return out
+            return
         # the composite only reads around the faces: crop once instead of carrying whole frames
         y0, y1, x0, x1 = box
         out[idx, :, y0:y1, x0:x1] = composite(
             torch.stack([layer[:, y0:y1, x0:x1] for layer in layers]), frames[idx, :, y0:y1, x0:x1],
             mattes[..., y0:y1, x0:x1], color=False, grain=self.options.grain, seed=self.seed,
-            frame_indices=[int(chunk.indices[t]) for t in rows],
+            frame_indices=[int(indices[t]) for t in rows],
         ).to(frames.dtype)  # fmt: skip
-        return out
+
+    def _hold(self, out, frames, held) -> None:
+        """Frames that repeat their predecessor get its edit (output - source) again, in order:
+        rendering them afresh would make the new face move (grain, donors, tracking noise) where
+        the plate stands still, a pop on every repeated frame of pulled-down footage. Outside the
+        matte the edit is exactly 0, so those pixels stay the source's."""
+        for t in held:
+            before = (frames[t - 1], out[t - 1]) if t > 0 else self.last
+            out[t] = frames[t] + (before[1] - before[0])
+        self.stats.edited += len(held)
+        self.stats.held += len(held)
 
     def _count_warp(self, fld) -> None:
         s = self.stats
