@@ -17,7 +17,9 @@ between chunks (matte stabiliser), so it must see the chunks in order.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,12 +52,15 @@ class RenderOptions:
     """shutter: degrees, for re-blurring transferred appearance with the plate's motion (180 =
     half the frame interval; 0 = none). grain: match the plate's grain on the new face.
     work_px: face size in pixels of the grid the warp is built on. matte_memory: how much of the
-    previous frame's matte is kept (0 = none; steadies the edge over time)."""
+    previous frame's matte is kept (0 = none; steadies the edge over time). workers: CPU threads
+    that render a chunk's faces side by side (each runs torch on one thread; the frames are
+    independent, so the result does not depend on it; on a GPU one is used)."""
 
     shutter: float = 180.0
     grain: bool = True
     work_px: float = 96.0
     matte_memory: float = 0.5
+    workers: int = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -151,6 +156,8 @@ class FaceRenderer:
         self.stabilizer = MatteStabilizer(options.matte_memory)
         self.stats = RenderStats()
         self.repeats = RepeatDetector()
+        # threads for _render_face (CPU only); they end when the renderer is garbage collected
+        self.pool = ThreadPoolExecutor(options.workers, "facepipe-render") if options.workers > 1 else None
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None  # (source, output) of the last frame seen
 
     def __call__(self, chunk: FrameChunk) -> torch.Tensor:
@@ -161,35 +168,47 @@ class FaceRenderer:
         meshes = self.geometry.meshes(chunk.indices, self.scale)
         dev = frames.device
         tris = self.triangles.to(dev)
-        layers, mattes, centres, rows, held = [], [], [], [], []
+        rows, held = [], []
         for t in range(T):
             src = torch.from_numpy(meshes.src[t]).to(dev) if meshes.edit[t] else None
             repeat = self.repeats(frames[t], int(chunk.indices[t]), src)
             if src is None:
                 self.stabilizer.prev = None  # the matte history ends where the edit pauses
-                continue
-            if repeat:
+            elif repeat:
                 held.append(t)
-                continue
-            dst = torch.from_numpy(meshes.dst[t]).to(dev)
-            depth = torch.from_numpy(meshes.depth[t]).to(dev)
-            fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.options.work_px)
+            else:
+                rows.append(t)
+
+        def render(t: int):
+            return self._render_face(frames[t], meshes, t, tris)
+
+        parallel = self.pool is not None and dev.type == "cpu" and len(rows) > 1
+        faces = list(self.pool.map(render, rows)) if parallel else [render(t) for t in rows]
+        for _, _, _, fld, transferred in faces:
             self._count_warp(fld)
-            face = apply_warp(frames[t : t + 1], fld)[0]
-            face = self._lay_appearance(face, int(meshes.positions[t]), dst)
-            matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
-            layers.append(face)
-            mattes.append(matte)
-            centres.append(dst.mean(0))
-            rows.append(t)
+            self.stats.transferred += transferred
         out = frames.clone()
         if rows:
+            layers, mattes, centres = ([f[i] for f in faces] for i in range(3))
             self._composite(out, frames, rows, layers, mattes, centres, chunk.indices)
         self._hold(out, frames, held)
         # the last frame's source and output, for a repeat that starts the next chunk (copies:
         # views would keep the whole chunk alive)
         self.last = (frames[-1].clone(), out[-1].clone())
         return out
+
+    def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor):
+        """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W): (face (3,H,W),
+        matte (1,H,W), matte centre (2,), warp field, whether appearance was transferred).
+        Touches no renderer state, so frames can render in parallel."""
+        H, W = frame.shape[-2:]
+        dev = frame.device
+        src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
+        fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.options.work_px)
+        face = apply_warp(frame[None], fld)[0]
+        face, transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
+        matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
+        return face, matte, dst.mean(0), fld, transferred
 
     def _composite(self, out, frames, rows, layers, mattes, centres, indices) -> None:
         """Blend the rendered faces (``layers`` of frames ``rows``) into ``out`` (T,3,H,W) in place."""
@@ -225,16 +244,15 @@ class FaceRenderer:
         s.repaired += fld.repaired > 0
         s.mouth_stretched += fld.mouth_filled
 
-    def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> torch.Tensor:
+    def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """The warped face (3,H,W) with transferred appearance over it (in place), re-blurred
-        with the plate's motion."""
+        with the plate's motion; and whether there was any."""
         if self.appearance is None:
-            return face
+            return face, False
         got = self.appearance(face, pos, dst)
         if got is None:
-            return face
+            return face, False
         (x0, y0, x1, y1), layer, alpha = got
-        self.stats.transferred += 1
         if self.options.shutter > 0:
             v = torch.from_numpy(self.velocity[pos : pos + 1]).to(face.device)
             # widen the box by the blur's reach, so the re-blur reads the face around it as before
@@ -249,4 +267,4 @@ class FaceRenderer:
             (x0, y0, x1, y1), alpha = (bx0, by0, bx1, by1), wide
         region = face[:, y0:y1, x0:x1]
         region.copy_(torch.lerp(region, layer.to(face.dtype), alpha.clamp(0, 1).to(face.dtype)))
-        return face
+        return face, True
