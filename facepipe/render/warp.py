@@ -608,10 +608,11 @@ def apply_warp(frames: torch.Tensor, fields: WarpField | Sequence[WarpField], mo
 
 
 #: Gain of :func:`restore_cubic_detail` at a half-pixel offset. The least-squares inverse of
-#: Keys' response is 0.22 fitted up to 0.75 Nyquist and 0.42 up to 0.9 (footage carries little
-#: above that); measured on the warped part of 7 shared clips, 0.25 brings the Laplacian
-#: sharpness from 0.65-0.93x the source's to 0.83-1.08x (median 0.99), 0.5 to 1.04-1.26x.
-CUBIC_DETAIL_GAIN = 0.25
+#: Keys' response is 0.22 fitted up to 0.75 Nyquist and 0.42 up to 0.9 (how much footage carries
+#: up there varies). On the warped part of 12 shared clips the Laplacian sharpness was 0.65-0.93x
+#: the source's without it; 0.25 / 0.3 / 0.35 give 0.83-1.08 / 0.87-1.11 / 0.91-1.15x (median
+#: 1.01 at 0.3): 0.3 keeps the worst loss and the worst over-sharpening about equally small.
+CUBIC_DETAIL_GAIN = 0.3
 
 
 def restore_cubic_detail(sampled: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
