@@ -174,10 +174,9 @@ def test_write_behind_keeps_order_and_reports_writer_errors():
     assert writer.seen == [list(range(s, s + 5)) for s in range(0, 50, 5)]  # every chunk, in order, before exit
 
     failing = _RecordingWriter(fail_at=10)
-    with pytest.raises(OSError, match="disk full"):
-        with write_behind(failing) as write:
-            for start in range(0, 50, 5):
-                write(None, list(range(start, start + 5)))
+    with pytest.raises(OSError, match="disk full"), write_behind(failing) as write:
+        for start in range(0, 50, 5):
+            write(None, list(range(start, start + 5)))
     assert failing.seen == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # nothing after the failed chunk
 
 
@@ -185,8 +184,7 @@ def test_write_behind_stops_writing_when_the_caller_fails():
     from facepipe.pipeline.synthesis import write_behind
 
     writer = _RecordingWriter()
-    with pytest.raises(ValueError, match="render failed"):
-        with write_behind(writer, depth=4) as write:
-            write(None, [0])
-            raise ValueError("render failed")
+    with pytest.raises(ValueError, match="render failed"), write_behind(writer, depth=4) as write:
+        write(None, [0])
+        raise ValueError("render failed")
     assert writer.seen in ([], [[0]])  # the chunk in flight may land; the caller's error wins

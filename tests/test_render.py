@@ -22,7 +22,6 @@ from facepipe.render import (
 )
 from facepipe.render.warp import MOUTH
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -27,13 +27,12 @@ import numpy as np
 import torch
 
 from facepipe.composite import MatteStabilizer, composite, face_matte, reblur
-from facepipe.composite.reblur import blur_vectors
 from facepipe.composite.blend import composite_box
+from facepipe.composite.reblur import blur_vectors
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, warp_field
-
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open
 
@@ -125,6 +124,21 @@ class RepeatDetector:
         return repeat
 
 
+def composite_face(layer: torch.Tensor, plate: torch.Tensor, matte: torch.Tensor, grain: bool, seed: int, index: int):
+    """One frame's rendered face (3,H,W) blended over its plate (3,H,W) with ``matte`` (1,H,W):
+    (box (y0, y1, x0, x1), the blended crop (3,h,w)), or None for an empty matte. Only the crop
+    :func:`~facepipe.composite.blend.composite_box` says the blend reads is carried, and each
+    frame's result depends on that frame alone (not on which frames share its chunk)."""
+    box = composite_box(matte[None])
+    if box is None:
+        return None
+    y0, y1, x0, x1 = box
+    crop = (slice(None), slice(y0, y1), slice(x0, x1))
+    blended = composite(layer[crop][None], plate[crop][None], matte[crop][None], color=False, grain=grain, seed=seed,
+                        frame_indices=[index])  # fmt: skip
+    return box, blended[0]
+
+
 class FaceRenderer:
     """A frame transform for :func:`facepipe.pipeline.synthesis.render_frames`.
 
@@ -163,39 +177,62 @@ class FaceRenderer:
     def __call__(self, chunk: FrameChunk) -> torch.Tensor:
         """frames (T,3,H,W) float 0..1 -> (T,3,H,W) with the edited face."""
         frames = chunk.frames
-        T, _, H, W = frames.shape
+        T = frames.shape[0]
         self.stats.frames += T
         meshes = self.geometry.meshes(chunk.indices, self.scale)
         dev = frames.device
         tris = self.triangles.to(dev)
-        rows, held = [], []
+        rows, held, fresh = [], [], []  # fresh: the matte history ends before this row (an edit pause)
+        paused = False
         for t in range(T):
             src = torch.from_numpy(meshes.src[t]).to(dev) if meshes.edit[t] else None
             repeat = self.repeats(frames[t], int(chunk.indices[t]), src)
             if src is None:
-                self.stabilizer.prev = None  # the matte history ends where the edit pauses
+                paused = True
             elif repeat:
                 held.append(t)
             else:
                 rows.append(t)
+                fresh.append(paused)
+                paused = False
 
         def render(t: int):
             return self._render_face(frames[t], meshes, t, tris)
 
-        parallel = self.pool is not None and dev.type == "cpu" and len(rows) > 1
-        faces = list(self.pool.map(render, rows)) if parallel else [render(t) for t in rows]
+        faces = self._map(render, rows, dev)
         for _, _, _, fld, transferred in faces:
             self._count_warp(fld)
             self.stats.transferred += transferred
         out = frames.clone()
         if rows:
-            layers, mattes, centres = ([f[i] for f in faces] for i in range(3))
-            self._composite(out, frames, rows, layers, mattes, centres, chunk.indices)
+            self.stats.edited += len(rows)
+            # the matte stabiliser runs in frame order; the blends are independent again
+            mattes = []
+            for (_, matte, centre, _, _), restart in zip(faces, fresh):
+                if restart:
+                    self.stabilizer.prev = None
+                mattes.append(self.stabilizer(matte[None], centre[None])[0])
+
+            def blend(i: int):
+                return composite_face(faces[i][0], frames[rows[i]], mattes[i], self.options.grain, self.seed,
+                                      int(chunk.indices[rows[i]]))  # fmt: skip
+
+            for t, blended in zip(rows, self._map(blend, range(len(rows)), dev)):
+                if blended is not None:
+                    (y0, y1, x0, x1), face = blended
+                    out[t, :, y0:y1, x0:x1] = face.to(out.dtype)
         self._hold(out, frames, held)
         # the last frame's source and output, for a repeat that starts the next chunk (copies:
         # views would keep the whole chunk alive)
         self.last = (frames[-1].clone(), out[-1].clone())
         return out
+
+    def _map(self, fn, items, device) -> list:
+        """[fn(item) for item in items], on the render threads when there are several (CPU)."""
+        items = list(items)
+        if self.pool is not None and device.type == "cpu" and len(items) > 1:
+            return list(self.pool.map(fn, items))
+        return [fn(item) for item in items]
 
     def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor):
         """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W): (face (3,H,W),
@@ -209,22 +246,6 @@ class FaceRenderer:
         face, transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
         return face, matte, dst.mean(0), fld, transferred
-
-    def _composite(self, out, frames, rows, layers, mattes, centres, indices) -> None:
-        """Blend the rendered faces (``layers`` of frames ``rows``) into ``out`` (T,3,H,W) in place."""
-        self.stats.edited += len(rows)
-        idx = torch.as_tensor(rows, device=frames.device)
-        mattes = self.stabilizer(torch.stack(mattes), torch.stack(centres))
-        box = composite_box(mattes)
-        if box is None:
-            return
-        # the composite only reads around the faces: crop once instead of carrying whole frames
-        y0, y1, x0, x1 = box
-        out[idx, :, y0:y1, x0:x1] = composite(
-            torch.stack([layer[:, y0:y1, x0:x1] for layer in layers]), frames[idx, :, y0:y1, x0:x1],
-            mattes[..., y0:y1, x0:x1], color=False, grain=self.options.grain, seed=self.seed,
-            frame_indices=[int(indices[t]) for t in rows],
-        ).to(frames.dtype)  # fmt: skip
 
     def _hold(self, out, frames, held) -> None:
         """Frames that repeat their predecessor get its edit (output - source) again, in order:
