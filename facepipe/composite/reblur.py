@@ -101,9 +101,19 @@ def reblur(
     x0, x1 = max(0, int(cols[0]) - r), min(W, int(cols[-1]) + r + 1)
     crop = layer[idx, :, y0:y1, x0:x1].float()
     n, C, h, w = crop.shape
-    x = F.pad(crop.reshape(1, n * C, h, w), (r, r, r, r), mode="replicate")
-    weight = kernels.repeat_interleave(C, dim=0)  # (n*C,1,k,k)
-    blurred = F.conv2d(x, weight, groups=n * C).reshape(n, C, h, w).to(layer.dtype)
+    x = F.pad(crop, (r, r, r, r), mode="replicate")
+    blurred = torch.stack([_line_filter(x[i], kernels[i, 0], h, w) for i in range(n)]).to(layer.dtype)
     inside = sel[:, None, y0:y1, x0:x1]
     out[idx, :, y0:y1, x0:x1] = torch.where(inside, blurred, layer[idx, :, y0:y1, x0:x1])
+    return out
+
+
+def _line_filter(padded: torch.Tensor, kernel: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """padded (C,h+k-1,w+k-1) correlated with kernel (k,k) -> (C,h,w), as a sum of shifted
+    copies over the kernel's nonzero taps: a line segment has about 2k of its k^2 taps, and a
+    depthwise conv2d on the CPU was 3-7x slower."""
+    out = None
+    for (i, j), c in zip(kernel.nonzero().tolist(), kernel[kernel != 0].tolist()):
+        term = padded[:, i : i + h, j : j + w] * c
+        out = term if out is None else out + term
     return out
