@@ -248,18 +248,32 @@ class MatteStabilizer:
         for t in range(mattes.shape[0]):
             m = mattes[t].float()
             c = None if centers is None else torch.as_tensor(centers[t], device=m.device).float()
-            if self.prev is None or self.prev.shape != m.shape:
+            box = _support(m)
+            if self.prev is None or self.prev.shape != m.shape or box is None:
                 s = m
             else:
-                prev = self.prev
+                # work on the current matte's support only: the result is 0 everywhere else
+                y0, y1, x0, x1 = box
+                prev = self.prev[:, y0:y1, x0:x1]
                 if c is not None and self.prev_center is not None:
                     d = c - self.prev_center
                     if bool((d.abs() > 1e-6).any()):
-                        prev = _translate(prev, d)
-                s = (self.alpha * prev + (1.0 - self.alpha) * m) * (m > 0)
+                        prev = _translate(self.prev, d, box)
+                cur = m[:, y0:y1, x0:x1]
+                s = torch.zeros_like(m)
+                s[:, y0:y1, x0:x1] = (self.alpha * prev + (1.0 - self.alpha) * cur) * (cur > 0)
             out.append(s)
             self.prev, self.prev_center = s, c
         return torch.stack(out)
+
+
+def _support(m: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) half-open bounding box of ``m != 0`` for (1,H,W), or None if empty."""
+    nz = m[0] != 0
+    rows, cols = nz.any(1).nonzero(), nz.any(0).nonzero()
+    if len(rows) == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,22 +281,13 @@ def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Te
     return MatteStabilizer(alpha)(mattes, centers)
 
 
-def _translate(m: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """(1,H,W) moved by d = (dx, dy) pixels, bilinear, zeros from outside. Only the part the
-    support of m can reach is resampled (the rest stays 0)."""
+def _translate(m: torch.Tensor, d: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """(1,H,W) moved by d = (dx, dy) pixels (bilinear, zeros from outside), over ``box``
+    (y0, y1, x0, x1) only: (1,y1-y0,x1-x0)."""
     _, H, W = m.shape
-    out = torch.zeros_like(m)
-    rows, cols = (m[0] != 0).any(1).nonzero(), (m[0] != 0).any(0).nonzero()
-    if len(rows) == 0:
-        return out
-    dx, dy = float(d[0]), float(d[1])
-    y0, y1 = max(0, math.floor(int(rows[0]) + dy)), min(H, math.ceil(int(rows[-1]) + dy) + 1)
-    x0, x1 = max(0, math.floor(int(cols[0]) + dx)), min(W, math.ceil(int(cols[-1]) + dx) + 1)
-    if y1 <= y0 or x1 <= x0:
-        return out
-    ys = torch.arange(y0, y1, device=m.device, dtype=m.dtype) - dy
-    xs = torch.arange(x0, x1, device=m.device, dtype=m.dtype) - dx
+    y0, y1, x0, x1 = box
+    ys = torch.arange(y0, y1, device=m.device, dtype=m.dtype) - float(d[1])
+    xs = torch.arange(x0, x1, device=m.device, dtype=m.dtype) - float(d[0])
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([(gx + 0.5) / W * 2 - 1, (gy + 0.5) / H * 2 - 1], -1)[None]
-    out[:, y0:y1, x0:x1] = F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
-    return out
+    return F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
