@@ -70,6 +70,7 @@ def edit(
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
     face: str = "largest",
+    threads: int | None = None,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -83,12 +84,13 @@ def edit(
     (``["AU12=0.6"]``); keyframes: a JSON/YAML keyframe file. ``neutral`` at intensity 0 is the
     exact pass-through (no analysis). appearance: strength 0..1 of appearance transferred from
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
-    shutter: degrees for the re-applied motion blur. See :func:`facepipe.edit.run_edit`.
+    shutter: degrees for the re-applied motion blur; threads: CPU threads for rendering (None:
+    every core, at most 8). See :func:`facepipe.edit.run_edit`.
     """
     from facepipe.edit import run_edit
 
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, face)
+    settings = _settings(appearance, actor_library, shutter, face, threads)
     return run_edit(src, request, out, force, frames, frame_base, codec, settings,
                     _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
 
@@ -110,6 +112,7 @@ def preview(
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
     face: str = "largest",
+    threads: int | None = None,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -122,12 +125,12 @@ def preview(
     from facepipe.edit.preview import run_preview
 
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, face)
+    settings = _settings(appearance, actor_library, shutter, face, threads)
     return run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                        _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
 
 
-def _settings(appearance, actor_library, shutter, face):
+def _settings(appearance, actor_library, shutter, face, threads):
     from facepipe.edit import EditSettings
 
     if not 0.0 <= float(appearance) <= 1.0:
@@ -137,7 +140,10 @@ def _settings(appearance, actor_library, shutter, face):
     library = Path(actor_library) if actor_library else None
     if library is not None and not library.is_dir():
         raise RequestError(f"--actor-library {library}: not a folder of clips")
-    return EditSettings(appearance=float(appearance), actor_library=library, shutter=float(shutter), face=str(face))
+    if threads is not None and int(threads) < 1:
+        raise RequestError(f"--threads {threads}: use 1 or more")
+    return EditSettings(appearance=float(appearance), actor_library=library, shutter=float(shutter), face=str(face),
+                        threads=None if threads is None else int(threads))  # fmt: skip
 
 
 def _context_opener(workdir, device, progress, chunk_mb, log):

@@ -72,6 +72,8 @@ def edit_options(fn):
         click.option("--shutter", type=float, default=180.0, show_default=True,
                      help="Shutter angle (degrees) for the motion blur re-applied to the new face."),
         click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id."),
+        click.option("--threads", type=int, default=None,
+                     help="CPU threads that render faces side by side [default: every core, at most 8]."),
         click.option("--force", is_flag=True, help="Overwrite an existing output."),
         click.option("--frames", default=None, help="Frame range in farm syntax: 1001-1100, 1-100x5, 3,7,10-12, 40-."),
         click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
@@ -91,7 +93,7 @@ def edit_options(fn):
               help="h264, h265, h264-lossless, ffv1, prores, prores4444, dnxhr, png, tiff, exr (default: like the source).")
 @common_options
 @handle_errors
-def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, force, frames,
+def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, threads, force, frames,
          frame_base, out, codec, workdir, device, progress, chunk_mb, debug) -> None:
     """Edit the actor's expression and write the clip with the same timing, timecode and audio.
 
@@ -105,7 +107,7 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
     result = api_edit(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
                       frame_base=frame_base, codec=codec, ramp=ramp, au=au, keyframes=keyframes,
                       appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
-                      workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
+                      threads=threads, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
     click.echo(summary_line(result.report))
     reused = ", ".join(result.stats.get("cached", [])) or "nothing"
     click.echo(f"report: {result.report_path} (cache reused: {reused}, {result.stats.get('chunks_cached', 0)} chunks resumed)")
@@ -121,7 +123,8 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
               help="Source and edit side by side, a wipe across the frame, or the edit alone.")
 @common_options
 @handle_errors
-def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, force, frames,
+def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, threads, force,
+            frames,
             frame_base, out, scale, compare, workdir, device, progress, chunk_mb, debug) -> None:
     """The same edit, fast, for review: a frame range at reduced scale, beside the source.
 
@@ -132,7 +135,7 @@ def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_lib
     result = api_preview(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
                          frame_base=frame_base, scale=scale, compare=compare, ramp=ramp, au=au, keyframes=keyframes,
                          appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
-                         workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
+                         threads=threads, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
     click.echo(result.summary())
 
 

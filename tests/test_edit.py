@@ -117,6 +117,7 @@ def test_bad_requests_fail_before_writing(clip, tmp_path):
         ({"emotion": ["happy@0-10", "sad@5-20"]}, "overlap"),
         ({"au": ["AU99=0.5"]}, "unknown AU"),
         ({"emotion": "happy", "appearance": 1.5}, "out of range"),
+        ({"emotion": "happy", "threads": 0}, "--threads 0"),
     ]:
         with pytest.raises(RequestError, match=words):
             api.edit(clip, out=tmp_path / "x.mp4", workdir=tmp_path / "w", **kwargs, **QUIET)

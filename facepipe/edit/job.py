@@ -10,6 +10,8 @@ artifacts (tracks, fit, plan) are held for the whole shot.
 
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -28,7 +30,9 @@ class EditSettings:
     appearance: strength 0..1 of appearance transferred from the actor's own frames (0 = the
     geometric warp only); actor_library: folder of other shots of the same actor to draw
     appearance from; shutter: degrees, for the motion blur re-applied to transferred
-    appearance; face: which actor (``largest``, ``center`` or a track id); seed: grain noise.
+    appearance; face: which actor (``largest``, ``center`` or a track id); seed: grain noise;
+    threads: CPU threads that render faces side by side (None: every core, at most
+    :data:`MAX_RENDER_THREADS`; a farm node running several jobs sets fewer).
     """
 
     appearance: float = 1.0
@@ -36,6 +40,16 @@ class EditSettings:
     shutter: float = 180.0
     face: str = "largest"
     seed: int = 0
+    threads: int | None = None
+
+    @property
+    def render_threads(self) -> int:
+        return self.threads or min(MAX_RENDER_THREADS, os.cpu_count() or 1)
+
+
+#: Default cap on render threads: a chunk holds a few dozen frames at most, and the face work
+#: per frame is small, so more threads mostly wait on each other.
+MAX_RENDER_THREADS = 8
 
 
 @dataclass
@@ -104,7 +118,7 @@ def make_renderer(shot: Shot, settings: EditSettings, scale: float, open_ctx, lo
         from facepipe.stages.appearance import appearance_for_shot
 
         appearance, appearance_report = appearance_for_shot(shot, model, settings, scale, open_ctx, log)
-    options = RenderOptions(shutter=settings.shutter)
+    options = RenderOptions(shutter=settings.shutter, workers=settings.render_threads)
     if fast:
         options = dataclasses.replace(options, grain=False, work_px=64.0)
     renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, options, scale, appearance, settings.seed)

@@ -17,7 +17,6 @@ between chunks (matte stabiliser), so it must see the chunks in order.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,14 +51,14 @@ class RenderOptions:
     half the frame interval; 0 = none). grain: match the plate's grain on the new face.
     work_px: face size in pixels of the grid the warp is built on. matte_memory: how much of the
     previous frame's matte is kept (0 = none; steadies the edge over time). workers: CPU threads
-    that render a chunk's faces side by side (each runs torch on one thread; the frames are
-    independent, so the result does not depend on it; on a GPU one is used)."""
+    that render and blend a chunk's faces side by side (each runs torch on one thread; the frames
+    are independent, so the result does not depend on it; on a GPU one is used)."""
 
     shutter: float = 180.0
     grain: bool = True
     work_px: float = 96.0
     matte_memory: float = 0.5
-    workers: int = min(2, os.cpu_count() or 1)
+    workers: int = 1
 
 
 @dataclass
