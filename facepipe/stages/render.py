@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -195,43 +195,46 @@ class FaceRenderer:
                 fresh.append(paused)
                 paused = False
 
-        def render(t: int):
-            return self._render_face(frames[t], meshes, t, tris)
-
-        faces = self._map(render, rows, dev)
-        for _, _, _, fld, transferred in faces:
+        # Each frame renders on the threads; the matte stabiliser takes the mattes in frame order
+        # as they come, and hands each frame on to its blend at once, so the threads never wait
+        # for the whole chunk in between.
+        submit = self._submitter(dev)
+        renders = [submit(self._render_face, frames[t], meshes, t, tris) for t in rows]
+        blends = []
+        for t, rendered, restart in zip(rows, renders, fresh):
+            face, matte, centre, fld, transferred = rendered.result()
             self._count_warp(fld)
             self.stats.transferred += transferred
+            if restart:
+                self.stabilizer.prev = None
+            matte = self.stabilizer(matte[None], centre[None])[0]
+            blends.append(submit(composite_face, face, frames[t], matte, self.options.grain, self.seed,
+                                 int(chunk.indices[t])))  # fmt: skip
+        self.stats.edited += len(rows)
         out = frames.clone()
-        if rows:
-            self.stats.edited += len(rows)
-            # the matte stabiliser runs in frame order; the blends are independent again
-            mattes = []
-            for (_, matte, centre, _, _), restart in zip(faces, fresh):
-                if restart:
-                    self.stabilizer.prev = None
-                mattes.append(self.stabilizer(matte[None], centre[None])[0])
-
-            def blend(i: int):
-                return composite_face(faces[i][0], frames[rows[i]], mattes[i], self.options.grain, self.seed,
-                                      int(chunk.indices[rows[i]]))  # fmt: skip
-
-            for t, blended in zip(rows, self._map(blend, range(len(rows)), dev)):
-                if blended is not None:
-                    (y0, y1, x0, x1), face = blended
-                    out[t, :, y0:y1, x0:x1] = face.to(out.dtype)
+        for t, blend in zip(rows, blends):
+            blended = blend.result()
+            if blended is not None:
+                (y0, y1, x0, x1), face = blended
+                out[t, :, y0:y1, x0:x1] = face.to(out.dtype)
         self._hold(out, frames, held)
         # the last frame's source and output, for a repeat that starts the next chunk (copies:
         # views would keep the whole chunk alive)
         self.last = (frames[-1].clone(), out[-1].clone())
         return out
 
-    def _map(self, fn, items, device) -> list:
-        """[fn(item) for item in items], on the render threads when there are several (CPU)."""
-        items = list(items)
-        if self.pool is not None and device.type == "cpu" and len(items) > 1:
-            return list(self.pool.map(fn, items))
-        return [fn(item) for item in items]
+    def _submitter(self, device):
+        """``submit(fn, *args) -> Future``: on the render threads (CPU, several workers), else
+        run at once in this thread."""
+        if self.pool is not None and device.type == "cpu":
+            return self.pool.submit
+
+        def run_now(fn, *args) -> Future:
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+        return run_now
 
     def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor):
         """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W): (face (3,H,W),
