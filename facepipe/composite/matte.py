@@ -283,11 +283,19 @@ def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Te
 
 def _translate(m: torch.Tensor, d: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     """(1,H,W) moved by d = (dx, dy) pixels (bilinear, zeros from outside), over ``box``
-    (y0, y1, x0, x1) only: (1,y1-y0,x1-x0)."""
+    (y0, y1, x0, x1) only: (1,y1-y0,x1-x0). Output pixel (y, x) reads m at (y - dy, x - dx),
+    pixel centres on integers: a whole-pixel shift plus one two-tap blend per axis."""
     _, H, W = m.shape
     y0, y1, x0, x1 = box
-    ys = torch.arange(y0, y1, device=m.device, dtype=m.dtype) - float(d[1])
-    xs = torch.arange(x0, x1, device=m.device, dtype=m.dtype) - float(d[0])
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([(gx + 0.5) / W * 2 - 1, (gy + 0.5) / H * 2 - 1], -1)[None]
-    return F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    dx, dy = float(d[0]), float(d[1])
+    ix, iy = math.floor(dx), math.floor(dy)
+    fx, fy = dx - ix, dy - iy
+    # the source window: rows y0-iy-1 .. y1-iy-1, columns likewise, zeros outside the frame
+    ya, xa = y0 - iy - 1, x0 - ix - 1
+    h, w = y1 - y0 + 1, x1 - x0 + 1
+    src = m.new_zeros(1, h, w)
+    sy0, sy1, sx0, sx1 = max(0, ya), min(H, ya + h), max(0, xa), min(W, xa + w)
+    if sy1 > sy0 and sx1 > sx0:
+        src[:, sy0 - ya : sy1 - ya, sx0 - xa : sx1 - xa] = m[:, sy0:sy1, sx0:sx1]
+    rows = fy * src[:, :-1] + (1.0 - fy) * src[:, 1:]  # (1,h-1,w): rows y-iy-1 and y-iy
+    return fx * rows[..., :-1] + (1.0 - fx) * rows[..., 1:]
