@@ -10,8 +10,10 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 3. composite: a soft matte from the edited mesh, stabilised over time, and a Laplacian blend
    with grain matched to the plate. Pixels outside the matte are the decoded source pixels.
 
-Frames the edit does not change are returned as decoded, bit for bit. The renderer keeps state
-between chunks (matte stabiliser), so it must see the chunks in order.
+Frames the edit does not change are returned as decoded, bit for bit; frames that repeat their
+predecessor (pulled-down footage) get its edit again (:class:`RepeatDetector`). Steps 1-3 of
+each frame touch no shared state and run on ``RenderOptions.workers`` threads; the renderer
+keeps state between chunks (matte stabiliser, repeat detector), so it must see them in order.
 """
 
 from __future__ import annotations
