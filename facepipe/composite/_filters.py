@@ -95,3 +95,17 @@ def erode_binary(mask: torch.Tensor, radius: int) -> torch.Tensor:
     if radius <= 0:
         return mask
     return 1 - dilate_binary(1 - mask, radius)
+
+
+def support_box(matte: torch.Tensor, margin: int = 0, align: int = 1) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): bounding box of ``matte > 0`` over the batch, grown by ``margin`` and
+    clipped to the image, its top-left corner rounded down to a multiple of ``align`` (so a
+    pyramid built on the crop lines up with one built on the frame). None if the matte is empty."""
+    sel = (matte > 0).flatten(0, 1).any(0)
+    rows, cols = sel.any(1).nonzero(), sel.any(0).nonzero()
+    if len(rows) == 0:
+        return None
+    H, W = sel.shape
+    y0 = max(0, int(rows[0]) - margin) // align * align
+    x0 = max(0, int(cols[0]) - margin) // align * align
+    return y0, min(H, int(rows[-1]) + margin + 1), x0, min(W, int(cols[-1]) + margin + 1)

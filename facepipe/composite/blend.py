@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite._filters import dilate_binary, erode, erode_binary, gaussian_blur, gaussian_kernel1d
+from facepipe.composite._filters import (
+    dilate_binary,
+    erode,
+    erode_binary,
+    gaussian_blur,
+    gaussian_kernel1d,
+    support_box,
+)
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -107,20 +114,6 @@ def _support_extent(matte: torch.Tensor) -> int:
         if len(rows):
             ext.append(min(int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1))
     return min(ext) if ext else 0
-
-
-def support_box(matte: torch.Tensor, margin: int = 0, align: int = 1) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1): bounding box of ``matte > 0`` over the batch, grown by ``margin`` and
-    clipped to the image, its top-left corner rounded down to a multiple of ``align`` (so a
-    pyramid built on the crop lines up with one built on the frame). None if the matte is empty."""
-    sel = (matte > 0).flatten(0, 1).any(0)
-    rows, cols = sel.any(1).nonzero(), sel.any(0).nonzero()
-    if len(rows) == 0:
-        return None
-    H, W = sel.shape
-    y0 = max(0, int(rows[0]) - margin) // align * align
-    x0 = max(0, int(cols[0]) - margin) // align * align
-    return y0, min(H, int(rows[-1]) + margin + 1), x0, min(W, int(cols[-1]) + margin + 1)
 
 
 def blend_levels(matte: torch.Tensor, max_levels: int = 5) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite._filters import dilate_binary, gaussian_blur
+from facepipe.composite._filters import dilate_binary, gaussian_blur, support_box
 
 _BUDGET = 1 << 22  # candidate pixel tests per rasterisation chunk
 
@@ -248,7 +248,7 @@ class MatteStabilizer:
         for t in range(mattes.shape[0]):
             m = mattes[t].float()
             c = None if centers is None else torch.as_tensor(centers[t], device=m.device).float()
-            box = _support(m)
+            box = support_box(m[None])
             if self.prev is None or self.prev.shape != m.shape or box is None:
                 s = m
             else:
@@ -265,15 +265,6 @@ class MatteStabilizer:
             out.append(s)
             self.prev, self.prev_center = s, c
         return torch.stack(out)
-
-
-def _support(m: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) half-open bounding box of ``m != 0`` for (1,H,W), or None if empty."""
-    nz = m[0] != 0
-    rows, cols = nz.any(1).nonzero(), nz.any(0).nonzero()
-    if len(rows) == 0:
-        return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Tensor | None = None) -> torch.Tensor:

@@ -100,12 +100,40 @@ def reblur(
     y0, y1 = max(0, int(rows[0]) - r), min(H, int(rows[-1]) + r + 1)
     x0, x1 = max(0, int(cols[0]) - r), min(W, int(cols[-1]) + r + 1)
     crop = layer[idx, :, y0:y1, x0:x1].float()
-    n, C, h, w = crop.shape
+    n, _, h, w = crop.shape
     x = F.pad(crop, (r, r, r, r), mode="replicate")
     blurred = torch.stack([_line_filter(x[i], kernels[i, 0], h, w) for i in range(n)]).to(layer.dtype)
     inside = sel[:, None, y0:y1, x0:x1]
     out[idx, :, y0:y1, x0:x1] = torch.where(inside, blurred, layer[idx, :, y0:y1, x0:x1])
     return out
+
+
+def reblur_layer(
+    frame: torch.Tensor,
+    box: tuple[int, int, int, int],
+    layer: torch.Tensor,
+    alpha: torch.Tensor,
+    velocity: torch.Tensor,
+    shutter: float = 180.0,
+) -> tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor]:
+    """A layer laid over part of a frame, re-blurred with the plate's motion.
+
+    frame: (C,H,W) what the layer goes over; box: (x0, y0, x1, y1) half-open, where layer
+    (C,h,w) and alpha (1,h,w) sit; velocity: (2,) or (1,2) px/frame. The box is first widened by
+    the blur's reach and filled with the frame, so the blur reads the real pixels around the
+    layer rather than a padded edge. Returns (widened box, layer, alpha) over it: the frame's
+    pixels and alpha 0 in the added ring.
+    """
+    v = torch.as_tensor(velocity, device=layer.device).float().reshape(1, 2)
+    reach = math.ceil(float(blur_vectors(v, shutter).norm()) / 2) + 1
+    x0, y0, x1, y1 = box
+    H, W = frame.shape[-2:]
+    bx0, by0, bx1, by1 = max(0, x0 - reach), max(0, y0 - reach), min(W, x1 + reach), min(H, y1 + reach)
+    canvas = frame[:, by0:by1, bx0:bx1].to(layer.dtype, copy=True)
+    wide = torch.zeros_like(canvas[:1])
+    inner = (slice(None), slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+    canvas[inner], wide[inner] = layer, alpha
+    return (bx0, by0, bx1, by1), reblur(canvas[None], wide[None], v, shutter)[0], wide
 
 
 def _line_filter(padded: torch.Tensor, kernel: torch.Tensor, h: int, w: int) -> torch.Tensor:

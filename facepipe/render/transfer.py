@@ -1062,10 +1062,10 @@ def render_transfer_box(
     cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)
     layer = torch.where(den_a > 0, num / den_a.clamp_min(1e-12), cur)
     if velocity is not None:
-        from facepipe.composite.reblur import reblur
+        from facepipe.composite.reblur import reblur_layer
 
-        vel = torch.as_tensor(velocity, device=dev).float().reshape(1, 2)
-        layer = reblur(layer[None], alpha[None], vel, shutter)[0]
+        (x0, y0, x1, y1), layer, alpha = reblur_layer(frame, (x0, y0, x1, y1), layer, alpha, velocity, shutter)
+        cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)
     alpha = torch.where(alpha > 1e-6, alpha, torch.zeros_like(alpha)).clamp(0.0, 1.0)
     layer = torch.where(alpha > 0, layer, cur)
     return (x0, y0, x1, y1), layer, alpha

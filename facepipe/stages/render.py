@@ -18,7 +18,6 @@ keeps state between chunks (matte stabiliser, repeat detector), so it must see t
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,13 +26,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from facepipe.composite import MatteStabilizer, composite, face_matte, reblur
+from facepipe.composite import MatteStabilizer, composite, face_matte
 from facepipe.composite.blend import composite_box
-from facepipe.composite.reblur import blur_vectors
+from facepipe.composite.reblur import reblur_layer
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.render.geometry import EditGeometry
-from facepipe.render.warp import apply_warp, warp_field
+from facepipe.render.warp import apply_warp, face_box, warp_field
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open
 
@@ -111,9 +110,7 @@ class RepeatDetector:
         if mesh is None or prev is None or prev[0] != index - 1:
             self.steps.clear()
             return False
-        H, W = frame.shape[-2:]
-        x0, y0 = (int(v) for v in mesh.amin(0).floor().clamp_min(0).tolist())
-        x1, y1 = int(min(W, float(mesh[:, 0].max()) + 1)), int(min(H, float(mesh[:, 1].max()) + 1))
+        x0, y0, x1, y1 = face_box([mesh], 0.0, tuple(frame.shape[-2:]))
         if x1 <= x0 or y1 <= y0:
             self.steps.clear()
             return False
@@ -277,19 +274,10 @@ class FaceRenderer:
         got = self.appearance(face, pos, dst)
         if got is None:
             return face, False
-        (x0, y0, x1, y1), layer, alpha = got
+        box, layer, alpha = got
         if self.options.shutter > 0:
-            v = torch.from_numpy(self.velocity[pos : pos + 1]).to(face.device)
-            # widen the box by the blur's reach, so the re-blur reads the face around it as before
-            reach = math.ceil(float(blur_vectors(v, self.options.shutter).norm()) / 2) + 1
-            H, W = face.shape[-2:]
-            bx0, by0, bx1, by1 = max(0, x0 - reach), max(0, y0 - reach), min(W, x1 + reach), min(H, y1 + reach)
-            canvas = face[:, by0:by1, bx0:bx1].to(layer.dtype, copy=True)
-            wide = torch.zeros_like(canvas[:1])
-            inner = (slice(None), slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
-            canvas[inner], wide[inner] = layer, alpha
-            layer = reblur(canvas[None], wide[None], v, self.options.shutter)[0]
-            (x0, y0, x1, y1), alpha = (bx0, by0, bx1, by1), wide
+            box, layer, alpha = reblur_layer(face, box, layer, alpha, self.velocity[pos], self.options.shutter)
+        x0, y0, x1, y1 = box
         region = face[:, y0:y1, x0:x1]
         region.copy_(torch.lerp(region, layer.to(face.dtype), alpha.clamp(0, 1).to(face.dtype)))
         return face, True
