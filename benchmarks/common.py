@@ -71,3 +71,46 @@ def write_report(report: dict, json_path, markdown, started: float) -> None:
     table = markdown(report)
     out.with_suffix(".md").write_text(table)
     print(table)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (encoder and decoder threads included)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# ------------------------------------------------------------- bare PyAV, set up like the writer
+
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".mxf": "mxf"}
+
+
+def add_video_encoder(dst, info, spec):
+    """A video stream on the PyAV output ``dst`` with the encoder, size, time base, options and
+    colour tags facepipe's writer uses for ``info`` with codec ``spec``: (stream, colour tags)."""
+    pix_fmt = spec.pix_fmt(info)
+    vs = dst.add_stream(spec.encoder, rate=info.fps)
+    vs.width, vs.height, vs.pix_fmt = info.coded_width, info.coded_height, pix_fmt
+    vs.time_base = vs.codec_context.time_base = info.time_base
+    vs.options = spec.encoder_options(info)
+    tags = info.colour
+    if pix_fmt.startswith(("rgb", "bgr", "gbr")):  # RGB coding: identity matrix, full range
+        tags = tags.__class__(tags.primaries, tags.transfer, 0, 2)
+    cc = vs.codec_context
+    cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = (
+        tags.primaries, tags.transfer, tags.matrix, tags.range)
+    return vs, tags
+
+
+def through_rgb(frame, fmt: str, stream, tags):
+    """A decoded frame through an ``fmt`` (rgb24 / rgb48le) ndarray and back, tagged and
+    converted to ``stream``'s pixel format as the writer does (single-threaded swscale: see
+    MovieWriter.write)."""
+    import av
+
+    out = av.VideoFrame.from_ndarray(frame.to_ndarray(format=fmt), format=fmt)
+    out.colorspace, out.color_range = tags.matrix, tags.range
+    out.color_primaries, out.color_trc = tags.primaries, tags.transfer
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out.reformat(format=stream.pix_fmt, threads=1) if fmt != stream.pix_fmt else out

@@ -37,7 +37,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, machine, write_report  # noqa: E402
+from common import MUXERS, SHARED, add_video_encoder, cpu_seconds, machine, through_rgb, write_report  # noqa: E402
 DEFAULT_CLIPS = ("lp_d0_grin.mp4", "hdtf_aoc_talk.mp4", "lp_s18_720p_threequarter.mp4")
 TARGET_OVERHEAD = 0.15
 
@@ -83,24 +83,14 @@ def transcode(info, spec, out: Path, rgb: bool) -> int:
     from facepipe.io.reader import rgb_format
 
     fmt = rgb_format(info.bit_depth)
-    pix_fmt = spec.pix_fmt(info)
-    muxer = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".mxf": "mxf"}[out.suffix]
+    muxer = MUXERS[out.suffix.lower()]
     scale = math.lcm(info.time_base.denominator, *(a.sample_rate for a in info.audio if a.sample_rate))
     options = {"movie_timescale": str(scale)} if muxer in ("mp4", "mov") else {}
     n = 0
     with av.open(info.path) as src, av.open(str(out), "w", format=muxer, options=options) as dst:
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
-        vs = dst.add_stream(spec.encoder, rate=info.fps)
-        vs.width, vs.height, vs.pix_fmt = info.coded_width, info.coded_height, pix_fmt
-        vs.time_base = vs.codec_context.time_base = info.time_base
-        vs.options = spec.encoder_options(info)
-        tags = info.colour
-        if pix_fmt.startswith(("rgb", "bgr", "gbr")):
-            tags = tags.__class__(tags.primaries, tags.transfer, 0, 2)
-        cc = vs.codec_context
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = (
-            tags.primaries, tags.transfer, tags.matrix, tags.range)
+        vs, tags = add_video_encoder(dst, info, spec)
         audio = {s.index: dst.add_stream_from_template(s) for s in src.streams.audio}
         for packet in src.demux([vin] + list(src.streams.audio)):
             if packet.stream.type == "audio":
@@ -110,12 +100,7 @@ def transcode(info, spec, out: Path, rgb: bool) -> int:
                 continue
             for frame in packet.decode():
                 if rgb:
-                    out_frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format=fmt), format=fmt)
-                    out_frame.colorspace, out_frame.color_range = tags.matrix, tags.range
-                    out_frame.color_primaries, out_frame.color_trc = tags.primaries, tags.transfer
-                    out_frame.pts, out_frame.time_base = frame.pts, frame.time_base
-                    # converted as the writer does (single-threaded swscale: see MovieWriter.write)
-                    frame = out_frame.reformat(format=pix_fmt, threads=1) if fmt != pix_fmt else out_frame
+                    frame = through_rgb(frame, fmt, vs, tags)
                 dst.mux(vs.encode(frame))
                 n += 1
         dst.mux(vs.encode(None))
@@ -158,11 +143,11 @@ def bench_clip(path: Path, codecs: list[str], repeats: int, tmp: Path, log) -> l
         order = list(methods)
         for r in range(repeats):
             for m in order[r % len(order):] + order[: r % len(order)]:  # rotate: no method always first
-                c0 = _cpu_seconds()
+                c0 = cpu_seconds()
                 t0 = time.perf_counter()
                 frames = methods[m]()
                 times[m].append(time.perf_counter() - t0)
-                cpu[m].append(_cpu_seconds() - c0)
+                cpu[m].append(cpu_seconds() - c0)
                 if frames != info.frame_count:
                     raise SystemExit(f"{m} handled {frames} of {info.frame_count} frames of {path}")
         best = {m: min(v) for m, v in times.items()}
@@ -191,14 +176,6 @@ def bench_clip(path: Path, codecs: list[str], repeats: int, tmp: Path, log) -> l
             f"overhead {100 * row['overhead']:+.1f}% (median {100 * row['overhead_median']:+.1f}%)")
         rows.append(row)
     return rows
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (encoder and decoder threads included)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def _warm_up_encoders(codecs: list[str], tmp: Path) -> None:

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, resolve_clips, write_report  # noqa: E402
+from common import MUXERS, add_video_encoder, cpu_seconds, machine, resolve_clips, through_rgb, write_report  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_s18_720p_threequarter.mp4")
 TARGET_EDIT_RATIO = 0.3
 TARGET_PREVIEW_RT = 1.0
@@ -56,32 +56,16 @@ def floor(info, spec, out: Path) -> int:
     """Bare PyAV decode -> rgb24 ndarray -> encode with the edit's encoder settings (no audio)."""
     import av
 
-    pix_fmt = spec.pix_fmt(info)
-    fmt = "rgb24" if info.bit_depth <= 8 else "rgb48le"
-    muxer = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".mxf": "mxf", ".m4v": "mp4"}[out.suffix.lower()]
-    tags = info.colour
-    if pix_fmt.startswith(("rgb", "bgr", "gbr")):
-        tags = tags.__class__(tags.primaries, tags.transfer, 0, 2)
+    from facepipe.io.reader import rgb_format
+
+    fmt = rgb_format(info.bit_depth)
     n = 0
-    with av.open(info.path) as src, av.open(str(out), "w", format=muxer) as dst:
+    with av.open(info.path) as src, av.open(str(out), "w", format=MUXERS[out.suffix.lower()]) as dst:
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
-        vs = dst.add_stream(spec.encoder, rate=info.fps)
-        vs.width, vs.height, vs.pix_fmt = info.coded_width, info.coded_height, pix_fmt
-        vs.time_base = vs.codec_context.time_base = info.time_base
-        vs.options = spec.encoder_options(info)
-        cc = vs.codec_context
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = (
-            tags.primaries, tags.transfer, tags.matrix, tags.range)
+        vs, tags = add_video_encoder(dst, info, spec)
         for frame in src.decode(vin):
-            rgb = frame.to_ndarray(format=fmt)
-            out_frame = av.VideoFrame.from_ndarray(rgb, format=fmt)
-            out_frame.colorspace, out_frame.color_range = tags.matrix, tags.range
-            out_frame.color_primaries, out_frame.color_trc = tags.primaries, tags.transfer
-            out_frame.pts, out_frame.time_base = frame.pts, frame.time_base
-            if fmt != pix_fmt:  # single-threaded swscale, as facepipe's MovieWriter converts
-                out_frame = out_frame.reformat(format=pix_fmt, threads=1)
-            dst.mux(vs.encode(out_frame))
+            dst.mux(vs.encode(through_rgb(frame, fmt, vs, tags)))
             n += 1
         dst.mux(vs.encode(None))
     return n
@@ -115,14 +99,6 @@ def warm_analysis(info, workdir: Path) -> float:
 
 
 # ---------------------------------------------------------------------------------- the run
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def bench_clip(path: Path, emotion: str, appearance: float, repeats: int, cold: bool, tmp: Path, log) -> dict:
@@ -174,12 +150,12 @@ def bench_clip(path: Path, emotion: str, appearance: float, repeats: int, cold: 
     order = list(methods)
     for r in range(repeats):
         for m in order[r % len(order):] + order[: r % len(order)]:  # rotate: no method always first
-            c0, t0 = _cpu_seconds(), time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             frames, extra = methods[m]()
             wall = time.perf_counter() - t0
             if frames != info.frame_count:
                 raise SystemExit(f"{m} handled {frames} of {info.frame_count} frames of {path}")
-            records.setdefault(m, []).append({"wall_s": wall, "cpu_s": _cpu_seconds() - c0, **extra})
+            records.setdefault(m, []).append({"wall_s": wall, "cpu_s": cpu_seconds() - c0, **extra})
             log(f"  {m} run {r + 1}: {wall:.2f} s = {frames / wall:.1f} fps"
                 + (f" (render {extra['render_fps']:.1f} fps)" if extra.get("render_fps") else ""))
 
