@@ -72,8 +72,20 @@ def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
         return mask
     pad = F.pad(mask, (radius, radius, radius, radius), mode="replicate")
     k = 2 * radius + 1
-    y = -F.max_pool2d(-pad, (1, k), stride=1)
-    return -F.max_pool2d(-y, (k, 1), stride=1)
+    return window_extreme(window_extreme(pad, k, -1, torch.minimum), k, -2, torch.minimum)
+
+
+def window_extreme(x: torch.Tensor, k: int, dim: int, op, stride: int = 1) -> torch.Tensor:
+    """``op`` (torch.minimum or torch.maximum) over each window of ``k`` along ``dim`` (-1 or -2)
+    of x (...,H,W), at every ``stride``-th valid position: n -> (n - k) // stride + 1. A chain of
+    elementwise ops on shifted slices: for the short windows here several times faster on the
+    CPU than max_pool2d, and exact (the same values in any order)."""
+    n = (x.shape[dim] - k) // stride + 1
+    out = None
+    for i in range(k):
+        part = x[..., i : i + stride * (n - 1) + 1 : stride] if dim == -1 else x[..., i : i + stride * (n - 1) + 1 : stride, :]
+        out = part if out is None else op(out, part)
+    return out
 
 
 def _box_sum_w(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -98,14 +110,25 @@ def erode_binary(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def support_box(matte: torch.Tensor, margin: int = 0, align: int = 1) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1): bounding box of ``matte > 0`` over the batch, grown by ``margin`` and
-    clipped to the image, its top-left corner rounded down to a multiple of ``align`` (so a
-    pyramid built on the crop lines up with one built on the frame). None if the matte is empty."""
-    sel = (matte > 0).flatten(0, 1).any(0)
-    rows, cols = sel.any(1).nonzero(), sel.any(0).nonzero()
+    """(y0, y1, x0, x1): bounding box of ``matte > 0`` over the batch of (N,C,H,W), grown and
+    aligned by :func:`grow_box`. None if the matte is empty."""
+    if matte.numel() == 0:
+        return None
+    # the largest value per row, then per column over those rows only: two reductions of the
+    # float matte (a bool mask and its any() cost several times as much on a whole frame)
+    rows = (matte.amax(dim=(0, 1, 3)) > 0).nonzero()
     if len(rows) == 0:
         return None
-    H, W = sel.shape
-    y0 = max(0, int(rows[0]) - margin) // align * align
-    x0 = max(0, int(cols[0]) - margin) // align * align
-    return y0, min(H, int(rows[-1]) + margin + 1), x0, min(W, int(cols[-1]) + margin + 1)
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = (matte[..., y0:y1, :].amax(dim=(0, 1, 2)) > 0).nonzero()
+    return grow_box((y0, y1, int(cols[0]), int(cols[-1]) + 1), margin, align, tuple(matte.shape[-2:]))
+
+
+def grow_box(box: tuple[int, int, int, int], margin: int, align: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) ``box`` grown by ``margin`` and clipped to the image ``size`` (H, W), its
+    top-left corner rounded down to a multiple of ``align`` (so a pyramid built on the crop lines
+    up with one built on the frame)."""
+    y0, y1, x0, x1 = box
+    H, W = size
+    return (max(0, y0 - margin) // align * align, min(H, y1 + margin),
+            max(0, x0 - margin) // align * align, min(W, x1 + margin))  # fmt: skip

@@ -116,8 +116,10 @@ def polygon_mask(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     col = col.clamp(0, width).long()
     hist = torch.zeros(len(ys), width + 1, device=dev, dtype=torch.int32)
     hist.scatter_add_(1, col, straddle.int())
-    left_or_at = hist.cumsum(1)[:, :width]  # crossings at or left of each pixel centre
-    out[0, y0 : y1 + 1, x0 : x1 + 1] = ((straddle.sum(1, keepdim=True) - left_or_at) % 2).float()
+    left_or_at = hist.cumsum(1, dtype=torch.int32)[:, :width]  # crossings at or left of each pixel centre
+    # the parity of the crossings to the right (a count >= 0: & 1 is % 2, several times faster)
+    right = straddle.sum(1, keepdim=True, dtype=torch.int32) - left_or_at
+    out[0, y0 : y1 + 1, x0 : x1 + 1] = (right & 1).float()
     return out
 
 

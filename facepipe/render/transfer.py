@@ -1060,10 +1060,12 @@ def render_transfer_box(
         for eye in (EYE_R, EYE_L):
             alpha = alpha * (1.0 - polygon_mask(dst[list(eye.loop)] - off, (h, w)))
     cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)
-    layer = torch.where(den_a > 0, num / den_a.clamp_min(1e-12), cur)
+    layer = num / den_a.clamp_min(1e-12)  # 0 where no region reaches (den_a = 0), and so is alpha
     if velocity is not None:
         from facepipe.composite.reblur import reblur_layer
 
+        # the blur reads the frame around the regions, not those zeros
+        layer = torch.where(den_a > 0, layer, cur)
         (x0, y0, x1, y1), layer, alpha = reblur_layer(frame, (x0, y0, x1, y1), layer, alpha, velocity, shutter)
         cur = frame[:, y0:y1, x0:x1].to(dev, torch.float32)
     alpha = torch.where(alpha > 1e-6, alpha, torch.zeros_like(alpha)).clamp(0.0, 1.0)
