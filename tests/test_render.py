@@ -314,3 +314,28 @@ def test_bicubic_detail_is_given_back_where_the_warp_moves_by_fractions(rig):
     s = torch.rand(3, 20, 30, generator=g)
     whole = torch.arange(30.0)[None, :].expand(20, 30), torch.arange(20.0)[:, None].expand(20, 30)
     assert torch.equal(restore_cubic_detail(s, *whole), s)
+
+
+def test_detail_is_given_back_where_the_warp_magnifies():
+    import torch.nn.functional as F
+
+    from facepipe.composite._filters import gaussian_blur
+    from facepipe.render.warp import WarpField
+
+    H = W = 160
+    g = torch.Generator().manual_seed(5)
+    texture = gaussian_blur(torch.rand(1, 3, H, W, generator=g), 0.7)
+    ys = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    magnify = 1.2  # output row y shows source row 80 + (y - 80) / 1.2: raised-brow skin
+    flow = torch.stack([torch.zeros(H, W), 80.0 + (ys - 80.0) / magnify - ys])
+
+    def laplacian_var(img, rows):
+        lap = F.conv2d(img.mean(1, keepdim=True), torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]), padding=1)
+        return float(lap[0, 0, rows, 20:-20].var())
+
+    plain = F.grid_sample(texture, torch.stack([torch.zeros(H, W) + torch.linspace(-1, 1, W), (ys + flow[1]) / (H - 1) * 2 - 1], -1)[None],
+                          mode="bicubic", align_corners=True)  # fmt: skip
+    source = laplacian_var(texture, slice(55, 105))
+    assert laplacian_var(plain, slice(50, 110)) < 0.75 * source  # magnified: softer
+    ratio = laplacian_var(apply_warp(texture, WarpField((0, 0, W, H), flow)), slice(50, 110)) / source
+    assert 0.85 < ratio < 1.15, ratio

@@ -50,3 +50,18 @@ def test_warp_field_is_the_same_on_both_paths(monkeypatch):
     assert float((kernel.flow - batched.flow).abs().max()) < 1e-4
     assert (kernel.edit_scale, kernel.smoothed, kernel.repaired) == (batched.edit_scale, batched.smoothed, batched.repaired)
     assert kernel.fill == pytest.approx(batched.fill, abs=1e-6)
+
+
+@pytest.mark.parametrize("size", [(23, 30), (2, 30), (23, 2), (3, 3)])
+def test_cubic_detail_kernel_matches_tensor_ops(monkeypatch, size):
+    g = torch.Generator().manual_seed(1)
+    h, w = size
+    sampled = torch.rand(3, h, w, generator=g)
+    # fractional positions that magnify (steps < 1) in places and shrink in others
+    x = torch.arange(w, dtype=torch.float32)[None, :] * (0.6 + torch.rand(h, 1, generator=g)) + torch.rand(h, w, generator=g)
+    y = torch.arange(h, dtype=torch.float32)[:, None] * (0.6 + torch.rand(1, w, generator=g)) + torch.rand(h, w, generator=g)
+    before = sampled.clone()
+    kernel = warp.restore_cubic_detail(sampled, x, y)
+    assert torch.equal(sampled, before)  # the input is not changed in place
+    tensor_path(monkeypatch)
+    assert torch.equal(kernel, warp.restore_cubic_detail(sampled, x, y))
