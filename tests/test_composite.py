@@ -147,6 +147,24 @@ def test_blend_inside_is_the_layer_and_has_no_seam(scene):
     assert max_step(out) < 0.35 * max_step(hard)  # ... the blend spreads it out
 
 
+def test_blend_shows_a_feature_moved_near_the_matte_edge_in_full():
+    # a dark bar (a brow) raised by 6 px just inside the matte's opaque edge, where the coarse
+    # pyramid levels do not reach: the output must show it where the layer has it, in full
+    Hs, Ws = 192, 256
+    verts, tris = disc_mesh(cx=128.0, cy=96.0, r=80.0, n=48)
+    matte = face_matte(verts, tris, (Hs, Ws))[None]
+    top = int((matte[0, 0, :, 128] >= 1).nonzero()[0])  # first opaque row above the centre
+    plate = torch.full((1, 3, Hs, Ws), 0.7)
+    layer = plate.clone()
+    cols = slice(108, 148)
+    plate[..., top + 12 : top + 18, cols] = 0.2
+    layer[..., top + 6 : top + 12, cols] = 0.2
+    out = laplacian_blend(layer, plate, matte)
+    new, old = out[..., top + 7 : top + 11, cols], out[..., top + 13 : top + 17, cols]
+    assert float((new - 0.2).abs().max()) < 0.02  # the raised bar is as dark as in the layer
+    assert float((old - 0.7).abs().max()) < 0.02  # and no ghost is left where it was
+
+
 def test_color_match_moves_layer_toward_plate(scene):
     plate, layer, matte = scene
     inside = matte > 0
@@ -214,3 +232,35 @@ def test_reblur_blurs_along_the_velocity_only():
 def test_face_velocity_central_differences():
     p = torch.tensor([[0.0, 0.0], [2.0, 1.0], [6.0, 2.0]])
     assert torch.equal(face_velocity(p), torch.tensor([[2.0, 1.0], [3.0, 1.0], [4.0, 1.0]]))
+
+
+# ------------------------------------------------------------------ filters
+
+
+def test_support_box_is_the_bounding_box_of_the_positive_pixels():
+    from facepipe.composite._filters import support_box
+
+    g = torch.Generator().manual_seed(3)
+    m = torch.zeros(2, 1, H, W)
+    m[0, :, 20:31, 40:45] = torch.rand(11, 5, generator=g) + 0.1
+    m[1, :, 25, 70] = 0.5
+    m[1, :, 60, 50] = -1.0  # not > 0: outside the support
+    assert support_box(m) == (20, 31, 40, 71)
+    assert support_box(m, margin=30, align=8) == (0, 61, 8, 101)
+    assert support_box(torch.zeros(1, 1, H, W)) is None
+    assert support_box(torch.zeros(0, 1, H, W)) is None
+
+
+@pytest.mark.parametrize("radius", [1, 4])
+def test_erode_and_window_extreme_match_max_pooling(radius):
+    import torch.nn.functional as F
+
+    from facepipe.composite._filters import erode, window_extreme
+
+    x = torch.rand(1, 2, 37, 30, generator=torch.Generator().manual_seed(4))
+    k = 2 * radius + 1
+    pad = F.pad(x, (radius,) * 4, mode="replicate")
+    rows = -F.max_pool2d(-pad, (1, k), stride=1)  # erosion as it was: max pooling of the negation
+    assert torch.equal(erode(x, radius), -F.max_pool2d(-rows, (k, 1), stride=1))
+    assert torch.equal(window_extreme(x, 5, -2, torch.maximum, 2), F.max_pool2d(x, (5, 1), stride=(2, 1)))
+    assert torch.equal(window_extreme(x, 5, -1, torch.maximum, 2), F.max_pool2d(x, (1, 5), stride=(1, 2)))

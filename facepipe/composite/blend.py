@@ -20,10 +20,16 @@ from facepipe.composite._filters import (
     erode_binary,
     gaussian_blur,
     gaussian_kernel1d,
+    grow_box,
     support_box,
+    window_extreme,
 )
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+#: Matte value from which :func:`laplacian_blend` moves from the multi-band blend to the layer
+#: itself (reaching it where the matte is 1): the outer half of the matte's ramp hides the seam.
+CORE_FROM = 0.5
 
 #: Erosion (in pixels of each level) of the coarse matte levels: keeps every level's
 #: contribution, after expanding back to full resolution, inside the matte's support.
@@ -107,13 +113,8 @@ def auto_levels(size: tuple[int, int], max_levels: int = 5, min_size: int = 16) 
 
 def _support_extent(matte: torch.Tensor) -> int:
     """Smallest bounding-box side (pixels) of the matte's support over the batch (0 if empty)."""
-    sel = matte[:, 0] > 0
-    ext = []
-    for s in sel:
-        rows, cols = s.any(1).nonzero(), s.any(0).nonzero()
-        if len(rows):
-            ext.append(min(int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1))
-    return min(ext) if ext else 0
+    boxes = [b for b in map(support_box, matte[:, :1].split(1)) if b is not None]
+    return min((min(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes), default=0)
 
 
 def blend_levels(matte: torch.Tensor, max_levels: int = 5) -> int:
@@ -134,7 +135,7 @@ def composite_box(matte: torch.Tensor) -> tuple[int, int, int, int] | None:
         return None
     levels = blend_levels(matte)
     reach = 4 * 2 ** (levels - 1) + 4
-    return support_box(matte, margin=max(reach, _grain_margin(box)), align=2 ** (levels - 1))
+    return grow_box(box, max(reach, _grain_margin(box)), 2 ** (levels - 1), tuple(matte.shape[-2:]))
 
 
 def _grain_margin(box: tuple[int, int, int, int]) -> int:
@@ -152,10 +153,10 @@ def level_mattes(matte: torch.Tensor, levels: int) -> list[torch.Tensor]:
     zero = (m <= 0).float()
     for _ in range(levels - 1):
         cur = _reduce(cur)
-        # a coarse pixel q expands onto fine pixels 2q-2 .. 2q+2 (5-tap kernel)
-        zero = F.max_pool2d(zero, 5, stride=2, padding=2, ceil_mode=False)[..., : cur.shape[-2], : cur.shape[-1]]
-        if zero.shape[-2:] != cur.shape[-2:]:
-            zero = F.pad(zero, (0, cur.shape[-1] - zero.shape[-1], 0, cur.shape[-2] - zero.shape[-2]), value=1.0)
+        # a coarse pixel q expands onto fine pixels 2q-2 .. 2q+2 (5-tap kernel): the max over
+        # them (padded with 0, which never wins: every window holds a pixel), n -> ceil(n/2)
+        zero = F.pad(zero, (2, 2, 2, 2))
+        zero = window_extreme(window_extreme(zero, 5, -2, torch.maximum, 2), 5, -1, torch.maximum, 2)
         out.append(erode(cur, LEVEL_ERODE) * (1.0 - zero))
     return out
 
@@ -167,13 +168,19 @@ def laplacian_blend(
 
     layer, plate: (N,C,H,W) float; matte: (N,1,H,W) in [0,1]. Returns (N,C,H,W) in plate's dtype.
 
-    Output = plate + collapse(M_l * L_l(layer - plate)) with M_l from :func:`level_mattes`: the
+    Blended = plate + collapse(M_l * L_l(layer - plate)) with M_l from :func:`level_mattes`: the
     coarse levels are eroded so every level's contribution stays inside the matte's support
     (exactly: nothing needs cutting at the edge, so there is no seam). Low frequencies (shading,
     colour) are blended over a wider band inside the face than high frequencies (pores, edges).
-    Where the matte and all its coarse levels are 1 (deep inside) the output is the layer up to
-    float rounding. The difference is zeroed outside the matte first, so layer pixels there never
-    leak in. levels: None = :func:`blend_levels`.
+    The difference is zeroed outside the matte first, so layer pixels there never leak in.
+
+    The eroded coarse levels reach only 30-90 px inside a face's matte, so on their own they kept
+    the plate's low frequencies under anything the warp moved near the matte's edge: raised
+    brows came out as pale ghosts over the old ones (trackers read 0.3-0.4 of the drawn raise).
+    So the output goes from the blend to the layer itself over the inner part of the matte's
+    ramp: output = lerp(blended, layer, core), core = (matte - CORE_FROM) / (1 - CORE_FROM)
+    clamped to [0, 1]. Wherever the matte is 1 the output is the layer; the seam-hiding blend
+    keeps the outer part of the ramp. levels: None = :func:`blend_levels`.
     """
     levels = blend_levels(matte) if levels is None else max(1, levels)
     box = support_box(matte, margin=4 * 2 ** (levels - 1) + 4, align=2 ** (levels - 1))
@@ -185,8 +192,10 @@ def laplacian_blend(
     diff = torch.where(support, layer[..., y0:y1, x0:x1].float() - pl.float(), torch.zeros((), device=plate.device))
     bands = laplacian_pyramid(diff, levels)
     corr = collapse([b * mk for b, mk in zip(bands, level_mattes(m, levels))])
+    core = ((m.float() - CORE_FROM) / (1.0 - CORE_FROM)).clamp_(0.0, 1.0)
+    blended = torch.lerp(pl.float() + corr, layer[..., y0:y1, x0:x1].float(), core)
     out = plate.clone()
-    out[..., y0:y1, x0:x1] = torch.where(support, (pl.float() + corr).to(plate.dtype), pl)
+    torch.where(support, blended.to(plate.dtype), pl, out=out[..., y0:y1, x0:x1])
     return out
 
 
@@ -236,17 +245,17 @@ def match_color(
     Returns (N,3,H,W) float32.
     """
     r = _ring_band(matte, band_px)
-    box = support_box(matte, margin=3 * r + 2)
-    if box is None:
+    support = support_box(matte)
+    if support is None:
         return layer.float()
-    y0, y1, x0, x1 = box
+    y0, y1, x0, x1 = grow_box(support, 3 * r + 2, 1, tuple(matte.shape[-2:]))
     ring = edge_ring(matte[..., y0:y1, x0:x1], r)
     lm, ls = _weighted_stats(layer[..., y0:y1, x0:x1].float(), ring)
     pm, ps = _weighted_stats(plate[..., y0:y1, x0:x1].float(), ring)
     gain = (ps / ls.clamp_min(1e-6)).clamp(1.0 / max_gain, max_gain)
     ok = (ring.flatten(1).sum(1) > 1e-3).view(-1, 1, 1, 1)
     out = layer.float().clone()
-    y0, y1, x0, x1 = support_box(matte)
+    y0, y1, x0, x1 = support
     crop = out[..., y0:y1, x0:x1]
     matched = (crop - lm) * gain + pm
     out[..., y0:y1, x0:x1] = torch.where(ok, torch.lerp(crop, matched, strength), crop)
@@ -268,7 +277,8 @@ def _highpass_var_factor(sigma: float) -> float:
 def estimate_noise(
     image: torch.Tensor, weights: torch.Tensor, sigma: float = 1.0, stride: int | None = None
 ) -> torch.Tensor:
-    """Robust per-channel std (N,C) of the fine grain of image (N,C,H,W) where weights (N,1,H,W) > 0.
+    """Robust per-channel std (N,C) of the fine grain of image (N,C,H,W) where weights (N,1,H,W)
+    (float or bool) > 0.
 
     Median absolute high-pass residual (x - Gaussian(x, sigma)) x 1.4826, corrected for the
     variance the high-pass keeps, so white noise of std s reads as s. Texture and edges inflate it
@@ -326,12 +336,12 @@ def match_grain(
     if box is None:
         return out
     y0, y1, x0, x1 = box
-    wy0, wy1, wx0, wx1 = support_box(matte, margin=_grain_margin(box))
+    wy0, wy1, wx0, wx1 = grow_box(box, _grain_margin(box), 1, tuple(matte.shape[-2:]))
     around = matte[..., wy0:wy1, wx0:wx1]
-    sp = estimate_noise(plate[..., wy0:wy1, wx0:wx1], (around <= 0).float())
+    sp = estimate_noise(plate[..., wy0:wy1, wx0:wx1], around <= 0)
     m = matte[..., y0:y1, x0:x1]
     crop = out[..., y0:y1, x0:x1]
-    sl = estimate_noise(crop, (m >= 1).float())
+    sl = estimate_noise(crop, m >= 1)
     add = (sp**2 - sl**2).clamp_min(0).sqrt()  # (N,C)
     noise = torch.empty_like(crop)
     for i in range(N):
@@ -341,7 +351,7 @@ def match_grain(
     if grain_px > 0:
         noise = gaussian_blur(noise, grain_px, border="reflect")
         noise = noise / noise.flatten(2).std(-1).clamp_min(1e-8)[..., None, None]
-    out[..., y0:y1, x0:x1] = crop + noise * add[..., None, None] * (m > 0)
+    crop += noise * add[..., None, None] * (m > 0)  # crop is a view of out
     return out
 
 
