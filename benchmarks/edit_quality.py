@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", nargs="*", type=Path, default=None, help="default: every shared clip")
     ap.add_argument("--emotions", default="happy,sad,surprised")
     ap.add_argument("--paths", default="warp,full", help="warp (appearance 0), full (appearance transfer)")
-    ap.add_argument("--appearance", type=float, default=1.0, help="appearance strength of the full path")
+    ap.add_argument("--appearance", type=float, default=None, help="appearance strength of the full path (default: the edit's)")
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep-clips", type=Path, default=None)
@@ -151,7 +151,11 @@ def main(argv=None) -> int:
 
     import tempfile
 
+    from facepipe.edit.job import DEFAULT_APPEARANCE
     from facepipe.errors import FacepipeError
+
+    if args.appearance is None:
+        args.appearance = DEFAULT_APPEARANCE
 
     clips = args.clips or sorted(SHARED.glob("*.mp4"))
     if not clips:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from facepipe.edit.job import EditResult
+from facepipe.edit.job import DEFAULT_APPEARANCE, EditResult
 from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
@@ -66,7 +66,7 @@ def edit(
     ramp: str | None = None,
     au: Sequence[str] = (),
     keyframes: str | os.PathLike | None = None,
-    appearance: float = 1.0,
+    appearance: float = DEFAULT_APPEARANCE,
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
     face: str = "largest",
@@ -108,7 +108,7 @@ def preview(
     ramp: str | None = None,
     au: Sequence[str] = (),
     keyframes: str | os.PathLike | None = None,
-    appearance: float = 1.0,
+    appearance: float = DEFAULT_APPEARANCE,
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
     face: str = "largest",

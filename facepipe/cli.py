@@ -11,6 +11,7 @@ import click
 
 from facepipe import __version__
 from facepipe.cli_common import common_options, handle_errors
+from facepipe.edit.job import DEFAULT_APPEARANCE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +66,7 @@ def edit_options(fn):
         click.option("--ramp", default=None, help="Ease in/out: seconds (0.5s) or frames (12) [default: 0.25s]."),
         click.option("--au", "au", multiple=True, help="AU override, e.g. AU12=0.6 or AU4=0.8@1s-2s. Repeatable."),
         click.option("--keyframes", type=click.Path(dir_okay=False), default=None, help="JSON/YAML keyframe file."),
-        click.option("--appearance", type=float, default=1.0, show_default=True,
+        click.option("--appearance", type=float, default=DEFAULT_APPEARANCE, show_default=True,
                      help="Strength 0..1 of appearance (teeth, folds, wrinkles) taken from the actor's own frames; 0 = warp only."),
         click.option("--actor-library", type=click.Path(file_okay=False), default=None,
                      help="Folder of other shots of the same actor to take appearance from."),
