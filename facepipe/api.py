@@ -85,7 +85,7 @@ def edit(
     exact pass-through (no analysis). appearance: strength 0..1 of appearance transferred from
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
     shutter: degrees for the re-applied motion blur; threads: CPU threads for rendering (None:
-    every core, at most 8). See :func:`facepipe.edit.run_edit`.
+    every core, at most :data:`~facepipe.edit.job.MAX_RENDER_THREADS`). See :func:`facepipe.edit.run_edit`.
     """
     from facepipe.edit import run_edit
 

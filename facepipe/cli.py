@@ -11,7 +11,7 @@ import click
 
 from facepipe import __version__
 from facepipe.cli_common import common_options, handle_errors
-from facepipe.edit.job import DEFAULT_APPEARANCE
+from facepipe.edit.job import DEFAULT_APPEARANCE, MAX_RENDER_THREADS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,7 +74,7 @@ def edit_options(fn):
                      help="Shutter angle (degrees) for the motion blur re-applied to the new face."),
         click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id."),
         click.option("--threads", type=int, default=None,
-                     help="CPU threads that render faces side by side [default: every core, at most 8]."),
+                     help=f"CPU threads that render faces side by side [default: every core, at most {MAX_RENDER_THREADS}]."),
         click.option("--force", is_flag=True, help="Overwrite an existing output."),
         click.option("--frames", default=None, help="Frame range in farm syntax: 1001-1100, 1-100x5, 3,7,10-12, 40-."),
         click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
@@ -125,8 +125,7 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
 @common_options
 @handle_errors
 def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, threads, force,
-            frames,
-            frame_base, out, scale, compare, workdir, device, progress, chunk_mb, debug) -> None:
+            frames, frame_base, out, scale, compare, workdir, device, progress, chunk_mb, debug) -> None:
     """The same edit, fast, for review: a frame range at reduced scale, beside the source.
 
     Example: facepipe preview clip.mp4 --emotion sad --frames 40-120 --scale 0.5

@@ -187,13 +187,13 @@ def laplacian_blend(
     if box is None:
         return plate.clone()
     y0, y1, x0, x1 = box
-    m, pl = matte[..., y0:y1, x0:x1], plate[..., y0:y1, x0:x1]
+    m, pl, ly = matte[..., y0:y1, x0:x1], plate[..., y0:y1, x0:x1], layer[..., y0:y1, x0:x1].float()
     support = m > 0
-    diff = torch.where(support, layer[..., y0:y1, x0:x1].float() - pl.float(), torch.zeros((), device=plate.device))
+    diff = torch.where(support, ly - pl.float(), torch.zeros((), device=plate.device))
     bands = laplacian_pyramid(diff, levels)
     corr = collapse([b * mk for b, mk in zip(bands, level_mattes(m, levels))])
     core = ((m.float() - CORE_FROM) / (1.0 - CORE_FROM)).clamp_(0.0, 1.0)
-    blended = torch.lerp(pl.float() + corr, layer[..., y0:y1, x0:x1].float(), core)
+    blended = torch.lerp(pl.float() + corr, ly, core)
     out = plate.clone()
     torch.where(support, blended.to(plate.dtype), pl, out=out[..., y0:y1, x0:x1])
     return out

@@ -10,9 +10,8 @@ artifacts (tracks, fit, plan) are held for the whole shot.
 
 from __future__ import annotations
 
-import os
-
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,10 @@ from facepipe.plan.request import EditRequest
 #: took the smallest face (dpe, 256x256) below the 0.9 the edit must keep, 0.5 does not
 #: (benchmarks/results/edit_quality*.md).
 DEFAULT_APPEARANCE = 0.5
+
+#: Default cap on render threads: a chunk holds a few dozen frames at most, and the face work
+#: per frame is small, so more threads mostly wait on each other.
+MAX_RENDER_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,6 @@ class EditSettings:
     def render_threads(self) -> int:
         return self.threads or min(MAX_RENDER_THREADS, os.cpu_count() or 1)
 
-
-#: Default cap on render threads: a chunk holds a few dozen frames at most, and the face work
-#: per frame is small, so more threads mostly wait on each other.
-MAX_RENDER_THREADS = 8
 
 
 @dataclass

@@ -31,10 +31,9 @@ from facepipe.composite.blend import composite_box
 from facepipe.composite.reblur import reblur_layer
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
+from facepipe.render.barycentric import Box
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, face_box, warp_field
-
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open
 
 
 class AppearanceSource(Protocol):
