@@ -154,3 +154,59 @@ def test_changing_one_au_moves_only_its_region(model, name):
     else:
         own, other = (x < 0, x > 0) if side == "R" else (x > 0, x < 0)
         assert mag[own].sum() > 5 * mag[other].sum()
+
+
+INNER_BROW_R = [107, 66, 55, 65]  # mediapipe: the subject's right inner brow
+OUTER_BROW_R = [63, 53]
+
+
+def test_inner_brow_rises_and_draws_in_when_au1_and_au4_combine(model):
+    """FACS 1+4 (sad, fear): the inner brows rise and are drawn together while the outer brow
+    lowers. Summed linearly, AU4's lowering would cancel AU1's raise."""
+
+    def brow(**values):
+        au = np.zeros(len(model.au_names), np.float32)
+        for name, v in values.items():
+            au[model.au_index(name)] = v
+        moved = model.shape(None, au) - model.template
+        return moved[INNER_BROW_R].mean(0), moved[OUTER_BROW_R].mean(0)
+
+    inner_1, _ = brow(AU1=1.0)
+    inner_4, _ = brow(AU4=1.0)
+    inner_14, outer_14 = brow(AU1=1.0, AU4=1.0)
+    assert inner_4[1] < 0 < inner_1[1]
+    assert inner_14[1] > 0.9 * inner_1[1], "AU1 wins the inner brow's height in 1+4"
+    assert inner_14[0] > inner_1[0], "AU4 still draws the (right) inner brow toward the midline"
+    assert outer_14[1] < -0.01, "AU4 still lowers the outer brow"
+    # At the sad prototype's intensities (1D + 4C) the raise is most of 1D's, not a fraction.
+    inner_sad, _ = brow(AU1=0.8, AU4=0.6)
+    assert inner_sad[1] > 0.75 * brow(AU1=0.8)[0][1]
+
+
+def test_corrective_shapes_match_between_numpy_and_torch(model):
+    import torch
+
+    from facepipe.face.model import blend
+
+    assert len(model.combination_pairs), "the shipped rig carries its corrective shapes"
+    au = np.random.default_rng(1).uniform(0, 1, (3, len(model.au_names))).astype(np.float32)
+    expected = model.shape(None, au)
+    got = blend(torch.from_numpy(model.template), torch.from_numpy(au), torch.from_numpy(model.au_deltas),
+                torch.from_numpy(model.combination_pairs), torch.from_numpy(model.combination_deltas))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+
+
+def test_rig_saves_and_loads_its_corrective_shapes(model, tmp_path):
+    path = tmp_path / "rig.npz"
+    model.save(path)
+    again = load_model(path)
+    np.testing.assert_array_equal(again.combination_pairs, model.combination_pairs)
+    np.testing.assert_array_equal(again.combination_deltas, model.combination_deltas)
+    # A rig saved before correctives existed loads with none, and is purely linear.
+    old = tmp_path / "old_rig.npz"
+    np.savez(old, **{k: v for k, v in np.load(path).items() if not k.startswith("combination_")})
+    bare = load_model(old)
+    assert len(bare.combination_pairs) == 0
+    au = np.full(len(model.au_names), 0.5, np.float32)
+    linear = model.template + np.tensordot(au, model.au_deltas, axes=(0, 0))
+    np.testing.assert_allclose(bare.shape(None, au), linear, atol=1e-6)

@@ -12,6 +12,8 @@
    mirror map by optimal assignment of each vertex to its reflection.
 4. AU blendshapes authored from anatomy (:mod:`facepipe.face.rig`).
 5. Calibration on footage (:func:`calibrate`): see AUS.md.
+6. Corrective shapes of AU combinations (:data:`facepipe.face.rig.COMBINATIONS`) from the
+   calibrated shapes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from facepipe.face import topology as tp
 from facepipe.face.camera import image_to_camera, similarity_align
 from facepipe.face.model import RIG_PATH, FaceModel
-from facepipe.face.rig import AU_NAMES, AU_SPECS, author_deltas
+from facepipe.face.rig import AU_NAMES, AU_SPECS, author_deltas, combination_deltas
 
 # Shapes measured on footage, frames read off the contact sheets: (clip, expression frames,
 # neutral frames of the same clip, AUs shown). Intensity 1 of those AUs is this expression.
@@ -285,6 +287,9 @@ def build(clips_dir: Path, out: Path) -> FaceModel:
     model = replace(model, au_deltas=deltas.astype(np.float32))
     clips = {p.stem: clip_landmarks(str(p)) for p in sorted(clips_dir.glob("*.mp4")) if p.stem not in HELD_OUT}
     model, report = calibrate(model, clips)
+    # Correctives come last: they are defined on the final, calibrated AU shapes.
+    pairs, combos = combination_deltas(model.au_names, model.au_deltas)
+    model = replace(model, combination_pairs=pairs, combination_deltas=combos)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     out.with_suffix(".calibration.json").write_text(json.dumps(report, indent=1))

@@ -2,7 +2,7 @@
 
 One joint optimisation over the whole shot, batched over frames in torch:
 
-    minimise  sum_t w_t * sum_v rho(|P_t(template + identity + sum_k a_tk D_k)_v - x_tv| / iod_t)
+    minimise  sum_t w_t * sum_v rho(|P_t(template + identity + sum_k a_tk D_k + sum_p a_ti a_tj C_p)_v - x_tv| / iod_t)
             + pose_smooth * |d/dt pose|^2 + au_smooth * |d/dt a|^2 + au_l1 * sum_k s_k a_k
             + identity_l2 * |identity|^2 + identity_smooth * |L identity|^2
     subject to 0 <= a_tk <= 1
@@ -149,6 +149,8 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
     axis_w = torch.tensor([1.0, 1.0, cfg.z_weight], **f32)
     template = torch.as_tensor(model.template, **f32)
     deltas = torch.as_tensor(model.au_deltas, **f32)
+    pairs = torch.as_tensor(model.combination_pairs, dtype=torch.long, device=dev)
+    combos = torch.as_tensor(model.combination_deltas, **f32)
     sparsity = torch.as_tensor(model.au_sparsity, **f32)
     lap = torch.as_tensor(tp.laplacian(v_count, model.triangles), **f32)
     s0 = torch.as_tensor(scale0, **f32)
@@ -181,7 +183,7 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
         opt.zero_grad(set_to_none=True)
         scale = s0 * torch.exp(d_logscale)
         trans = t0 + d_trans * iod_t[:, None]
-        verts = blend(template + d_identity, au, deltas)
+        verts = blend(template + d_identity, au, deltas, pairs, combos)
         pred = project(verts, rot, trans, scale)
         r2 = (((pred - target) / iod_t[:, None, None]) ** 2 * axis_w).sum(-1)  # (T,V)
         data = (weight * (2 * (torch.sqrt(1 + r2 / eps**2) - 1)).sum(-1)).sum()

@@ -1,6 +1,10 @@
 """The parametric face model: neutral template, per-shot identity, AU blendshapes.
 
-    shape(identity, au) = template + identity_offset + sum_k au[k] * au_deltas[k]     (V,3)
+    shape(identity, au) = template + identity_offset + sum_k au[k] * au_deltas[k]
+                          + sum_p au[i_p] * au[j_p] * combination_deltas[p]         (V,3)
+
+The last sum holds the corrective shapes of AU pairs that FACS describes as more than the sum
+of their parts (:data:`facepipe.face.rig.COMBINATIONS`, e.g. 1+4).
 
 All shapes live in the canonical model frame of :mod:`facepipe.face.camera` (X to the
 subject's left, Y up, Z out of the face; unit = the template's inter-ocular distance). The
@@ -9,7 +13,7 @@ shipped rig (``data/face_rig.npz``) is made by :mod:`facepipe.face.build_rig`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +28,9 @@ class FaceModel:
     au_deltas (K,V,3) float32 displacement at intensity 1; mirror (V,) int64 mirror vertex;
     rigid_weights (V,) float32 how much a vertex can be trusted for rigid alignment
     (inverse of its expression variance on footage); au_sparsity (K,) float32 relative weight
-    of each AU's sparsity prior in the fit."""
+    of each AU's sparsity prior in the fit; combination_pairs (P,2) int64 the AU columns of each
+    corrective shape; combination_deltas (P,V,3) float32 its displacement at both intensities 1
+    (scaled by the product of the two)."""
 
     template: np.ndarray
     triangles: np.ndarray
@@ -33,6 +39,8 @@ class FaceModel:
     mirror: np.ndarray
     rigid_weights: np.ndarray
     au_sparsity: np.ndarray
+    combination_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    combination_deltas: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.float32))
 
     @property
     def n_vertices(self) -> int:
@@ -54,7 +62,12 @@ class FaceModel:
         base = self.template if identity is None else np.asarray(identity, np.float32)
         if au is None:
             return base.copy()
-        return base + np.tensordot(np.asarray(au, np.float32), self.au_deltas, axes=(-1, 0))
+        au = np.asarray(au, np.float32)
+        out = base + np.tensordot(au, self.au_deltas, axes=(-1, 0))
+        if len(self.combination_pairs):
+            both = au[..., self.combination_pairs[:, 0]] * au[..., self.combination_pairs[:, 1]]
+            out = out + np.tensordot(both, self.combination_deltas, axes=(-1, 0))
+        return out
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -66,13 +79,24 @@ class FaceModel:
             mirror=self.mirror.astype(np.int16),
             rigid_weights=self.rigid_weights.astype(np.float32),
             au_sparsity=self.au_sparsity.astype(np.float32),
+            combination_pairs=self.combination_pairs.astype(np.int16),
+            combination_deltas=self.combination_deltas.astype(np.float32),
         )
 
 
 @lru_cache(maxsize=4)
 def load_model(path: str | Path | None = None) -> FaceModel:
-    """The face model stored at ``path`` (default: the shipped rig)."""
+    """The face model stored at ``path`` (default: the shipped rig).
+
+    A rig saved before corrective shapes existed loads with none.
+    """
     d = np.load(Path(path or RIG_PATH))
+    combos = {}
+    if "combination_pairs" in d:
+        combos = {
+            "combination_pairs": d["combination_pairs"].astype(np.int64).reshape(-1, 2),
+            "combination_deltas": d["combination_deltas"].astype(np.float32),
+        }
     return FaceModel(
         template=d["template"].astype(np.float32),
         triangles=d["triangles"].astype(np.int64),
@@ -81,10 +105,18 @@ def load_model(path: str | Path | None = None) -> FaceModel:
         mirror=d["mirror"].astype(np.int64),
         rigid_weights=d["rigid_weights"].astype(np.float32),
         au_sparsity=d["au_sparsity"].astype(np.float32),
+        **combos,
     )
 
 
-def blend(base, au, deltas):
-    """Torch: base (V,3), au (T,K), deltas (K,V,3) -> vertices (T,V,3)."""
+def blend(base, au, deltas, pairs=None, combination_deltas=None):
+    """Torch: base (V,3), au (T,K), deltas (K,V,3) -> vertices (T,V,3).
+
+    pairs (P,2) long and combination_deltas (P,V,3): corrective shapes, as in ``FaceModel.shape``.
+    """
     k, v, _ = deltas.shape
-    return base[None] + (au @ deltas.reshape(k, v * 3)).reshape(-1, v, 3)
+    flat = au @ deltas.reshape(k, v * 3)
+    if pairs is not None and len(pairs):
+        both = au[:, pairs[:, 0]] * au[:, pairs[:, 1]]
+        flat = flat + both @ combination_deltas.reshape(len(pairs), v * 3)
+    return base[None] + flat.reshape(-1, v, 3)

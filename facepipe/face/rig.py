@@ -136,6 +136,51 @@ AU_SPECS: tuple[AUSpec, ...] = (
 
 AU_NAMES: tuple[str, ...] = tuple(s.name for s in AU_SPECS)
 
+
+@dataclass(frozen=True)
+class Combination:
+    """A corrective shape for two AUs acting together, weighted by the product of their intensities.
+
+    FACS describes some pairs as more than the sum of their parts: where ``dominant`` acts, its
+    motion along ``axes`` wins over ``yielding``'s. The corrective removes ``yielding``'s motion
+    along those axes in proportion to ``dominant``'s falloff (1 at its peak, 0 outside its region).
+    """
+
+    dominant: str
+    yielding: str
+    axes: tuple[int, ...]
+
+
+#: 1+4 (sad, fear): the inner brows rise and are drawn together (FACS Manual 2002, "1+4"). Summed
+#: linearly, AU4's lowering cancels AU1's raise (1D+4C lifts the inner brow 0.011 IOD against
+#: 0.033 for 1D alone), so AU1 wins vertically where it acts; AU4 keeps its pull toward the
+#: midline and still lowers the brow's outer part: the oblique brow of sadness.
+COMBINATIONS: tuple[Combination, ...] = (Combination("AU1", "AU4", axes=(1,)),)
+
+
+def combination_deltas(au_names, au_deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The correctives of :data:`COMBINATIONS` for a rig's final AU shapes.
+
+    au_names (K,); au_deltas (K,V,3). Returns pairs (P,2) int64 rig columns (dominant, yielding)
+    and deltas (P,V,3) float32, to be added as ``au[pair0] * au[pair1] * delta``. Combinations
+    whose AUs the rig lacks are left out.
+    """
+    names = list(au_names)
+    pairs, deltas = [], []
+    for combo in COMBINATIONS:
+        if combo.dominant not in names or combo.yielding not in names:
+            continue
+        i, j = names.index(combo.dominant), names.index(combo.yielding)
+        reach = np.linalg.norm(au_deltas[i], axis=-1)
+        reach = reach / max(float(reach.max()), 1e-12)
+        delta = np.zeros_like(au_deltas[j], dtype=np.float32)
+        axes = list(combo.axes)
+        delta[:, axes] = -reach[:, None] * au_deltas[j][:, axes]
+        pairs.append((i, j))
+        deltas.append(delta)
+    n_vertices = au_deltas.shape[1]
+    return np.array(pairs, np.int64).reshape(-1, 2), np.array(deltas, np.float32).reshape(-1, n_vertices, 3)
+
 # Mandible pivot (temporomandibular joint) in the canonical frame: in front of the ear, at about
 # the height of the nose tip, well behind the face surface.
 TMJ_PIVOT = np.array([0.0, -0.05, -0.75])
