@@ -1,6 +1,6 @@
 """Contact sheets of real edits, for looking at: before|after face crops per emotion, mouth and eyes zoomed.
 
-    python benchmarks/edit_sheets.py [--clips CLIP ...] [--emotions happy,sad,...] [--appearance 1.0] \
+    python benchmarks/edit_sheets.py [--clips CLIP ...] [--emotions happy,sad,...] [--appearance 0.5] \
         [--out benchmarks/results/sheets] [--frames-per-clip 4] [--window auto|A-B] [--window-len 40]
 
 With no ``--clips``, four shared clips (``../shared/data/clips``; missing ones are skipped):
@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from facepipe.edit.job import DEFAULT_APPEARANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import resolve_clips  # noqa: E402
@@ -409,7 +411,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", nargs="*", help="clips (default: four shared talking/grinning clips)")
     parser.add_argument("--emotions", default=DEFAULT_EMOTIONS, help=f"comma-separated (default: {DEFAULT_EMOTIONS})")
-    parser.add_argument("--appearance", type=float, default=1.0, help="appearance transfer 0..1 (default 1)")
+    parser.add_argument("--appearance", type=float, default=DEFAULT_APPEARANCE,
+                        help=f"appearance transfer 0..1 (default: the edit's, {DEFAULT_APPEARANCE:g})")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sheets")
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--window", default="auto", help="A-B source frames to edit, or auto (default)")

@@ -24,8 +24,10 @@ from facepipe.plan.request import EditRequest
 
 #: Default appearance strength. On the 12 talking shared clips (happy, first 40 frames) 0 / 0.5 /
 #: 1 give a happy top share of 55 / 60 / 63% and a lowest speech r of 0.901 / 0.901 / 0.896: 1
-#: took the smallest face (dpe, 256x256) below the 0.9 the edit must keep, 0.5 does not
-#: (benchmarks/results/edit_quality*.md).
+#: took the smallest face (dpe, 256x256) below the 0.9 the edit must keep, 0.5 did not
+#: (benchmarks/results/edit_quality*.md). dpe's r is fragile: since the 1+4 corrective, which
+#: changes only its brows, it reads 0.877 at 0.5 and 0.885 / 0.907 at 0.25 / 0.35, so the
+#: default was not moved to chase it (benchmarks/README.md).
 DEFAULT_APPEARANCE = 0.5
 
 #: Default cap on render threads: a chunk holds a few dozen frames at most, and the face work
