@@ -59,7 +59,6 @@ class EditSettings:
         return self.threads or min(MAX_RENDER_THREADS, os.cpu_count() or 1)
 
 
-
 @dataclass
 class EditResult:
     output: Path

@@ -181,6 +181,7 @@ def combination_deltas(au_names, au_deltas: np.ndarray) -> tuple[np.ndarray, np.
     n_vertices = au_deltas.shape[1]
     return np.array(pairs, np.int64).reshape(-1, 2), np.array(deltas, np.float32).reshape(-1, n_vertices, 3)
 
+
 # Mandible pivot (temporomandibular joint) in the canonical frame: in front of the ear, at about
 # the height of the nose tip, well behind the face surface.
 TMJ_PIVOT = np.array([0.0, -0.05, -0.75])
