@@ -125,7 +125,8 @@ def test_cuts_stop_temporal_smoothing(model, shot):
 
 def test_stage_fits_tracks_and_the_artifact_round_trips(model, shot, tmp_path):
     from facepipe.pipeline.progress import SilentProgress
-    from facepipe.stages.fit3d import FaceFit, Fit3DStage
+    from facepipe.face.shot import FaceFit
+    from facepipe.stages.fit3d import Fit3DStage
     from facepipe.tracking.tracks import FaceTracks, Flag
 
     lm, conf, _ = shot

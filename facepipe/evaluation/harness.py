@@ -259,7 +259,7 @@ def _au_fidelity(src, out, idx, plan) -> dict:
     cp = [names.index(n) for n in common]
     # Refit the edited clip with the source's identity (same actor): an expression the edit holds
     # over the whole shot would otherwise be absorbed into a shot-level identity and read as 0.
-    from facepipe.stages.fit3d import fit_tracks
+    from facepipe.face.shot import fit_tracks
 
     edited_fit = fit_tracks(out.tracks, identity=src.fit.identity)
     valid = np.asarray(src.fit.valid, bool)[idx] & np.asarray(edited_fit.valid, bool)
