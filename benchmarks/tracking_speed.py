@@ -58,7 +58,7 @@ def _decode_reader(info, n: int, scale: float = 1.0) -> float:
 
 def _images(info, n: int, scale: float):
     from facepipe.io.reader import VideoReader
-    from facepipe.stages.track import to_uint8_images
+    from facepipe.io.reader import to_uint8_images
 
     out = []
     for ch in VideoReader(info).chunks(np.arange(n), scale=scale):
@@ -79,7 +79,7 @@ def _track(backend, images, evidence_every: int) -> tuple[float, int]:
 
 def _pipeline(backend, info, n: int, scale: float) -> float:
     from facepipe.io.reader import VideoReader
-    from facepipe.stages.track import to_uint8_images
+    from facepipe.io.reader import to_uint8_images
     from facepipe.tracking.tracker import FaceTracker
 
     tr = FaceTracker(backend)

@@ -4,6 +4,12 @@
     info = api.probe("clip.mp4")
     result = api.edit("clip.mp4", emotion="happy")            # -> clip.happy.mp4 + clip.happy.report.json
     api.preview("clip.mp4", emotion="sad", frames="40-120")   # half size, side by side with the source
+    api.analyze("clip.mp4")                                   # AU / emotion curves: CSV, JSON, plot, sheet
+
+Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
+``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),
+``progress`` (``auto``, ``bar``, ``plain``, ``off``), ``chunk_mb`` (memory budget of one chunk
+of decoded frames) and ``log`` (where messages go).
 """
 
 from __future__ import annotations
@@ -12,46 +18,24 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from facepipe.edit.job import DEFAULT_APPEARANCE, EditResult
+from facepipe import defaults
 from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
-from facepipe.pipeline.cache import ArtifactCache
-from facepipe.pipeline.runner import RunContext, source_key
+from facepipe.jobs.analyze import analyze
+from facepipe.jobs.context import open_context
+from facepipe.jobs.edit import EditResult, EditSettings, run_edit
+from facepipe.jobs.faces import list_faces as faces
+from facepipe.jobs.preview import PreviewResult, run_preview
+from facepipe.plan.emotions import EMOTIONS
+from facepipe.plan.request import parse_request
 
-from facepipe.plan.emotions import EMOTIONS  # noqa: F401 - re-exported: the emotions an edit knows
-from facepipe.stages.graph import analysis_stages  # noqa: F401 - re-exported for scripts
+__all__ = ["EMOTIONS", "analyze", "edit", "faces", "preview", "probe"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Facts about a media file's video stream and audio (see :class:`MediaInfo`)."""
     return _probe(path)
-
-
-def default_workdir() -> Path:
-    """``$FACEPIPE_WORKDIR`` or the user cache dir: never beside the input, which may be read-only."""
-    env = os.environ.get("FACEPIPE_WORKDIR")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "facepipe" / "work"
-
-
-def open_context(info: MediaInfo, workdir: Path | None, device: str = "auto", progress: str = "auto",
-                 chunk_mb: int = 32, log=print) -> RunContext:
-    from facepipe.pipeline.device import select_device
-
-    root = Path(workdir) if workdir else default_workdir()
-    cache = ArtifactCache(root / source_key(info))
-    return RunContext(media=info, cache=cache, device=select_device(device), progress_mode=progress,
-                      chunk_bytes=chunk_mb * 2**20, log=log)
-
-
-def _request(emotion, intensity, ramp, au, keyframes):
-    from facepipe.plan.request import parse_request
-
-    emotions = [emotion] if isinstance(emotion, str) else list(emotion or ())
-    return parse_request(emotions, intensity, ramp, list(au or ()), keyframes)
 
 
 def edit(
@@ -66,9 +50,10 @@ def edit(
     ramp: str | None = None,
     au: Sequence[str] = (),
     keyframes: str | os.PathLike | None = None,
-    appearance: float = DEFAULT_APPEARANCE,
+    appearance: float = defaults.APPEARANCE_STRENGTH,
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
+    smooth: float = defaults.SMOOTH,
     face: str = "largest",
     threads: int | None = None,
     workdir: str | os.PathLike | None = None,
@@ -84,15 +69,14 @@ def edit(
     (``["AU12=0.6"]``); keyframes: a JSON/YAML keyframe file. ``neutral`` at intensity 0 is the
     exact pass-through (no analysis). appearance: strength 0..1 of appearance transferred from
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
-    shutter: degrees for the re-applied motion blur; threads: CPU threads for rendering (None:
-    every core, at most :data:`~facepipe.edit.job.MAX_RENDER_THREADS`). See :func:`facepipe.edit.run_edit`.
+    shutter: degrees for the re-applied motion blur; smooth: strength 0..1 of the temporal
+    smoothing of the edit (0 = off); threads: CPU threads for rendering (None: every core, at
+    most :data:`facepipe.defaults.MAX_RENDER_THREADS`). See :func:`facepipe.jobs.edit.run_edit`.
     """
-    from facepipe.edit import run_edit
-
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, face, threads)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
     return run_edit(src, request, out, force, frames, frame_base, codec, settings,
-                    _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
+                    _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
 
 
 def preview(
@@ -108,9 +92,10 @@ def preview(
     ramp: str | None = None,
     au: Sequence[str] = (),
     keyframes: str | os.PathLike | None = None,
-    appearance: float = DEFAULT_APPEARANCE,
+    appearance: float = defaults.APPEARANCE_STRENGTH,
     actor_library: str | os.PathLike | None = None,
     shutter: float = 180.0,
+    smooth: float = defaults.SMOOTH,
     face: str = "largest",
     threads: int | None = None,
     workdir: str | os.PathLike | None = None,
@@ -118,23 +103,25 @@ def preview(
     progress: str = "auto",
     chunk_mb: int = 32,
     log=print,
-):
+) -> PreviewResult:
     """The same edit, fast, for review: ``frames`` only, at ``scale``, written as H.264 with the
     source beside it (``compare="side"``), a wipe (``"wipe"``) or alone (``"none"``). Returns a
-    :class:`facepipe.edit.preview.PreviewResult` (with the render speed)."""
-    from facepipe.edit.preview import run_preview
-
+    :class:`facepipe.jobs.preview.PreviewResult` (with the render speed)."""
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, face, threads)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
     return run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
-                       _context_opener(workdir, device, progress, chunk_mb, log), log)  # fmt: skip
+                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
 
 
-def _settings(appearance, actor_library, shutter, face, threads):
-    from facepipe.edit import EditSettings
+def _request(emotion, intensity, ramp, au, keyframes):
+    emotions = [emotion] if isinstance(emotion, str) else list(emotion or ())
+    return parse_request(emotions, intensity, ramp, list(au or ()), keyframes)
 
-    if not 0.0 <= float(appearance) <= 1.0:
-        raise RequestError(f"--appearance {appearance} is out of range: use a value from 0 to 1")
+
+def _settings(appearance, actor_library, shutter, smooth, face, threads) -> EditSettings:
+    for name, value in (("--appearance", appearance), ("--smooth", smooth)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise RequestError(f"{name} {value} is out of range: use a value from 0 to 1")
     if not 0.0 <= float(shutter) <= 360.0:
         raise RequestError(f"--shutter {shutter} is out of range: use degrees from 0 to 360")
     library = Path(actor_library) if actor_library else None
@@ -142,9 +129,9 @@ def _settings(appearance, actor_library, shutter, face, threads):
         raise RequestError(f"--actor-library {library}: not a folder of clips")
     if threads is not None and int(threads) < 1:
         raise RequestError(f"--threads {threads}: use 1 or more")
-    return EditSettings(appearance=float(appearance), actor_library=library, shutter=float(shutter), face=str(face),
-                        threads=None if threads is None else int(threads))  # fmt: skip
+    return EditSettings(appearance_strength=float(appearance), actor_library=library, shutter=float(shutter),
+                        smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads))  # fmt: skip
 
 
-def _context_opener(workdir, device, progress, chunk_mb, log):
-    return lambda info: open_context(info, workdir, device, progress, chunk_mb, log)
+def _context_opener(workdir, device, progress, chunk_mb, log, settings: EditSettings):
+    return lambda info: open_context(info, workdir, device, progress, chunk_mb, log, settings.render_threads)

@@ -272,7 +272,7 @@ def test_shot_cut_on_two_concatenated_shared_clips(tmp_path):
     """Two close-ups against similar grey walls (the hardest pair in the shared set)."""
     from facepipe.io.media import probe
     from facepipe.io.reader import VideoReader
-    from facepipe.stages.track import to_uint8_images
+    from facepipe.io.reader import to_uint8_images
     from facepipe.tracking.shotcut import detect_cuts
 
     frames = []

@@ -4,7 +4,7 @@ The crop is an eye-centre similarity alignment: the line between the two eye cen
 level, scaled to ``eye_dist`` of the crop width, and centred at height ``eye_y``. This is how
 FER-2013-style training crops look on average (a detector box around brows to chin, upright),
 but without a detector's jitter. The defaults were chosen on the shared clips and photos by
-``python -m facepipe.analysis.crop_study`` (a grid over eye distance 0.27-0.44 and eye height
+``python benchmarks/crop_study.py`` (a grid over eye distance 0.27-0.44 and eye height
 0.24-0.42, plain vs FER-like 48 px resampling): eye distance 0.33 and eye line at 0.27 kept the
 smiling photos happy (mean P 0.94) and the others not (0.05; 10/10 photos right), separated
 lp_d0_grin's grin (0.88) from its neutral ends (0.04), and kept a talking anchor woman

@@ -6,7 +6,6 @@
 - :mod:`facepipe.evaluation.identity` -- dlib ResNet face descriptors (optional extra).
 - :mod:`facepipe.evaluation.breakers` -- deliberately broken edits (frame shift, face blur).
 - :mod:`facepipe.evaluation.table` -- reports as a markdown table.
-- :mod:`facepipe.evaluation.cli` -- the ``facepipe eval`` command (``eval_command``).
 """
 
 __all__ = ["evaluate"]

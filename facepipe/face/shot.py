@@ -22,9 +22,43 @@ class FaceFit(ShotFit, Artifact):
     """The face model fitted to a shot (see :class:`~facepipe.face.fit.ShotFit` for the fields).
 
     frame_index: (T,) int64 source frame indices, as in the tracks.
+    message: why no frame was fitted ("" when some were).
     """
 
     frame_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    message: str = ""
+
+    @property
+    def has_face(self) -> bool:
+        """Whether any frame was fitted."""
+        return bool(np.asarray(self.valid).any())
+
+
+NO_USABLE_FACE = "no frame of this shot has a usable face track; nothing to fit"
+
+
+def usable_frames(tracks, min_confidence: float) -> np.ndarray:
+    """(T,) bool: the frames of ``tracks`` the fit may use."""
+    return np.where(tracks.usable(), tracks.confidence, 0.0) >= min_confidence
+
+
+def unfitted(tracks, model, message: str = NO_USABLE_FACE) -> FaceFit:
+    """The :class:`FaceFit` of a shot with no usable face: every frame invalid, the template
+    shape, AUs 0 and ``message``; downstream stages pass such a shot through unchanged."""
+    t = len(tracks.frame_index)
+    return FaceFit(
+        identity=np.asarray(model.template, np.float32).copy(),
+        rotation=np.zeros((t, 3), np.float32),
+        translation=np.zeros((t, 3), np.float32),
+        scale=np.ones(t, np.float32),
+        au=np.zeros((t, len(model.au_names)), np.float32),
+        residual=np.full(t, np.nan, np.float32),
+        valid=np.zeros(t, np.uint8),
+        au_names=list(model.au_names),
+        image_size=[int(tracks.width), int(tracks.height)],
+        frame_index=np.asarray(tracks.frame_index, np.int64),
+        message=message,
+    )
 
 
 def check_tracks(tracks, min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -36,10 +70,9 @@ def check_tracks(tracks, min_confidence: float) -> tuple[np.ndarray, np.ndarray]
             f"fit3d needs the 468-point face mesh, but the tracks have {lm.shape[1] if lm.ndim == 3 else 0} "
             "landmarks per frame; track with --backend mediapipe"
         )
-    confidence = np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
-    if not (confidence >= min_confidence).any():
-        raise FacepipeError("fit3d: no frame of this shot has a usable face track; nothing to fit")
-    return lm, confidence
+    if not usable_frames(tracks, min_confidence).any():
+        raise FacepipeError(f"fit3d: {NO_USABLE_FACE}")
+    return lm, np.where(tracks.usable(), tracks.confidence, 0.0).astype(np.float32)
 
 
 def fit_tracks(tracks, config: FitConfig = FitConfig(), rig: str = "", device="cpu", progress=None,

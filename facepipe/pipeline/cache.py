@@ -1,15 +1,13 @@
 """Content-addressed cache of analysis artifacts in a work directory.
 
-A key is the hash of the stage's name, parameters, code version and the keys of its inputs,
-the way a compositing node graph caches by hash: change any of them and the stage re-runs.
+A key (:func:`facepipe.pipeline.hashing.cache_key`) is the hash of the stage's name, parameters,
+code version and the keys of its inputs, the way a compositing node graph caches by hash.
 Entries are written to a temporary directory and renamed into place, so a killed run never
 leaves a half-written entry that a later run would trust.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -20,16 +18,6 @@ from facepipe.errors import FacepipeError
 from facepipe.pipeline.artifacts import Artifact
 
 A = TypeVar("A", bound=Artifact)
-
-
-def cache_key(name: str, version: str, params: dict, input_keys: dict[str, str]) -> str:
-    """Stable hex key for a stage invocation."""
-    blob = json.dumps(
-        {"stage": name, "version": version, "params": params, "inputs": input_keys},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 class ArtifactCache:

@@ -1,9 +1,5 @@
-"""The synthesis pass: stream the selected frames through a frame transform into a writer.
-
-Decoding (the reader's read-ahead thread), the transform (this thread) and encoding (a
-write-behind thread) overlap; PyAV releases the GIL while it codes. A bounded number of chunks
-is alive at a time, so memory does not grow with shot length.
-"""
+"""Encoding behind the synthesis pass: chunks handed to a writer on a background thread, so
+encoding overlaps the next chunk's render (used by :mod:`facepipe.stages.encode`)."""
 
 from __future__ import annotations
 
@@ -11,41 +7,6 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-
-import numpy as np
-
-from facepipe.io.reader import FrameChunk
-from facepipe.pipeline.runner import RunContext
-
-FrameTransform = Callable[[FrameChunk], "torch.Tensor"]  # noqa: F821
-
-
-def passthrough(chunk: FrameChunk):
-    """The identity transform: frames (T,3,H,W) unchanged."""
-    return chunk.frames
-
-
-def render_frames(
-    ctx: RunContext, indices: np.ndarray, transform: FrameTransform, writer, desc: str = "render", scale: float = 1.0
-) -> int:
-    """Decode ``indices`` chunk by chunk (resized by ``scale``), apply ``transform``, hand the
-    result to ``writer``.
-
-    Returns the number of frames written.
-    """
-    from facepipe.pipeline.device import one_cpu_thread
-
-    bar = ctx.progress(len(indices), desc)
-    written = 0
-    try:
-        with one_cpu_thread(ctx.device), write_behind(writer) as write:
-            for chunk in ctx.reader.chunks(indices, chunk_size=None, scale=scale):
-                write(transform(chunk), chunk.indices)
-                written += len(chunk)
-                bar.update(len(chunk))
-    finally:
-        bar.close()
-    return written
 
 
 @contextlib.contextmanager

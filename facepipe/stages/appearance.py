@@ -1,9 +1,10 @@
-"""Appearance transfer for an edit: donors from the actor's own frames, decoded once, laid per frame.
+"""Appearance transfer for the render stage: donors from the actor's own frames, decoded once.
 
-Builds the donor pool (this shot's fitted frames, plus every clip of ``--actor-library``, each
+Builds the donor pool (this shot's fitted frames, plus every clip of an actor library, each
 analysed through the same cached stages), chooses each region's donors over the shot
-(:func:`facepipe.render.transfer.plan_transfer`), decodes only the donor frames chosen (as face
-crops, at the render scale) and returns the per-frame :class:`AppearanceSource` the renderer calls.
+(:func:`facepipe.render.transfer_plan.plan_transfer`), decodes only the donor frames chosen (as
+face crops, at the render scale) and returns the per-frame :class:`AppearanceTransfer` the
+renderer calls.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import numpy as np
 import torch
 
 from facepipe.errors import FacepipeError
+from facepipe.io.media import probe
+from facepipe.render.transfer import DonorPool, TransferConfig, cut_donor, facemesh_regions, plan_transfer, render_transfer_box
+from facepipe.stages.graph import track_and_fit
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".mxf", ".avi", ".m4v")
 
 
-class ShotAppearance:
+class AppearanceTransfer:
     """The :class:`~facepipe.stages.render.AppearanceSource` of one shot: ``(warped, pos, dst)``
-    -> ``(box, layer (3,h,w), alpha (1,h,w))`` or None where the plan transfers nothing."""
+    -> ``(box, layer (3,h,w), alpha (1,h,w))`` or None where the transfer plan lays nothing."""
 
     def __init__(self, plan, donors: dict, regions, config):
         self.plan, self.donors, self.regions, self.config = plan, donors, regions, config
 
     def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor):
-        from facepipe.render.transfer import render_transfer_box
-
         if pos < 0 or not (self.plan.alpha[:, pos] > 0).any():
             return None
         return render_transfer_box(warped, dst, self.donors, self.plan, pos, self.regions, config=self.config)
@@ -41,15 +43,15 @@ def library_clips(folder: Path) -> list[Path]:
     return clips
 
 
-def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
-    """(:class:`ShotAppearance`, report dict) for an analysed shot (see the module doc)."""
-    from facepipe.render.transfer import DonorPool, TransferConfig, facemesh_regions, plan_transfer
-
-    fit, tracks, edit_plan = shot.fit, shot.tracks, shot.plan
+def appearance_for_shot(ctx, tracks, fit, edit_plan, model, strength: float, library: Path | None, face: str,
+                        scale: float):  # fmt: skip
+    """(:class:`AppearanceTransfer`, report dict) for an analysed shot: ``ctx`` its run context,
+    ``tracks``/``fit``/``edit_plan`` its artifacts; ``library`` a folder of other shots of the
+    actor (``face`` picks the actor there) or None; ``scale`` the render scale."""
     regions = facemesh_regions(model)
-    sources = [(shot.ctx, tracks, fit)]  # clip 0 is the shot itself
-    if settings.actor_library is not None:
-        sources += [_analyse_library_clip(p, settings.face, open_ctx, log) for p in library_clips(settings.actor_library)]
+    sources = [(ctx, tracks, fit)]  # clip 0 is the shot itself
+    if library is not None:
+        sources += [_analyse_library_clip(p, face, ctx) for p in library_clips(library)]
     pools = [
         DonorPool.from_fit(f.au, f.rotation, usable=t.usable() & (np.asarray(f.valid) > 0), clip=i,
                            frames=f.frame_index, landmarks=t.landmarks)  # fmt: skip
@@ -57,7 +59,7 @@ def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
         if f is not None
     ]
     pool = DonorPool.concat(pools)
-    config = TransferConfig(strength=settings.appearance)
+    config = TransferConfig(strength=strength)
     plan = plan_transfer(pool, fit.au, edit_plan.target, fit.rotation, edit_plan.weight, fit.au_names,
                          frame_rows=np.arange(len(fit.au)), config=config, regions=regions)  # fmt: skip
     donors = _decode_donors(plan, sources, scale, model.n_vertices)
@@ -67,25 +69,20 @@ def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
         "donor_frames_decoded": len(donors),
         "regions": plan.report(),
     }
-    return ShotAppearance(plan, donors, regions, config), report
+    return AppearanceTransfer(plan, donors, regions, config), report
 
 
-def _analyse_library_clip(path: Path, face: str, open_ctx, log):
-    from facepipe.io.media import probe
-    from facepipe.stages.graph import track_and_fit
-
-    ctx = open_ctx(probe(path))
-    tracks, fit = track_and_fit(ctx, face)
+def _analyse_library_clip(path: Path, face: str, ctx):
+    other = ctx.open_other(probe(path))
+    tracks, fit = track_and_fit(other, face)
     if fit is None:
-        log(f"edit: actor library clip {path.name} has no face; not used")
-    return ctx, tracks, fit
+        ctx.log(f"edit: actor library clip {path.name} has no face; not used")
+    return other, tracks, fit
 
 
 def _decode_donors(plan, sources, scale: float, n_vertices: int) -> dict:
     """{pool row: DonorImage} for every row the plan uses, decoded at ``scale`` as face crops
     (with the donor's first ``n_vertices`` tracked landmarks: the mesh's)."""
-    from facepipe.render.transfer import cut_donor
-
     rows = plan.rows_used()
     donors = {}
     for clip in np.unique(plan.pool_clip[rows]) if len(rows) else ():

@@ -1,5 +1,6 @@
 """The fit3d stage: face tracks in, a :class:`~facepipe.face.shot.FaceFit` (identity, pose, AU
-curves) out, through :func:`facepipe.face.shot.fit_tracks`."""
+curves) out, through :func:`facepipe.face.shot.fit_tracks`. A shot without a usable face gives
+an unfitted FaceFit (every frame invalid, with the reason), which later stages pass through."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facepipe.face.fit import FitConfig
-from facepipe.face.shot import FaceFit, check_tracks, fit_tracks
+from facepipe.face.model import RIG_PATH, load_model
+from facepipe.face.shot import FaceFit, fit_tracks, unfitted, usable_frames
 from facepipe.pipeline.artifacts import Artifact
-from facepipe.pipeline.stage import Stage
+from facepipe.pipeline.stage import AnalysisStage
 
 
 @dataclass
-class Fit3DStage(Stage):
+class Fit3DStage(AnalysisStage):
     """Fit the parametric face model to the whole shot.
 
     Args:
@@ -39,8 +41,6 @@ class Fit3DStage(Stage):
     rig: str = ""
 
     def params(self) -> dict:
-        from facepipe.face.model import RIG_PATH
-
         # The rig's content, not its path, decides the fit.
         rig = Path(self.rig or RIG_PATH)
         return {**dataclasses.asdict(self), "rig": hashlib.sha256(rig.read_bytes()).hexdigest()[:16]}
@@ -52,9 +52,11 @@ class Fit3DStage(Stage):
         )  # fmt: skip
 
     def run(self, ctx, inputs: dict[str, Artifact]) -> FaceFit:
-        check_tracks(inputs["track"], self.min_confidence)
+        tracks = inputs["track"]
+        if not usable_frames(tracks, self.min_confidence).any():
+            return unfitted(tracks, load_model(self.rig or None))
         bar = ctx.progress(self.iterations, "fit3d")
         try:
-            return fit_tracks(inputs["track"], self.config(), self.rig, ctx.device, bar.update)
+            return fit_tracks(tracks, self.config(), self.rig, ctx.device, bar.update)
         finally:
             bar.close()

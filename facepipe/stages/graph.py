@@ -1,25 +1,41 @@
-"""The analysis graph: the stages an edit, an analysis or an evaluation pulls artifacts from."""
+"""The stage graph of facepipe: which nodes exist and how they connect.
+
+    analysis:  decode -> deblur -> track -> fit3d            (cached by content hash)
+                               \\-> expression (+ track)
+               decode -> scan
+    synthesis: decode -> render (+ track, fit3d, plan) -> composite -> smooth (+ track) -> encode
+               track + fit3d -> plan (the edit request on the shot)
+    preview:   ... smooth -> compare -> encode
+
+Jobs (``facepipe.jobs``) build a :class:`~facepipe.pipeline.graph.Graph` from these lists and
+pull what they need: an analysis pulls ``expression`` and ``fit3d``, an edit pulls ``encode``.
+"""
 
 from __future__ import annotations
 
+from facepipe.pipeline.graph import Graph
+from facepipe.pipeline.stage import Stage
+from facepipe.stages.decode import DecodeStage
+from facepipe.stages.deblur import PassThroughDeblurStage
+from facepipe.stages.expression import ExpressionStage
+from facepipe.stages.fit3d import Fit3DStage
+from facepipe.stages.scan import ScanStage
+from facepipe.stages.track import TrackStage
 
-def analysis_stages(face: str = "largest") -> list:
+
+def analysis_stages(face: str = "largest", **track_params) -> list[Stage]:
     """The analysis graph: every stage an edit or an analysis may pull artifacts from.
 
-    ``face`` picks the actor (``largest``, ``center`` or a track id from ``facepipe faces``).
+    ``face`` picks the actor (``largest``, ``center`` or a track id from ``facepipe faces``);
+    ``track_params`` set the other :class:`TrackStage` parameters.
     """
-    from facepipe.analysis.expression import ExpressionStage
-    from facepipe.stages.fit3d import Fit3DStage
-    from facepipe.stages.scan import ScanStage
-    from facepipe.stages.track import TrackStage
-
-    return [ScanStage(), TrackStage(face=str(face).strip().lower()), Fit3DStage(), ExpressionStage()]
+    return [DecodeStage(), PassThroughDeblurStage(), ScanStage(), TrackStage(face=face, **track_params), Fit3DStage(),
+            ExpressionStage()]  # fmt: skip
 
 
 def track_and_fit(ctx, face: str = "largest"):
-    """(FaceTracks, FaceFit or None when the clip has no face) of ``ctx``'s clip, through the cache."""
-    from facepipe.pipeline.runner import Runner
-
-    runner = Runner(analysis_stages(face), ctx)
-    tracks = runner.get("track")
-    return tracks, (runner.get("fit3d") if tracks.has_face else None)
+    """(FaceTracks, FaceFit or None when the clip has no usable face) of ``ctx``'s clip, through
+    the cache."""
+    graph = Graph(analysis_stages(face), ctx)
+    tracks, fit = graph.get("track"), graph.get("fit3d")
+    return tracks, (fit if fit.has_face else None)

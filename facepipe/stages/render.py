@@ -1,40 +1,44 @@
-"""The render stage of the synthesis pass: frames in, frames with the edited face out.
+"""The render stage of the synthesis pass: decoded frames in, each edited frame's new face out.
 
 Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 
 1. warp: the actor's own pixels move from the source mesh to the edited mesh
    (:func:`facepipe.render.warp.warp_field`, fold-free, rigid mouth interior and eyes);
 2. appearance (optional): donor regions from the actor's own frames are laid over the warped
-   face (an :class:`AppearanceSource`, e.g. :class:`facepipe.render.transfer` through
-   ``facepipe.stages.appearance``), with the plate's motion blur re-applied to them (``shutter``);
-3. composite: a soft matte from the edited mesh, stabilised over time, and a Laplacian blend
-   with grain matched to the plate. Pixels outside the matte are the decoded source pixels.
+   face (:mod:`facepipe.stages.appearance`), with the plate's motion blur re-applied to them
+   (``shutter``: the design's reblur step);
+3. the face's matte from the source and edited meshes.
 
-Frames the edit does not change are returned as decoded, bit for bit; frames that repeat their
-predecessor (pulled-down footage) get its edit again (:class:`RepeatDetector`). Steps 1-3 of
-each frame touch no shared state and run on ``RenderOptions.workers`` threads; the renderer
-keeps state between chunks (matte stabiliser, repeat detector), so it must see them in order.
+Steps 1-3 of a frame touch no shared state, so frames render on the run's worker threads
+(:meth:`RunContext.submit`); the output chunk carries one Future per rendered frame, which the
+composite stage resolves in frame order while later frames still render. Frames that repeat
+their predecessor (pulled-down footage, :class:`RepeatDetector`) are not rendered but marked
+``held``: the composite re-applies the previous frame's edit to them. The renderer keeps state
+between chunks (the repeat detector), so it must see them in order.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Protocol
+import threading
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
-from facepipe.composite import MatteStabilizer, composite, face_matte
-from facepipe.composite.blend import composite_box
+from facepipe import defaults
+from facepipe.composite import face_matte
 from facepipe.composite.reblur import reblur_layer
+from facepipe.face.model import load_model
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
+from facepipe.pipeline.stage import FrameStage
 from facepipe.render.barycentric import Box
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, face_box, warp_field
-
 
 class AppearanceSource(Protocol):
     """Transferred appearance for one frame in the frame's edited geometry: ``(box, layer (3,h,w),
@@ -45,35 +49,48 @@ class AppearanceSource(Protocol):
     def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor) -> tuple[Box, torch.Tensor, torch.Tensor] | None: ...
 
 
-@dataclass(frozen=True)
-class RenderOptions:
-    """shutter: degrees, for re-blurring transferred appearance with the plate's motion (180 =
-    half the frame interval; 0 = none). grain: match the plate's grain on the new face.
-    work_px: face size in pixels of the grid the warp is built on. matte_memory: how much of the
-    previous frame's matte is kept (0 = none; steadies the edge over time). workers: CPU threads
-    that render and blend a chunk's faces side by side (each runs torch on one thread; the frames
-    are independent, so the result does not depend on it; on a GPU one is used)."""
+class RenderedFace(NamedTuple):
+    """One frame's new face: face (3,H,W) the whole frame with the face re-rendered; matte
+    (1,H,W) 0..1 where it replaces the plate; centre (2,) px the edited mesh's mean (the matte
+    stabiliser follows it)."""
 
-    shutter: float = 180.0
-    grain: bool = True
-    work_px: float = 96.0
-    matte_memory: float = 0.5
-    workers: int = 1
+    face: torch.Tensor
+    matte: torch.Tensor
+    centre: torch.Tensor
 
 
 @dataclass
-class RenderStats:
-    """What the renderer did, for the edit report."""
+class RenderedChunk:
+    """What the render stage hands the composite.
 
-    frames: int = 0
-    edited: int = 0
-    min_edit_scale: float = 1.0
-    scaled_down: int = 0  # frames whose edit was scaled down to avoid fold-over
-    repaired: int = 0  # frames whose warp needed local relaxation
-    mouth_stretched: int = 0  # frames whose edited mouth opens beyond the source's
-    transferred: int = 0  # frames with transferred appearance
-    held: int = 0  # frames that repeat their predecessor and got its edit again
-    regions: Counter = field(default_factory=Counter)
+    plate: the decoded chunk (frames (T,3,H,W)); faces: per frame a Future of its
+    :class:`RenderedFace`, None where the frame is not rendered (not edited, or held);
+    held: (T,) bool frames that repeat their predecessor and take its edit; restart: (T,) bool
+    rendered frames after an edit pause (the matte's history restarts there).
+    """
+
+    plate: FrameChunk
+    faces: list[Future | None]
+    held: np.ndarray
+    restart: np.ndarray
+
+
+class RenderStats:
+    """What the renderer did, for the edit report (updated from the worker threads)."""
+
+    def __init__(self):
+        self.frames = self.edited = self.scaled_down = self.repaired = 0
+        self.mouth_stretched = self.transferred = self.held = 0
+        self.min_edit_scale = 1.0
+        self._lock = threading.Lock()
+
+    def count_face(self, fld, transferred: bool) -> None:
+        with self._lock:
+            self.min_edit_scale = min(self.min_edit_scale, fld.edit_scale)
+            self.scaled_down += fld.edit_scale < 1.0
+            self.repaired += fld.repaired > 0
+            self.mouth_stretched += fld.mouth_filled
+            self.transferred += transferred
 
     def to_dict(self) -> dict:
         return {
@@ -121,65 +138,44 @@ class RepeatDetector:
         return repeat
 
 
-def composite_face(layer: torch.Tensor, plate: torch.Tensor, matte: torch.Tensor, grain: bool, seed: int, index: int):
-    """One frame's rendered face (3,H,W) blended over its plate (3,H,W) with ``matte`` (1,H,W):
-    (box (y0, y1, x0, x1), the blended crop (3,h,w)), or None for an empty matte. Only the crop
-    :func:`~facepipe.composite.blend.composite_box` says the blend reads is carried, and each
-    frame's result depends on that frame alone (not on which frames share its chunk)."""
-    box = composite_box(matte[None])
-    if box is None:
-        return None
-    y0, y1, x0, x1 = box
-    crop = (slice(None), slice(y0, y1), slice(x0, x1))
-    blended = composite(layer[crop][None], plate[crop][None], matte[crop][None], color=False, grain=grain, seed=seed,
-                        frame_indices=[index])  # fmt: skip
-    return box, blended[0]
-
-
 class FaceRenderer:
-    """A frame transform for :func:`facepipe.pipeline.synthesis.render_frames`.
+    """The render stage's transform: :class:`~facepipe.io.reader.FrameChunk` ->
+    :class:`RenderedChunk`.
 
     geometry: the shot's source and edited meshes; triangles: (F,3) of the mesh; velocity: (T,2)
     face motion px/frame at full resolution per shot row; scale: the render scale (frames decoded
-    at that scale); appearance: transferred appearance or None (warp only); seed: grain noise.
+    at that scale); appearance: transferred appearance or None (warp only); shutter: degrees of
+    the motion blur re-applied to transferred appearance; work_px: face size in pixels of the
+    grid the warp is built on; submit: runs per-frame work (:meth:`RunContext.submit`).
     """
 
-    def __init__(
-        self,
-        geometry: EditGeometry,
-        triangles: np.ndarray,
-        velocity: np.ndarray,
-        options: RenderOptions = RenderOptions(),
-        scale: float = 1.0,
-        appearance: AppearanceSource | None = None,
-        seed: int = 0,
-    ):
+    def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, scale: float,
+                 appearance: AppearanceSource | None, shutter: float, work_px: float, submit):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
-        # of the source and the edited mesh, concatenated as in __call__
+        # of the source and the edited mesh, concatenated as in _render_face
         self.outlines = (outline, outline + geometry.model.n_vertices)
         self.velocity = np.nan_to_num(np.asarray(velocity, np.float32)) * scale
-        self.options = options
         self.scale = scale
         self.appearance = appearance
-        self.seed = seed
-        self.stabilizer = MatteStabilizer(options.matte_memory)
+        self.shutter = shutter
+        self.work_px = work_px
+        self.submit = submit
         self.stats = RenderStats()
         self.repeats = RepeatDetector()
-        # threads for _render_face (CPU only); they end when the renderer is garbage collected
-        self.pool = ThreadPoolExecutor(options.workers, "facepipe-render") if options.workers > 1 else None
-        self.last: tuple[torch.Tensor, torch.Tensor] | None = None  # (source, output) of the last frame seen
+        #: What the appearance transfer chose (regions, donors), for the edit report.
+        self.appearance_report: dict = {}
 
-    def __call__(self, chunk: FrameChunk) -> torch.Tensor:
-        """frames (T,3,H,W) float 0..1 -> (T,3,H,W) with the edited face."""
+    def __call__(self, chunk: FrameChunk) -> RenderedChunk:
         frames = chunk.frames
         T = frames.shape[0]
         self.stats.frames += T
         meshes = self.geometry.meshes(chunk.indices, self.scale)
         dev = frames.device
         tris = self.triangles.to(dev)
-        rows, held, fresh = [], [], []  # fresh: the matte history ends before this row (an edit pause)
+        faces: list[Future | None] = [None] * T
+        held, restart = np.zeros(T, bool), np.zeros(T, bool)
         paused = False
         for t in range(T):
             src = torch.from_numpy(meshes.src[t]).to(dev) if meshes.edit[t] else None
@@ -187,96 +183,78 @@ class FaceRenderer:
             if src is None:
                 paused = True
             elif repeat:
-                held.append(t)
+                held[t] = True
             else:
-                rows.append(t)
-                fresh.append(paused)
-                paused = False
+                faces[t] = self.submit(self._render_face, frames[t], meshes, t, tris)
+                restart[t], paused = paused, False
+        self.stats.edited += int(held.sum()) + sum(f is not None for f in faces)
+        self.stats.held += int(held.sum())
+        return RenderedChunk(chunk, faces, held, restart)
 
-        # Each frame renders on the threads; the matte stabiliser takes the mattes in frame order
-        # as they come, and hands each frame on to its blend at once, so the threads never wait
-        # for the whole chunk in between.
-        submit = self._submitter(dev)
-        renders = [submit(self._render_face, frames[t], meshes, t, tris) for t in rows]
-        blends = []
-        for t, rendered, restart in zip(rows, renders, fresh):
-            face, matte, centre, fld, transferred = rendered.result()
-            self._count_warp(fld)
-            self.stats.transferred += transferred
-            if restart:
-                self.stabilizer.prev = None
-            matte = self.stabilizer(matte[None], centre[None])[0]
-            blends.append(submit(composite_face, face, frames[t], matte, self.options.grain, self.seed,
-                                 int(chunk.indices[t])))  # fmt: skip
-        self.stats.edited += len(rows)
-        out = frames.clone()
-        for t, blend in zip(rows, blends):
-            blended = blend.result()
-            if blended is not None:
-                (y0, y1, x0, x1), face = blended
-                out[t, :, y0:y1, x0:x1] = face.to(out.dtype)
-        self._hold(out, frames, held)
-        # the last frame's source and output, for a repeat that starts the next chunk (copies:
-        # views would keep the whole chunk alive)
-        self.last = (frames[-1].clone(), out[-1].clone())
-        return out
-
-    def _submitter(self, device):
-        """``submit(fn, *args) -> Future``: on the render threads (CPU, several workers), else
-        run at once in this thread."""
-        if self.pool is not None and device.type == "cpu":
-            return self.pool.submit
-
-        def run_now(fn, *args) -> Future:
-            done = Future()
-            done.set_result(fn(*args))
-            return done
-
-        return run_now
-
-    def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor):
-        """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W): (face (3,H,W),
-        matte (1,H,W), matte centre (2,), warp field, whether appearance was transferred).
-        Touches no renderer state, so frames can render in parallel."""
+    def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor) -> RenderedFace:
+        """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W). Touches no renderer
+        state but the (locked) statistics, so frames can render in parallel."""
         H, W = frame.shape[-2:]
         dev = frame.device
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
-        fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.options.work_px)
+        fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
-        face, transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
+        transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
+        self.stats.count_face(fld, transferred)
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
-        return face, matte, dst.mean(0), fld, transferred
+        return RenderedFace(face, matte, dst.mean(0))
 
-    def _hold(self, out, frames, held) -> None:
-        """Frames that repeat their predecessor get its edit (output - source) again, in order:
-        rendering them afresh would make the new face move (grain, donors, tracking noise) where
-        the plate stands still, a pop on every repeated frame of pulled-down footage. Outside the
-        matte the edit is exactly 0, so those pixels stay the source's."""
-        for t in held:
-            before = (frames[t - 1], out[t - 1]) if t > 0 else self.last
-            out[t] = frames[t] + (before[1] - before[0])
-        self.stats.edited += len(held)
-        self.stats.held += len(held)
-
-    def _count_warp(self, fld) -> None:
-        s = self.stats
-        s.min_edit_scale = min(s.min_edit_scale, fld.edit_scale)
-        s.scaled_down += fld.edit_scale < 1.0
-        s.repaired += fld.repaired > 0
-        s.mouth_stretched += fld.mouth_filled
-
-    def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """The warped face (3,H,W) with transferred appearance over it (in place), re-blurred
-        with the plate's motion; and whether there was any."""
-        if self.appearance is None:
-            return face, False
-        got = self.appearance(face, pos, dst)
+    def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> bool:
+        """Transferred appearance laid over the warped face (3,H,W) in place, re-blurred with
+        the plate's motion; whether there was any."""
+        got = None if self.appearance is None else self.appearance(face, pos, dst)
         if got is None:
-            return face, False
+            return False
         box, layer, alpha = got
-        if self.options.shutter > 0:
-            box, layer, alpha = reblur_layer(face, box, layer, alpha, self.velocity[pos], self.options.shutter)
+        if self.shutter > 0:
+            box, layer, alpha = reblur_layer(face, box, layer, alpha, self.velocity[pos], self.shutter)
         x0, y0, x1, y1 = box
         region = face[:, y0:y1, x0:x1]
         region.copy_(torch.lerp(region, layer.to(face.dtype), alpha.clamp(0, 1).to(face.dtype)))
-        return face, True
+        return True
+
+
+@dataclass
+class RenderStage(FrameStage):
+    """Re-render the actor's face with the planned expression.
+
+    Args:
+        appearance_strength: 0..1 strength of appearance transferred from the actor's own
+            frames (0 = the geometric warp only).
+        actor_library: folder of other shots of the same actor to draw appearance from ("": none).
+        face: the actor in the library's shots (``largest``, ``center`` or a track id).
+        shutter: degrees, for the motion blur re-applied to transferred appearance.
+        work_px: face size in pixels of the grid the warp is built on (preview: coarser).
+    """
+
+    name = "render"
+    version = "1"
+    frames_from = "decode"
+    inputs = ("track", "fit3d", "plan")
+
+    appearance_strength: float = defaults.APPEARANCE_STRENGTH
+    actor_library: str = ""
+    face: str = "largest"
+    shutter: float = 180.0
+    work_px: float = 96.0
+
+    def open(self, ctx, inputs, scale) -> FaceRenderer:
+        from facepipe.stages.appearance import appearance_for_shot
+
+        tracks, fit, plan = inputs["track"], inputs["fit3d"], inputs["plan"]
+        model = load_model()
+        geometry = EditGeometry(model, tracks.landmarks, fit, plan.target, plan.weight, fit.frame_index)
+        appearance, report = None, {}
+        if self.appearance_strength > 0 and fit.has_face:
+            library = Path(self.actor_library) if self.actor_library else None
+            appearance, report = appearance_for_shot(ctx, tracks, fit, plan, model, self.appearance_strength,
+                                                     library, self.face, scale)  # fmt: skip
+        renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, scale, appearance, self.shutter,
+                                self.work_px, ctx.submit)  # fmt: skip
+        renderer.appearance_report = report
+        return renderer

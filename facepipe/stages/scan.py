@@ -52,7 +52,7 @@ def frame_statistics(frames) -> FrameStats:
 class ScanStage(ChunkedStage):
     name = "scan"
     version = "1"
-    inputs = ("media",)
+    frames_from = "decode"
     artifact = FrameStats
 
     def run_chunk(self, ctx, chunk, inputs, previous) -> FrameStats:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facepipe.errors import RequestError
+from facepipe.io.reader import to_uint8_images
 from facepipe.pipeline.stage import ChunkedStage
 from facepipe.tracking.tracks import FaceTracks, finalize
 
@@ -44,7 +45,7 @@ class TrackStage(ChunkedStage):
 
     name = "track"
     version = "1"
-    inputs = ("media",)
+    frames_from = "deblur"
     artifact = FaceTracks
 
     backend: str = "mediapipe"
@@ -101,11 +102,9 @@ class TrackStage(ChunkedStage):
             object.__setattr__(self, "_backend_obj", backend)
         return backend
 
-    def run(self, ctx, inputs):
-        tracks = super().run(ctx, inputs)
+    def finish(self, ctx, tracks) -> None:
         if tracks.message:
             ctx.log(f"track: {tracks.message}")
-        return tracks
 
     def run_chunk(self, ctx, chunk, inputs, previous) -> FaceTracks:
         from facepipe.tracking.tracker import FaceTracker
@@ -182,17 +181,6 @@ class TrackStage(ChunkedStage):
             low_confidence=self.low_confidence,
             min_track_frames=self.min_track_frames,
         )
-
-
-def to_uint8_images(frames) -> list[np.ndarray]:
-    """(H,W,3) uint8 RGB images from (T,3,H,W) float32 0..1 torch frames (rounded, saturated).
-
-    OpenCV's merge + convertScaleAbs is ~10x faster here than a torch permute/cast.
-    """
-    import cv2
-
-    arr = frames.detach().cpu().numpy()
-    return [cv2.convertScaleAbs(cv2.merge([p[0], p[1], p[2]]), alpha=255.0) for p in arr]
 
 
 def to_full_resolution(points: np.ndarray, sx: float, sy: float) -> np.ndarray:

@@ -11,10 +11,10 @@ Public API (submodules import their heavy dependencies lazily):
 - :mod:`facepipe.tracking.tracks` -- the ``FaceTracks`` artifact, ``Flag``, ``select_target``.
 - :mod:`facepipe.tracking.geometry` -- ``head_pose``, ``box_iou``.
 - :mod:`facepipe.tracking.metrics` -- ``read_pts``, ``nme``.
-- :mod:`facepipe.tracking.sheets` -- contact sheets (``write_clip_sheet``, ``tracks_sheet``), ``track_clip``.
-- :mod:`facepipe.tracking.cli` -- the ``facepipe faces`` command (``faces_command``).
+- :mod:`facepipe.tracking.sheets` -- contact sheets (``tracks_sheet``, ``write_png``).
 
-The stage that runs all this in the pipeline is :class:`facepipe.stages.track.TrackStage`.
+The stage that runs all this in the pipeline is :class:`facepipe.stages.track.TrackStage`;
+``facepipe faces`` is :mod:`facepipe.jobs.faces`.
 """
 
 __all__ = ["FaceTracks", "Flag", "UNUSABLE"]

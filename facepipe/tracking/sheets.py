@@ -154,7 +154,7 @@ def tracks_sheet(
         picks = sample_frames(np.ones(t, bool), n)
     frame_ids = tracks.frame_index[picks]
     frames = VideoReader(info).read(frame_ids)
-    from facepipe.stages.track import to_uint8_images
+    from facepipe.io.reader import to_uint8_images
 
     images, captions = [], []
     for k, img in zip(frame_ids.tolist(), to_uint8_images(frames)):
@@ -179,37 +179,3 @@ def tracks_sheet(
         captions.append(f"frame {k}" + (f"  {flags}" if flags else ""))
         images.append(img)
     return tile(images, cols, tile_width, captions)
-
-
-def write_clip_sheet(
-    clip: str | os.PathLike,
-    out_png: str | os.PathLike,
-    n: int = 8,
-    face: str = "largest",
-    backend: str = "mediapipe",
-    scale: float = 1.0,
-    workdir: str | os.PathLike | None = None,
-    tracks=None,
-) -> tuple[Path, object]:
-    """Track ``clip`` (or use ``tracks``) and write a landmarks contact sheet of the target face.
-
-    Returns (png path, FaceTracks). ``workdir``: artifact cache to reuse (None: no cache).
-    """
-    from facepipe.io.media import probe
-
-    info = probe(clip)
-    if tracks is None:
-        tracks = track_clip(info, face=face, backend=backend, scale=scale, workdir=workdir)
-    sheet = tracks_sheet(info, tracks, None, n)
-    return write_png(out_png, sheet), tracks
-
-
-def track_clip(info, workdir=None, progress: str = "off", log=None, **stage_params):
-    """Run the track stage on a whole clip (``info``: MediaInfo) and return its FaceTracks."""
-    from facepipe.pipeline.cache import ArtifactCache
-    from facepipe.pipeline.runner import RunContext, Runner, source_key
-    from facepipe.stages.track import TrackStage
-
-    cache = ArtifactCache(Path(workdir) / source_key(info)) if workdir else None
-    ctx = RunContext(media=info, cache=cache, progress_mode=progress, log=log or (lambda m: None))
-    return Runner([TrackStage(**stage_params)], ctx).get("track")

@@ -1,8 +1,4 @@
-"""``facepipe faces CLIP``: list the faces in a clip and write a contact sheet per face.
-
-Registered by ``facepipe/cli.py`` as the ``faces`` command (``faces_command``); kept here so the
-tracking code owns its command line.
-"""
+"""``facepipe faces CLIP``: list the faces in a clip and write a contact sheet per face."""
 
 from __future__ import annotations
 
@@ -10,45 +6,7 @@ import json
 
 import click
 
-from facepipe.cli_common import common_options, handle_errors
-
-
-def list_faces(
-    clip,
-    out_dir=None,
-    samples: int = 6,
-    backend: str = "mediapipe",
-    scale: float = 1.0,
-    small_faces: bool = False,
-    workdir=None,
-    device: str = "auto",
-    progress: str = "auto",
-    chunk_mb: int = 32,
-    log=print,
-) -> dict:
-    """Track every face of ``clip``; write ``<out_dir>/<clip>.face<ID>.png`` per face.
-
-    Returns {"clip", "frames", "faces": [summary + "sheet"], "message"}.
-    """
-    from pathlib import Path
-
-    from facepipe.api import open_context
-    from facepipe.io.media import probe
-    from facepipe.pipeline.runner import Runner
-    from facepipe.stages.track import TrackStage
-    from facepipe.tracking.sheets import tracks_sheet, write_png
-
-    info = probe(clip)
-    ctx = open_context(info, workdir, device, progress, chunk_mb, log=log)
-    stage = TrackStage(backend=backend, scale=scale, small_faces=small_faces)
-    tracks = Runner([stage], ctx).get("track")
-    src = Path(clip)
-    out = Path(out_dir) if out_dir else Path.cwd() / f"{src.stem}.faces"
-    faces = tracks.faces_summary()
-    for face in faces:
-        sheet = tracks_sheet(info, tracks, face["id"], n=samples, cols=min(samples, 3))
-        face["sheet"] = str(write_png(out / f"{src.stem}.face{face['id']}.png", sheet))
-    return {"clip": str(src), "frames": len(tracks), "faces": faces, "message": tracks.message}
+from facepipe.cli.common import common_options, handle_errors
 
 
 @click.command("faces")
@@ -85,7 +43,9 @@ def faces_command(clip, out_dir, samples, backend, scale, small_faces, as_json, 
 
     Example: facepipe faces shot.mov --out-dir sheets/
     """
-    report = list_faces(clip, out_dir, samples, backend, scale, small_faces, workdir, device,
+    from facepipe.api import faces
+
+    report = faces(clip, out_dir, samples, backend, scale, small_faces, workdir, device,
                         progress, chunk_mb, log=lambda m: click.echo(m, err=True))  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=1))

@@ -1,4 +1,4 @@
-"""Click helpers shared by every facepipe command (the main CLI and the subsystems' own commands).
+"""Click helpers shared by every facepipe command.
 
 User errors end in one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 """

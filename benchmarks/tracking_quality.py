@@ -1,6 +1,6 @@
 """Tracking quality on clips without ground truth: coverage, flags, jitter before/after smoothing.
 
-    python -m facepipe.tracking.evaluate ../shared/data/clips/*.mp4 --json out/tracking_eval.json --sheets out/sheets
+    python benchmarks/tracking_quality.py ../shared/data/clips/*.mp4 --json out/tracking_eval.json --sheets out/sheets
 
 For each clip: frames with the target tracked, track ids, flags, shot cuts, and the jitter
 measure (:func:`facepipe.tracking.filters.jitter`, % of inter-ocular distance) of the raw
@@ -22,7 +22,8 @@ import numpy as np
 def evaluate_clip(path, strength: float = 1.0, sheets_dir=None, **stage_params) -> dict:
     from facepipe.io.media import probe
     from facepipe.tracking.filters import jitter, mean_shift, smooth_causal
-    from facepipe.tracking.sheets import track_clip, tracks_sheet, write_png
+    from facepipe.jobs.faces import track_clip
+    from facepipe.tracking.sheets import tracks_sheet, write_png
 
     info = probe(path)
     t0 = time.perf_counter()

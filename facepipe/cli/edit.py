@@ -1,7 +1,4 @@
-"""The ``facepipe`` command line. Commands only parse options and call :mod:`facepipe.api`.
-
-User errors end in one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
-"""
+"""The commands that run an edit: ``probe``, ``edit``, ``preview`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -9,19 +6,11 @@ import json
 
 import click
 
-from facepipe import __version__
-from facepipe.cli_common import common_options, handle_errors
-from facepipe.edit.job import DEFAULT_APPEARANCE, MAX_RENDER_THREADS
+from facepipe import defaults
+from facepipe.cli.common import common_options, handle_errors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="facepipe")
-@click.option("--debug", is_flag=True, help="Show full tracebacks for every command.")
-def main(debug: bool) -> None:
-    """Change an actor's facial expression in a finished shot."""
-
-
-@main.command()
+@click.command()
 @click.argument("clip", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a summary.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
@@ -57,7 +46,7 @@ def probe(clip: str, as_json: bool, debug: bool) -> None:
 
 
 def edit_options(fn):
-    """What to change, shared by ``edit`` and ``preview``."""
+    """What to change, shared by ``edit`` and ``preview`` (named as :func:`facepipe.api.edit`'s arguments)."""
     options = [
         click.option("--emotion", "emotion", multiple=True,
                      help="neutral, happy, sad, angry, surprised, fearful, disgusted, contempt; a keyframe "
@@ -66,15 +55,17 @@ def edit_options(fn):
         click.option("--ramp", default=None, help="Ease in/out: seconds (0.5s) or frames (12) [default: 0.25s]."),
         click.option("--au", "au", multiple=True, help="AU override, e.g. AU12=0.6 or AU4=0.8@1s-2s. Repeatable."),
         click.option("--keyframes", type=click.Path(dir_okay=False), default=None, help="JSON/YAML keyframe file."),
-        click.option("--appearance", type=float, default=DEFAULT_APPEARANCE, show_default=True,
+        click.option("--appearance", type=float, default=defaults.APPEARANCE_STRENGTH, show_default=True,
                      help="Strength 0..1 of appearance (teeth, folds, wrinkles) taken from the actor's own frames; 0 = warp only."),
         click.option("--actor-library", type=click.Path(file_okay=False), default=None,
                      help="Folder of other shots of the same actor to take appearance from."),
         click.option("--shutter", type=float, default=180.0, show_default=True,
                      help="Shutter angle (degrees) for the motion blur re-applied to the new face."),
+        click.option("--smooth", type=float, default=defaults.SMOOTH, show_default=True,
+                     help="Strength 0..1 of the temporal smoothing of the edit where the face holds still; 0 = off."),
         click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id."),
         click.option("--threads", type=int, default=None,
-                     help=f"CPU threads that render faces side by side [default: every core, at most {MAX_RENDER_THREADS}]."),
+                     help=f"CPU threads that render faces side by side [default: every core, at most {defaults.MAX_RENDER_THREADS}]."),
         click.option("--force", is_flag=True, help="Overwrite an existing output."),
         click.option("--frames", default=None, help="Frame range in farm syntax: 1001-1100, 1-100x5, 3,7,10-12, 40-."),
         click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
@@ -85,7 +76,7 @@ def edit_options(fn):
     return fn
 
 
-@main.command()
+@click.command()
 @click.argument("clip", type=click.Path(dir_okay=False))
 @edit_options
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
@@ -94,8 +85,7 @@ def edit_options(fn):
               help="h264, h265, h264-lossless, ffv1, prores, prores4444, dnxhr, png, tiff, exr (default: like the source).")
 @common_options
 @handle_errors
-def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, threads, force, frames,
-         frame_base, out, codec, workdir, device, progress, chunk_mb, debug) -> None:
+def edit(clip, debug, **options) -> None:
     """Edit the actor's expression and write the clip with the same timing, timecode and audio.
 
     Writes CLIP.EMOTION.ext and CLIP.EMOTION.report.json (what was done, per-frame AU targets).
@@ -103,18 +93,15 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
     Example: facepipe edit clip.mp4 --emotion happy --intensity 0.8
     """
     from facepipe.api import edit as api_edit
-    from facepipe.edit.report import summary_line
+    from facepipe.jobs.report import summary_line
 
-    result = api_edit(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
-                      frame_base=frame_base, codec=codec, ramp=ramp, au=au, keyframes=keyframes,
-                      appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
-                      threads=threads, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
+    result = api_edit(clip, **options)
     click.echo(summary_line(result.report))
     reused = ", ".join(result.stats.get("cached", [])) or "nothing"
     click.echo(f"report: {result.report_path} (cache reused: {reused}, {result.stats.get('chunks_cached', 0)} chunks resumed)")
 
 
-@main.command()
+@click.command()
 @click.argument("clip", type=click.Path(dir_okay=False))
 @edit_options
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
@@ -124,22 +111,17 @@ def edit(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_librar
               help="Source and edit side by side, a wipe across the frame, or the edit alone.")
 @common_options
 @handle_errors
-def preview(clip, emotion, intensity, ramp, au, keyframes, appearance, actor_library, shutter, face, threads, force,
-            frames, frame_base, out, scale, compare, workdir, device, progress, chunk_mb, debug) -> None:
+def preview(clip, debug, **options) -> None:
     """The same edit, fast, for review: a frame range at reduced scale, beside the source.
 
     Example: facepipe preview clip.mp4 --emotion sad --frames 40-120 --scale 0.5
     """
     from facepipe.api import preview as api_preview
 
-    result = api_preview(clip, emotion=emotion, intensity=intensity, out=out, force=force, frames=frames,
-                         frame_base=frame_base, scale=scale, compare=compare, ramp=ramp, au=au, keyframes=keyframes,
-                         appearance=appearance, actor_library=actor_library, shutter=shutter, face=face,
-                         threads=threads, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb)  # fmt: skip
-    click.echo(result.summary())
+    click.echo(api_preview(clip, **options).summary())
 
 
-@main.command()
+@click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="facepipe-demo", show_default=True,
               help="Folder for the demo clip and its edit.")
 @click.option("--emotion", default="happy", show_default=True, help="The edit to make.")
@@ -156,7 +138,7 @@ def demo(out_dir, emotion, force, workdir, device, progress, chunk_mb, debug) ->
     from facepipe.api import edit as api_edit
     from facepipe.api import probe as api_probe
     from facepipe.demo import make_demo_clip
-    from facepipe.edit.report import summary_line
+    from facepipe.jobs.report import summary_line
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,23 +153,3 @@ def demo(out_dir, emotion, force, workdir, device, progress, chunk_mb, debug) ->
     click.echo(summary_line(result.report))
     click.echo(f"edited:    {result.output} ({result.frames_written} frames, fps {dst.fps}, "
                f"timing {'identical' if same else 'DIFFERENT'} to the source; report {result.report_path})")
-
-
-def _register_subsystem_commands() -> None:
-    """Commands that live beside their subsystems."""
-    from facepipe.analysis.cli import analyze_command
-    from facepipe.evaluation.cli import eval_command
-    from facepipe.tracking.cli import faces_command
-    from facepipe.weights.cli import weights_group
-
-    main.add_command(weights_group, "weights")
-    main.add_command(faces_command, "faces")
-    main.add_command(analyze_command, "analyze")
-    main.add_command(eval_command, "eval")
-
-
-_register_subsystem_commands()
-
-
-if __name__ == "__main__":
-    main()

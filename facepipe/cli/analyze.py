@@ -1,8 +1,4 @@
-"""``facepipe analyze CLIP``: AU / emotion curves, CSV + JSON, a plot and a contact sheet.
-
-Registered by ``facepipe/cli.py`` as the ``analyze`` command (``analyze_command``); kept here so
-the analysis code owns its command line.
-"""
+"""``facepipe analyze CLIP``: AU / emotion curves, CSV + JSON, a plot and a contact sheet."""
 
 from __future__ import annotations
 
@@ -10,7 +6,7 @@ import json
 
 import click
 
-from facepipe.cli_common import common_options, handle_errors
+from facepipe.cli.common import common_options, handle_errors
 
 
 @click.command("analyze")
@@ -64,7 +60,8 @@ def analyze_command(
 
     Example: facepipe analyze clip.mp4 --json clip.json
     """
-    from facepipe.analysis.job import analyze, summary
+    from facepipe.api import analyze
+    from facepipe.jobs.analyze import summary
 
     result = analyze(
         clip,

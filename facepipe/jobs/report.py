@@ -22,33 +22,35 @@ def report_path(out: Path) -> Path:
     return out.with_name(f"{stem or out.stem}.report.json")
 
 
-def edit_report(src, out, info, request, indices, shot, transform, appearance: dict, settings, timing: dict) -> dict:
-    """The report document of one edit (see the module doc)."""
-    frames = np.asarray(indices, np.int64)
+def edit_report(shot, out, request, pulled, settings, timing: dict) -> dict:
+    """The report document of one edit (see the module doc): ``shot`` the
+    :class:`~facepipe.jobs.edit.Shot`, ``pulled`` what :func:`~facepipe.jobs.edit.pull_edit` gave."""
+    frames = np.asarray(shot.indices, np.int64)
     doc = {
         "tool": "facepipe",
         "version": __version__,
-        "source": str(src),
+        "source": str(shot.src),
         "output": str(out),
         "request": request.to_dict(),
         "frames": [int(i) for i in frames],
         "frame_count": int(len(frames)),
-        "fps": str(info.fps),
-        "appearance_strength": settings.appearance,
+        "fps": str(shot.info.fps),
+        "appearance_strength": settings.appearance_strength,
         "shutter": settings.shutter,
+        "smooth": settings.smooth,
         "timing": {k: round(float(v), 3) for k, v in timing.items()},
         "warnings": [],
     }
     render_s = timing.get("render_s", 0.0)
     doc["timing"]["render_fps"] = round(len(frames) / render_s, 2) if render_s > 0 else None
-    if shot is None:
+    if pulled.fit is None:
         doc["mode"] = "passthrough"
         return doc
-    if shot.plan is None:
+    if not pulled.fit.has_face:
         doc["mode"] = "no-face"
-        doc["warnings"].append(shot.tracks.message or "no face found: the frames passed through unchanged")
+        doc["warnings"].append(pulled.tracks.message or "no face found: the frames passed through unchanged")
         return doc
-    plan, fit = shot.plan, shot.fit
+    plan, fit, renderer = pulled.plan, pulled.fit, pulled.opened["render"]
     rows = np.searchsorted(np.asarray(fit.frame_index), frames).clip(0, len(fit.frame_index) - 1)
     doc["mode"] = "edit"
     doc["segments"] = plan.segments
@@ -56,19 +58,31 @@ def edit_report(src, out, info, request, indices, shot, transform, appearance: d
     doc["au_names"] = list(plan.au_names)
     doc["target"] = np.round(np.asarray(plan.target)[rows], 4).tolist()
     doc["weight"] = np.round(np.asarray(plan.weight)[rows], 4).tolist()
-    doc["render"] = transform.stats.to_dict()
-    doc["appearance"] = appearance
-    if transform.stats.scaled_down:
+    doc["render"] = renderer.stats.to_dict()
+    doc["appearance"] = renderer.appearance_report
+    doc["smoothing"] = smoothing_report(pulled.opened.get("smooth"))
+    stats = renderer.stats
+    if stats.scaled_down:
         doc["warnings"].append(
-            f"{transform.stats.scaled_down} frames: the edit was scaled down to {transform.stats.min_edit_scale:.2f} "
-            "at worst to avoid folding the face"
+            f"{stats.scaled_down} frames: the edit was scaled down to {stats.min_edit_scale:.2f} at worst to avoid "
+            "folding the face"
         )
-    for name, region in appearance.get("regions", {}).items():
+    for name, region in renderer.appearance_report.get("regions", {}).items():
         if region.get("frames_fallback"):
             doc["warnings"].append(
                 f"{name}: geometric warp only on {region['frames_fallback']} frames ({region.get('reason', 'no close donor')})"
             )
     return doc
+
+
+def smoothing_report(smoother) -> dict:
+    """What the smooth stage did: frames smoothed and the mean weight the previous frames got on
+    the face (0 = the current frame alone)."""
+    stats = getattr(smoother, "stats", None)
+    if not stats:
+        return {"frames": 0}
+    frames = stats["frames"]
+    return {"frames": frames, "mean_weight": round(stats["weight_sum"] / frames, 4) if frames else 0.0}
 
 
 def write_report(doc: dict, path: Path) -> Path:

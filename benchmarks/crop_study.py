@@ -1,6 +1,6 @@
 """Which face crop does the expression classifier respond to best? (how ``align``'s defaults were chosen)
 
-    python -m facepipe.analysis.crop_study [--workdir DIR]
+    python benchmarks/crop_study.py [--workdir DIR]
 
 Grid over the eye-centre distance (fraction of the crop width) and the eye-line height, plain
 crops vs FER-like ones (resampled through 48 px, as FER-2013's training images were), scored on:
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HAPPY = ("18489332_4", "2086996835_5", "3873491482_1", "SAN_test_1")
 NOT_HAPPY = ("79378097_5", "9545523490_2", "2406586388_3", "3346359383_3", "2863107962_3", "3854178896_1")
 
@@ -31,7 +31,7 @@ def _clip_faces(name: str, step: int, workdir):
     from facepipe.analysis.align import eye_centres, grey
     from facepipe.io.media import probe
     from facepipe.io.reader import VideoReader
-    from facepipe.tracking.sheets import track_clip
+    from facepipe.jobs.faces import track_clip
 
     info = probe(DATA / "clips" / name)
     tracks = track_clip(info, workdir=workdir)

@@ -1,8 +1,5 @@
 """``facepipe eval ORIG EDITED --emotion E``: score an edit (the evaluation harness).
-
-Registered by ``facepipe/cli.py`` as the ``eval`` command (``eval_command``); kept here so the
-evaluation code owns its command line. ``benchmarks/quality.py`` is the same with a batch mode.
-"""
+``benchmarks/quality.py`` is the same with a batch mode."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import json
 
 import click
 
-from facepipe.cli_common import common_options, handle_errors
+from facepipe.cli.common import common_options, handle_errors
 
 
 @click.command("eval")
@@ -48,7 +45,7 @@ def eval_command(
 
     Example: facepipe eval clip.mp4 clip.happy.mp4 --emotion happy --json scores.json
     """
-    from facepipe.evaluation.harness import evaluate
+    from facepipe.api import evaluate
     from facepipe.evaluation.table import summary_lines
 
     report = evaluate(

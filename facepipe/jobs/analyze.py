@@ -1,11 +1,11 @@
 """``facepipe analyze``: what the actor's face does in a clip, frame by frame.
 
-    from facepipe.analysis import analyze
+    from facepipe.jobs.analyze import analyze
     result = analyze("clip.mp4", out_dir="clip.analysis")     # CSV, JSON, curves PNG, contact sheet
     result.emotions.probs          # (T,7) classifier probabilities
     result.fit.au                  # (T,K) AU intensities (None when the fit is unavailable)
 
-It pulls ``track``, ``fit3d`` and ``expression`` through the stage runner, so the artifacts are
+It pulls ``track``, ``fit3d`` and ``expression`` through the stage graph, so the artifacts are
 cached in the work directory and shared with ``facepipe edit`` (a second analyze, or an edit
 after an analyze, reuses them).
 """
@@ -14,23 +14,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from facepipe.analysis.result import AnalysisResult
 from facepipe.errors import FacepipeError
-
-
-@dataclass
-class AnalysisResult:
-    clip: Path
-    info: object  # MediaInfo
-    tracks: object  # FaceTracks
-    emotions: object  # EmotionCurves
-    fit: object | None  # FaceFit, or None when AUs are unavailable
-    au_note: str = ""  # why ``fit`` is None ("" when it is not)
-    outputs: dict = field(default_factory=dict)  # kind -> Path ("json", "csv", "plot", "sheet")
-    seconds: float = 0.0
-    stats: dict = field(default_factory=dict)
+from facepipe.io.media import probe
+from facepipe.jobs.context import open_context
+from facepipe.pipeline.graph import Graph
+from facepipe.stages.graph import analysis_stages
 
 
 def run_analysis(
@@ -46,19 +37,14 @@ def run_analysis(
     """Track, fit and classify ``clip`` (cached); write nothing. AUs come from the ``fit3d``
     stage; when it is unavailable or fails (``au=False`` skips it), ``fit`` is None and
     ``au_note`` says why."""
-    from facepipe.api import open_context
-    from facepipe.stages.graph import analysis_stages
-    from facepipe.io.media import probe
-    from facepipe.pipeline.runner import Runner
-
     t0 = time.perf_counter()
     info = probe(clip)
     ctx = open_context(info, Path(workdir) if workdir else None, device, progress, chunk_mb, log)
-    runner = Runner(analysis_stages(face), ctx)
-    tracks = runner.get("track")
+    graph = Graph(analysis_stages(face), ctx)
+    tracks = graph.get("track")
     if not tracks.has_face:
         log(f"analyze: {tracks.message or 'no face found'}")
-    emotions = runner.get("expression")
+    emotions = graph.get("expression")
     fit, note = None, ""
     if not au:
         note = "AU fit skipped (--no-au)"
@@ -66,9 +52,11 @@ def run_analysis(
         note = "no face in the clip: nothing to fit"
     else:
         try:
-            fit = runner.get("fit3d")
+            fit = graph.get("fit3d")
         except FacepipeError as exc:
             note = f"the 3D face fit failed: {exc}"
+        if fit is not None and not fit.has_face:
+            fit, note = None, fit.message
     if note and au:
         log(f"analyze: AU intensities are missing: {note}")
     return AnalysisResult(

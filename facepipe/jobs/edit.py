@@ -1,0 +1,205 @@
+"""``facepipe edit``: build the edit's stage graph, pull ``encode``, write the report.
+
+    from facepipe.jobs.edit import run_edit
+    result = run_edit("clip.mp4", parse_request(["happy"]), out="clip.happy.mp4")
+
+The request is checked against the clip and the face rig before anything heavy runs, so a bad
+request fails in a second. Frames stream from decode through render, composite and smooth to
+encode chunk by chunk; only per-frame artifacts (tracks, fit, plan) are held for the whole shot.
+The preview (:mod:`facepipe.jobs.preview`) is the same graph with a compare node before encode.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facepipe import __version__, defaults
+from facepipe.errors import OutputExistsError
+from facepipe.face.model import load_model
+from facepipe.io.atomic import check_output_path
+from facepipe.io.codecs import choose_codec
+from facepipe.io.frameranges import first_frame_number, parse_frame_range
+from facepipe.io.media import MediaInfo, probe
+from facepipe.io.writer import ImageSequenceWriter, MovieWriter
+from facepipe.jobs import report as rep
+from facepipe.pipeline.graph import Graph
+from facepipe.pipeline.stage import Stage
+from facepipe.plan.request import EditRequest
+from facepipe.stages.composite import CompositeStage
+from facepipe.stages.decode import DecodeStage
+from facepipe.stages.encode import EncodeStage
+from facepipe.stages.graph import analysis_stages
+from facepipe.stages.plan import PlanStage
+from facepipe.stages.render import RenderStage
+from facepipe.stages.smooth import SmoothStage
+
+@dataclass(frozen=True)
+class EditSettings:
+    """How an edit is rendered.
+
+    appearance_strength: 0..1 strength of appearance transferred from the actor's own frames
+    (0 = the geometric warp only); actor_library: folder of other shots of the same actor to
+    draw appearance from; shutter: degrees, for the motion blur re-applied to transferred
+    appearance; smooth: 0..1 strength of the temporal smoothing of the edit (0 = off); face:
+    which actor (``largest``, ``center`` or a track id); seed: grain noise; threads: CPU threads
+    that render faces side by side (None: every core, at most :data:`facepipe.defaults.MAX_RENDER_THREADS`; a
+    farm node running several jobs sets fewer).
+    """
+
+    appearance_strength: float = defaults.APPEARANCE_STRENGTH
+    actor_library: Path | None = None
+    shutter: float = 180.0
+    smooth: float = defaults.SMOOTH
+    face: str = "largest"
+    seed: int = 0
+    threads: int | None = None
+
+    @property
+    def render_threads(self) -> int:
+        return self.threads or min(defaults.MAX_RENDER_THREADS, os.cpu_count() or 1)
+
+
+@dataclass
+class EditResult:
+    output: Path
+    frames_written: int
+    info: MediaInfo
+    stats: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+    report_path: Path | None = None
+
+
+@dataclass
+class Shot:
+    """The clip an edit or preview reads: its path, facts, the selected source frames (T,) and
+    the number of the first frame in the frame-range syntax (0, 1 or the timecode's)."""
+
+    src: Path
+    info: MediaInfo
+    indices: np.ndarray
+    first_number: int
+
+
+@dataclass
+class Pulled:
+    """What pulling an edit graph gave: frames written, the analysis artifacts (None for a
+    pass-through), the frame transforms opened (render, smooth: their statistics) and timings."""
+
+    frames_written: int
+    tracks: object = None
+    fit: object = None
+    plan: object = None
+    opened: dict = field(default_factory=dict)
+    analysis_s: float = 0.0
+    render_s: float = 0.0
+
+
+def is_passthrough(request: EditRequest) -> bool:
+    """True when the request changes nothing (every keyframe at intensity 0, no AU override)."""
+    if request.overrides:
+        return False
+    return all((request.intensity if k.intensity is None else k.intensity) == 0 for k in request.keyframes)
+
+
+def open_shot(src, request: EditRequest, frames: str | None, frame_base: str) -> Shot:
+    """Probe ``src``, resolve the request on it and the rig's AUs (RequestError before any
+    analysis) and the frame range."""
+    src = Path(src)
+    info = probe(src)
+    request.resolve(info.fps, info.frame_count, load_model().au_names, info.timecode, 0)
+    first_number = first_frame_number(frame_base, info.timecode, info.fps)
+    indices = np.arange(info.frame_count) if frames is None else parse_frame_range(frames, info.frame_count, first_number)
+    return Shot(src, info, indices, first_number)
+
+
+def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = False) -> tuple[list[Stage], str]:
+    """The stages of an edit up to its last frame node, and that node's name: ``decode`` for a
+    pass-through request (no analysis), else analysis -> plan -> render -> composite -> smooth.
+    ``preview``: a coarser warp grid and no grain match, for speed."""
+    if is_passthrough(request):
+        return [DecodeStage()], "decode"
+    library = str(settings.actor_library) if settings.actor_library else ""
+    render = RenderStage(appearance_strength=settings.appearance_strength, actor_library=library,
+                         face=settings.face, shutter=settings.shutter, work_px=64.0 if preview else 96.0)  # fmt: skip
+    composite = CompositeStage(grain=not preview, seed=settings.seed)
+    stages = [*analysis_stages(settings.face), PlanStage.of(request), render, composite, SmoothStage(strength=settings.smooth)]
+    return stages, "smooth"
+
+
+def pull_edit(graph: Graph, sink: str, passthrough: bool) -> Pulled:
+    """Pull the analysis (unless ``passthrough``), then ``sink``; time both."""
+    t0 = time.perf_counter()
+    artifacts = {} if passthrough else {n: graph.get(n) for n in ("track", "fit3d", "plan")}
+    t1 = time.perf_counter()
+    written = graph.get(sink)
+    t2 = time.perf_counter()
+    return Pulled(written.frames, artifacts.get("track"), artifacts.get("fit3d"), artifacts.get("plan"),
+                  dict(graph.opened), t1 - t0, t2 - t1)  # fmt: skip
+
+
+def run_edit(
+    src,
+    request: EditRequest,
+    out=None,
+    force: bool = False,
+    frames: str | None = None,
+    frame_base: str = "index",
+    codec: str | None = None,
+    settings: EditSettings = EditSettings(),
+    open_ctx=None,
+    log=print,
+) -> EditResult:
+    """Edit ``src`` as ``request`` says and write the result (movie or image sequence) and its
+    report (``OUT.report.json``, with the plan's per-frame AU targets for ``facepipe eval``).
+
+    open_ctx: MediaInfo -> RunContext (work directory, device, progress, threads).
+    """
+    t_start = time.perf_counter()
+    shot = open_shot(src, request, frames, frame_base)
+    out = Path(out) if out else default_output(shot.src, request.label, frames)
+    spec = choose_codec(codec, shot.info, out)
+    provenance = {
+        "tool": "facepipe", "version": __version__, "source": shot.src.name, "request": request.to_dict(),
+        "appearance": settings.appearance_strength, "shutter": settings.shutter, "smooth": settings.smooth,
+        "frames": frames or "all", "codec": spec.name,
+    }  # fmt: skip
+    writer = make_writer(out, shot.info, spec, shot.indices, shot.first_number, provenance, force, shot.src)
+    report_path = rep.report_path(out)
+    if report_path.exists() and not force:
+        raise OutputExistsError(f"{report_path} exists; pass --force to overwrite it")
+    passthrough = is_passthrough(request)
+    stages, last = edit_stages(request, settings)
+    with open_ctx(shot.info) as ctx:
+        graph = Graph([*stages, EncodeStage(writer, shot.indices, frames_from=last, desc="edit")], ctx)
+        pulled = pull_edit(graph, "encode", passthrough)
+        if pulled.fit is not None and not pulled.fit.has_face:
+            log(f"edit: {pulled.tracks.message or pulled.fit.message}; the frames pass through unchanged")
+        timing = {"analysis_s": pulled.analysis_s, "render_s": pulled.render_s, "total_s": time.perf_counter() - t_start}
+        doc = rep.edit_report(shot, out, request, pulled, settings, timing)
+        rep.write_report(doc, report_path)
+        return EditResult(out, pulled.frames_written, shot.info, ctx.stats, doc, report_path)
+
+
+def default_output(src: Path, label: str, frames: str | None) -> Path:
+    """``clip.mp4`` -> ``clip.happy.mp4`` (``clip.happy.40-120.mp4`` for a frame range)."""
+    tag = label if frames is None else f"{label}.{frames.replace(',', '_')}"
+    return src.with_name(f"{src.stem}.{tag}{src.suffix if src.suffix.lower() != '.png' else '.mp4'}")
+
+
+def make_writer(out: Path, info, spec, indices, first_number: int, provenance: dict, force: bool, src: Path):
+    """The movie or image-sequence writer of ``out``, after refusing outputs that must not be written."""
+    if spec.image_sequence:
+        numbers = {int(i): int(i) + first_number for i in indices}
+        writer = ImageSequenceWriter(out, info, spec, numbers, provenance)
+        check_output_path(writer.paths()[0], force=True, inputs=(src,))
+        existing = [p for p in writer.paths() if p.exists()]
+        if existing and not force:
+            raise OutputExistsError(f"{existing[0]} exists ({len(existing)} frames of the sequence do); pass --force")
+        return writer
+    check_output_path(out, force=force, inputs=(src,))
+    return MovieWriter(out, info, spec, indices, provenance)
