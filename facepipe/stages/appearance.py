@@ -43,7 +43,9 @@ def library_clips(folder: Path) -> list[Path]:
 
 def appearance_for_shot(shot, model, settings, scale: float, open_ctx, log):
     """(:class:`ShotAppearance`, report dict) for an analysed shot (see the module doc)."""
-    from facepipe.render.transfer import DonorPool, TransferConfig, facemesh_regions, plan_transfer
+    from facepipe.face.regions import facemesh_regions
+    from facepipe.render.donors import DonorPool
+    from facepipe.render.transfer_plan import TransferConfig, plan_transfer
 
     fit, tracks, edit_plan = shot.fit, shot.tracks, shot.plan
     regions = facemesh_regions(model)
@@ -84,7 +86,7 @@ def _analyse_library_clip(path: Path, face: str, open_ctx, log):
 def _decode_donors(plan, sources, scale: float, n_vertices: int) -> dict:
     """{pool row: DonorImage} for every row the plan uses, decoded at ``scale`` as face crops
     (with the donor's first ``n_vertices`` tracked landmarks: the mesh's)."""
-    from facepipe.render.transfer import cut_donor
+    from facepipe.render.donors import cut_donor
 
     rows = plan.rows_used()
     donors = {}

@@ -29,11 +29,11 @@ import torch
 from facepipe.composite import MatteStabilizer, composite, face_matte
 from facepipe.composite.blend import composite_box
 from facepipe.composite.reblur import reblur_layer
+from facepipe.face.extent import Box, face_box
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
-from facepipe.render.barycentric import Box
 from facepipe.render.geometry import EditGeometry
-from facepipe.render.warp import apply_warp, face_box, warp_field
+from facepipe.render.warp import apply_warp, warp_field
 
 
 class AppearanceSource(Protocol):
