@@ -11,13 +11,12 @@ from facepipe.composite.blend import composite, laplacian_blend, match_color, ma
 from facepipe.composite.matte import (
     MatteStabilizer,
     face_matte,
-    face_size,
     polygon_mask,
     rasterize_triangles,
     region_masks,
-    stabilize_mattes,
 )
 from facepipe.composite.reblur import face_velocity, motion_kernels, reblur
+from facepipe.face.extent import bbox_scale
 
 H, W = 96, 128
 
@@ -73,7 +72,7 @@ def test_face_matte_is_soft_inside_and_zero_outside():
     assert m.shape == (1, H, W) and float(m.min()) >= 0 and float(m.max()) <= 1
     assert bool((m[cover == 0] == 0).all())
     assert m[0, 48, 64] == 1.0
-    s = face_size(v)  # 60 px: erode 3 px, feather 9 px
+    s = bbox_scale(v)  # 60 px: erode 3 px, feather 9 px
     row = m[0, 48]
     assert row[64 + 30 - 2] == 0  # within the erosion band
     assert 0 < row[64 + 30 - 8] < 1  # in the feather
@@ -100,7 +99,7 @@ def test_matte_stabilizer_follows_motion_and_stays_inside():
     shifts = [0.0, 0.0, 3.0, 6.0, 6.0]
     mattes = torch.stack([face_matte(v + torch.tensor([s, 0.0]), t, (H, W)) for s in shifts])
     centers = torch.tensor([[64 + s, 48.0] for s in shifts])
-    out = stabilize_mattes(mattes, 0.6, centers)
+    out = MatteStabilizer(0.6)(mattes, centers)
     assert torch.equal(out[0], mattes[0]) and torch.allclose(out[1], mattes[1])
     assert bool((out[mattes == 0] == 0).all())  # never outside the current frame's matte
     assert float((out[3] - mattes[3]).abs().max()) < 0.2  # motion-compensated: little lag
@@ -238,7 +237,7 @@ def test_face_velocity_central_differences():
 
 
 def test_support_box_is_the_bounding_box_of_the_positive_pixels():
-    from facepipe.composite._filters import support_box
+    from facepipe.composite.filters import support_box
 
     g = torch.Generator().manual_seed(3)
     m = torch.zeros(2, 1, H, W)
@@ -255,7 +254,7 @@ def test_support_box_is_the_bounding_box_of_the_positive_pixels():
 def test_erode_and_window_extreme_match_max_pooling(radius):
     import torch.nn.functional as F
 
-    from facepipe.composite._filters import erode, window_extreme
+    from facepipe.composite.filters import erode, window_extreme
 
     x = torch.rand(1, 2, 37, 30, generator=torch.Generator().manual_seed(4))
     k = 2 * radius + 1

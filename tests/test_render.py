@@ -288,7 +288,7 @@ def test_warp_speed_512(rig, capsys):
 def test_bicubic_detail_is_given_back_where_the_warp_moves_by_fractions(rig):
     import torch.nn.functional as F
 
-    from facepipe.composite._filters import gaussian_blur
+    from facepipe.composite.filters import gaussian_blur
     from facepipe.render.warp import restore_cubic_detail
 
     H = W = 200
@@ -319,7 +319,7 @@ def test_bicubic_detail_is_given_back_where_the_warp_moves_by_fractions(rig):
 def test_detail_is_given_back_where_the_warp_magnifies():
     import torch.nn.functional as F
 
-    from facepipe.composite._filters import gaussian_blur
+    from facepipe.composite.filters import gaussian_blur
     from facepipe.render.warp import WarpField
 
     H = W = 160

@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from facepipe.composite.matte import polygon_mask, rasterize_triangles
 from facepipe.face import topology as topo
-from facepipe.render import transfer as tr
-from facepipe.render.warp import EYE_L, EYE_R
+from facepipe.face.facs import SPEECH_AUS, columns_of
+from facepipe.face.regions import TransferRegion, facemesh_regions
+from facepipe.render.barycentric import rasterize_barycentric
+from facepipe.render.donors import DonorImage, DonorPool, crop_box, cut_donor, landmark_speed
+from facepipe.render.transfer import render_transfer
+from facepipe.render.transfer_plan import TransferConfig, TransferPlan, plan_transfer, viterbi_hold
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,7 +31,7 @@ def rig():
 
 @pytest.fixture(scope="module")
 def regions(rig):
-    return tr.facemesh_regions(rig)
+    return facemesh_regions(rig)
 
 
 def col(rig, name):
@@ -48,7 +53,7 @@ def library_pool(rig, rows, rotation=None):
     rows = np.asarray(rows, np.float32)
     m = len(rows)
     rot = np.zeros((m, 3), np.float32) if rotation is None else np.asarray(rotation, np.float32)
-    return tr.DonorPool(rows, rot, np.ones(m, bool), np.ones(m, np.int64), np.arange(m))
+    return DonorPool(rows, rot, np.ones(m, bool), np.ones(m, np.int64), np.arange(m))
 
 
 def plan(rig, regions, pool, source, target, weight=None, rotation=None, frame_rows=None, **cfg):
@@ -56,7 +61,7 @@ def plan(rig, regions, pool, source, target, weight=None, rotation=None, frame_r
     rotation = np.zeros((T, 3), np.float32) if rotation is None else rotation
     weight = np.ones(T, np.float32) if weight is None else weight
     fr = np.full(T, -1) if frame_rows is None else frame_rows
-    return tr.plan_transfer(pool, source, target, rotation, weight, rig.au_names, fr, tr.TransferConfig(**cfg), regions)
+    return plan_transfer(pool, source, target, rotation, weight, rig.au_names, fr, TransferConfig(**cfg), regions)
 
 
 def runs(seq):
@@ -69,7 +74,7 @@ def runs(seq):
 def test_facemesh_regions_avoid_eye_openings_and_lid_margins(rig, regions):
     assert [r.name for r in regions] == ["mouth", "cheeks", "eyes", "brows"]
     mesh = {tuple(sorted(t)) for t in rig.triangles.tolist()}
-    lids = set(EYE_R.loop) | set(EYE_L.loop)
+    lids = set(topo.EYE_LOOP_R) | set(topo.EYE_LOOP_L)
     upper = set(topo.UPPER_LID_R) | set(topo.UPPER_LID_L)
     for r in regions:
         assert len(r.triangles) > 20
@@ -113,7 +118,7 @@ def test_viterbi_finds_the_lowest_cost_sequence(hold):
         u[torch.rand(7, 3, generator=g) < 0.15] = math.inf
         u[:, 2] = u[:, 2].nan_to_num(posinf=0.9)  # one state is always allowed
         u[:, 2] = torch.where(torch.isinf(u[:, 2]), torch.tensor(0.9), u[:, 2])
-        seq = tr.viterbi_hold(u, 0.3, hold)
+        seq = viterbi_hold(u, 0.3, hold)
         r = runs(seq)
         assert all(n >= hold for n in r[:-1])
         cost = float(u[torch.arange(7), seq].sum()) + 0.3 * (len(r) - 1)
@@ -125,13 +130,13 @@ def test_viterbi_switches_less_with_higher_switch_cost_and_holds():
     u = torch.rand(200, 6, generator=g)
     counts = []
     for cost in (0.0, 0.3, 1.0, 5.0):
-        seq = tr.viterbi_hold(u, cost, 1)
+        seq = viterbi_hold(u, cost, 1)
         counts.append(len(runs(seq)) - 1)
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
-    seq = tr.viterbi_hold(u, 0.0, 5)
+    seq = viterbi_hold(u, 0.0, 5)
     assert min(runs(seq)[:-1]) >= 5
     # without a switch cost and hold, the per-frame minimum
-    assert torch.equal(tr.viterbi_hold(u, 0.0, 1), u.argmin(1))
+    assert torch.equal(viterbi_hold(u, 0.0, 1), u.argmin(1))
 
 
 # ----------------------------------------------------------------------------- donor choice
@@ -207,7 +212,7 @@ def test_mouth_respects_speech_and_cheeks_do_not_need_to(rig, regions):
     for t in range(T):
         for d in (p.donor_a[0, t], p.donor_b[0, t]):
             if d >= 0:
-                diff = np.abs(pool.au[d] - source[t])[tr.em.columns_of(tr.em.SPEECH_AUS, rig.au_names)]
+                diff = np.abs(pool.au[d] - source[t])[columns_of(SPEECH_AUS, rig.au_names)]
                 assert diff.max() <= 0.1 + 1e-6, (t, d, s25[t])
     assert p.report()["mouth"]["frames_transferred"] > 0
     # the cheeks carry no speech: a donor with the mouth open far more than the source's is fine
@@ -231,14 +236,14 @@ def test_a_frame_never_picks_itself(rig, regions):
     target = aus(rig, T, AU12=0.8, AU6=0.8)
     # the pool is the shot, but its AUs say every frame already smiles (a different fit):
     # without the rule every frame's best donor would be itself
-    pool = tr.DonorPool.from_fit(aus(rig, T, AU12=0.8, AU6=0.8), np.zeros((T, 3)))
+    pool = DonorPool.from_fit(aus(rig, T, AU12=0.8, AU6=0.8), np.zeros((T, 3)))
     pool.au[::2] *= 0.9  # the even frames are slightly worse donors
     p = plan(rig, regions, pool, source, target, frame_rows=np.arange(T), min_hold=1, switch_cost=0.0)
     assert (p.alpha[1] > 0).all()
     assert (p.donor_a != np.arange(T)[None]).all()
     # frame_rows default: the pool's clip-0 rows are exactly the shot's frames
-    p2 = tr.plan_transfer(pool, source, target, np.zeros((T, 3)), np.ones(T), rig.au_names,
-                          config=tr.TransferConfig(min_hold=1, switch_cost=0.0), regions=regions)
+    p2 = plan_transfer(pool, source, target, np.zeros((T, 3)), np.ones(T), rig.au_names,
+                          config=TransferConfig(min_hold=1, switch_cost=0.0), regions=regions)
     assert np.array_equal(p2.donor_a, p.donor_a)
 
 
@@ -318,7 +323,7 @@ def texture(h, w, shift=(0.0, 0.0), gain=1.0):
 
 def one_frame_plan(regions, alpha=1.0, a=0, b=-1, mix=0.0):
     R = len(regions)
-    return tr.TransferPlan(
+    return TransferPlan(
         regions=[r.name for r in regions],
         donor_a=np.full((R, 1), a, np.int64), donor_b=np.full((R, 1), b, np.int64),
         mix=np.full((R, 1), mix, np.float32), alpha=np.full((R, 1), alpha, np.float32),
@@ -327,8 +332,6 @@ def one_frame_plan(regions, alpha=1.0, a=0, b=-1, mix=0.0):
 
 
 def covered(regions, dst, size):
-    from facepipe.composite.matte import rasterize_triangles
-
     out = torch.zeros(1, *size)
     for r in regions:
         out = torch.maximum(out, rasterize_triangles(r.extend(dst), torch.as_tensor(r.triangles), size))
@@ -340,10 +343,10 @@ def test_render_reproduces_a_shifted_donor_in_the_current_geometry(rig, regions)
     dst = face(rig)
     frame = texture(H, W)
     donor_full = texture(H, W, shift=(5.0, 3.0))  # the same face, 5 px right and 3 px down
-    donors = {0: tr.cut_donor(donor_full, dst + torch.tensor([5.0, 3.0]), margin=0.1)}
+    donors = {0: cut_donor(donor_full, dst + torch.tensor([5.0, 3.0]), margin=0.1)}
     assert donors[0].offset != (0, 0) and donors[0].image.shape[-1] < W  # a crop with an offset
     p = one_frame_plan(regions)
-    layer, alpha = tr.render_transfer(frame, dst, donors, p, 0, regions)
+    layer, alpha = render_transfer(frame, dst, donors, p, 0, regions)
     assert layer.shape == (3, H, W) and alpha.shape == (1, H, W)
     inside = alpha[0] > 0
     assert inside.sum() > 2000
@@ -352,14 +355,12 @@ def test_render_reproduces_a_shifted_donor_in_the_current_geometry(rig, regions)
     # alpha: 0 outside the regions, never inside the eye openings, 1 well inside
     cover = covered(regions, dst, (H, W))[0]
     assert (alpha[0][~cover] == 0).all()
-    from facepipe.composite.matte import polygon_mask
-
-    for eye in (EYE_R, EYE_L):
-        assert (alpha[0][polygon_mask(dst[list(eye.loop)], (H, W))[0] > 0] == 0).all()
+    for loop in (topo.EYE_LOOP_R, topo.EYE_LOOP_L):
+        assert (alpha[0][polygon_mask(dst[list(loop)], (H, W))[0] > 0] == 0).all()
     assert alpha.max() == 1.0
     # the same with a whole-frame donor (no offset) and a cross-fade of the two
-    donors[1] = tr.DonorImage(donor_full, dst + torch.tensor([5.0, 3.0]))
-    layer2, alpha2 = tr.render_transfer(frame, dst, donors, one_frame_plan(regions, b=1, mix=0.4), 0, regions)
+    donors[1] = DonorImage(donor_full, dst + torch.tensor([5.0, 3.0]))
+    layer2, alpha2 = render_transfer(frame, dst, donors, one_frame_plan(regions, b=1, mix=0.4), 0, regions)
     assert torch.allclose(alpha2, alpha) and (layer2 - frame).abs()[:, inside].max() < 0.03
 
 
@@ -371,9 +372,9 @@ def test_render_is_a_real_transfer_and_the_gain_keeps_the_current_shading(rig, r
     y, x = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
     fine = 0.08 * torch.sign(torch.sin(x * 1.3 + y * 0.7))
     donor = 0.7 * (frame + fine)
-    donors = {0: tr.DonorImage(donor, dst)}
+    donors = {0: DonorImage(donor, dst)}
     cheeks = [r for r in regions if r.name == "cheeks"]
-    layer, alpha = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
+    layer, alpha = render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
     inside = alpha[0] > 0.99
     assert inside.sum() > 500
     err = (layer - frame)[:, inside]
@@ -382,10 +383,10 @@ def test_render_is_a_real_transfer_and_the_gain_keeps_the_current_shading(rig, r
     corr = torch.corrcoef(torch.stack([err.reshape(-1), fine.expand(3, -1, -1)[:, inside].reshape(-1)]))[0, 1]
     assert corr > 0.9
     # weaker plan alpha scales the layer's alpha
-    _, half = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks, alpha=0.5), 0, cheeks)
+    _, half = render_transfer(frame, dst, donors, one_frame_plan(cheeks, alpha=0.5), 0, cheeks)
     assert torch.allclose(half, 0.5 * alpha, atol=1e-6)
     # a region with plan alpha 0 needs no donor and renders nothing
-    layer0, alpha0 = tr.render_transfer(frame, dst, {}, one_frame_plan(cheeks, alpha=0.0), 0, cheeks)
+    layer0, alpha0 = render_transfer(frame, dst, {}, one_frame_plan(cheeks, alpha=0.0), 0, cheeks)
     assert (alpha0 == 0).all() and torch.equal(layer0, frame)
 
 
@@ -397,13 +398,10 @@ def test_mouth_interior_comes_from_the_donor(rig, regions):
     dst = torch.stack([80 + 60 * v[:, 0], 80 - 60 * v[:, 1]], 1)
     frame = torch.full((3, H, W), 0.1)  # a dark mouth, no teeth
     donor = torch.full((3, H, W), 0.6)
-    from facepipe.composite.matte import polygon_mask
-    from facepipe.render.warp import MOUTH
-
-    gap = polygon_mask(dst[list(MOUTH.loop)], (H, W))[0] > 0
+    gap = polygon_mask(dst[list(topo.LIP_INNER_LOOP)], (H, W))[0] > 0
     donor[:, gap] = 0.95  # teeth inside the donor's inner-lip loop
     mouth = [r for r in regions if r.name == "mouth"]
-    layer, alpha = tr.render_transfer(frame, dst, {0: tr.DonorImage(donor, dst)}, one_frame_plan(mouth), 0, mouth)
+    layer, alpha = render_transfer(frame, dst, {0: DonorImage(donor, dst)}, one_frame_plan(mouth), 0, mouth)
     core = torch.nn.functional.max_pool2d((~gap).float()[None, None], 5, 1, 2)[0, 0] == 0  # well inside the gap
     assert core.sum() > 20
     assert (alpha[0][core] > 0.5).all()
@@ -411,7 +409,7 @@ def test_mouth_interior_comes_from_the_donor(rig, regions):
 
 
 def test_rows_used_and_crop_box(rig):
-    p = tr.TransferPlan(
+    p = TransferPlan(
         regions=["a", "b"],
         donor_a=np.array([[3, 3, 5, -1], [7, 7, -1, -1]]), donor_b=np.array([[-1, 5, -1, -1], [9, -1, -1, -1]]),
         mix=np.array([[0, 0.5, 0, 0], [0.0, 0, 0, 0]], np.float32), alpha=np.array([[1, 1, 1, 0], [0.5, 0.5, 0, 0]], np.float32),
@@ -420,22 +418,20 @@ def test_rows_used_and_crop_box(rig):
     assert p.rows_used().tolist() == [3, 5, 7]  # row 9 has mix 0: not needed
     assert p.rows_at(1).tolist() == [3, 5, 7] and p.rows_at(3).tolist() == []
     dst = face(rig)
-    x0, y0, x1, y1 = tr.crop_box(dst, (160, 160), 0.1)
+    x0, y0, x1, y1 = crop_box(dst, (160, 160), 0.1)
     assert x0 <= float(dst[:, 0].min()) - 1 and x1 >= float(dst[:, 0].max()) + 1
     assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 160
 
 
 def test_eye_openings_stay_the_current_frame_even_for_a_region_over_them(rig):
     # a custom region that (wrongly) covers an eye: a fan over the lid loop around its centre
-    loop = list(EYE_R.loop)
+    loop = list(topo.EYE_LOOP_R)
     fan = np.array([(loop[i], loop[(i + 1) % len(loop)], 468) for i in range(len(loop))])
-    bad = tr.TransferRegion("over_eye", fan, ("AU6",), (1.0,), extra_vertices=(tuple(loop),))
+    bad = TransferRegion("over_eye", fan, ("AU6",), (1.0,), extra_vertices=(tuple(loop),))
     H = W = 160
     dst = face(rig, scale=80.0)
     frame = texture(H, W)
-    _, alpha = tr.render_transfer(frame, dst, {0: tr.DonorImage(1 - frame, dst)}, one_frame_plan([bad]), 0, [bad])
-    from facepipe.composite.matte import polygon_mask
-
+    _, alpha = render_transfer(frame, dst, {0: DonorImage(1 - frame, dst)}, one_frame_plan([bad]), 0, [bad])
     eye = polygon_mask(dst[loop], (H, W))[0] > 0
     assert eye.sum() > 50 and (alpha[0][eye] == 0).all()
 
@@ -446,7 +442,7 @@ def test_fast_moving_donors_are_avoided(rig, regions):
     target = aus(rig, T, AU12=0.8, AU6=0.8)
     # landmark speed: a face sliding 3 px/frame with an IOD of 100 px moves 0.03 IOD/frame
     lm = np.stack([face(rig, scale=100.0).numpy() + [3.0 * t, 0.0] for t in range(4)])
-    assert np.allclose(tr.landmark_speed(lm), 0.03, atol=1e-4)
+    assert np.allclose(landmark_speed(lm), 0.03, atol=1e-4)
     speed = np.zeros((2, 468), np.float32)
     speed[0] = 0.03  # the perfect donor is caught mid-motion (blurred), the other one is still
     pool = library_pool(rig, [aus(rig, 1, AU12=0.8, AU6=0.8)[0], aus(rig, 1, AU12=0.7, AU6=0.7)[0]])
@@ -456,7 +452,7 @@ def test_fast_moving_donors_are_avoided(rig, regions):
     pool.speed[0] = 0.2  # beyond max_speed: never, even if nothing else
     pool.speed[1] = 0.2
     assert (plan(rig, regions[1:2], pool, source, target, min_hold=1).alpha == 0).all()
-    assert tr.DonorPool.concat([pool, pool]).speed.shape == (4, 468)
+    assert DonorPool.concat([pool, pool]).speed.shape == (4, 468)
 
 
 def test_render_can_reblur_the_layer_like_the_plate(rig, regions):
@@ -464,10 +460,10 @@ def test_render_can_reblur_the_layer_like_the_plate(rig, regions):
     dst = face(rig)
     frame = texture(H, W)
     x = torch.arange(W, dtype=torch.float32)
-    donors = {0: tr.DonorImage(frame + 0.1 * torch.sign(torch.sin(1.3 * x)), dst)}  # fine vertical stripes
+    donors = {0: DonorImage(frame + 0.1 * torch.sign(torch.sin(1.3 * x)), dst)}  # fine vertical stripes
     cheeks = [r for r in regions if r.name == "cheeks"]
-    sharp, a1 = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
-    blurred, a2 = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks, velocity=(8.0, 0.0))
+    sharp, a1 = render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
+    blurred, a2 = render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks, velocity=(8.0, 0.0))
     assert torch.equal(a1, a2)
     inside = (a1[0] > 0.99)[:, 1:] & (a1[0] > 0.99)[:, :-1]
 
@@ -478,8 +474,6 @@ def test_render_can_reblur_the_layer_like_the_plate(rig, regions):
 
 
 def test_depth_hides_the_far_cheek_behind_the_nose(rig, regions):
-    from facepipe.render.barycentric import rasterize_barycentric
-
     yaw = math.radians(35)
     v = torch.tensor(rig.template)
     x = v[:, 0] * math.cos(yaw) + v[:, 2] * math.sin(yaw)
@@ -493,10 +487,10 @@ def test_depth_hides_the_far_cheek_behind_the_nose(rig, regions):
     dorsum = torch.as_tensor(((np.abs(t[rig.triangles, 0]) < 0.1).all(1)) & (t[rig.triangles, 2].min(1) > 0.15))
     on_nose = (front >= 0) & dorsum[front.clamp_min(0)]
     frame = texture(H, W)
-    donors = {0: tr.DonorImage(1 - frame, dst)}
+    donors = {0: DonorImage(1 - frame, dst)}
     cheeks = [r for r in regions if r.name == "cheeks"]
-    _, flat = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
-    _, hidden = tr.render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks, depth=depth)
+    _, flat = render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks)
+    _, hidden = render_transfer(frame, dst, donors, one_frame_plan(cheeks), 0, cheeks, depth=depth)
     assert (flat[0][on_nose] > 0).sum() > 10  # without depth the far cheek is drawn over the nose
     assert (hidden[0][on_nose] == 0).all()
     assert (hidden > 0).sum() > 0.5 * (flat > 0).sum()  # the visible cheeks still transfer

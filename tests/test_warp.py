@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from facepipe.render import barycentric as bc
-from facepipe.render import warp
+from facepipe.render import membrane, warp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tensor_path(monkeypatch):
     """Make the CPU run the batched tensor ops (the GPU path) instead of the compiled loops."""
-    for module in (bc, warp):
+    for module in (bc, membrane, warp):
         monkeypatch.setattr(module, "use_kernel", lambda t: False)
 
 
@@ -22,9 +22,9 @@ def test_sor_kernel_matches_tensor_sweeps(monkeypatch, zero_sides):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 23, 30, generator=g)
     fixed = torch.rand(23, 30, generator=g) < 0.2
-    kernel = warp._sor(x, fixed, zero_sides, sweeps=7)
+    kernel = membrane.sor_sweeps(x, fixed, zero_sides, sweeps=7)
     tensor_path(monkeypatch)
-    batched = warp._sor(x, fixed, zero_sides, sweeps=7)
+    batched = membrane.sor_sweeps(x, fixed, zero_sides, sweeps=7)
     assert torch.allclose(kernel, batched, atol=1e-5)
     assert torch.equal(kernel[:, fixed], x[:, fixed])
 

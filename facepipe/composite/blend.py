@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite._filters import (
+from facepipe.composite.filters import (
     dilate_binary,
     erode,
     erode_binary,

@@ -8,9 +8,9 @@ device of ``vertices``; no OpenGL.
 The soft matte is 0 on and outside the mesh outline (the face silhouette of the tracker's mesh,
 forehead to chin, so no hair or background), 0 up to ``erode`` x face size inside it and rises to
 1 over a further ``feather`` x face size (smoothstep), face size = sqrt(area of the vertices'
-bounding box). It is computed at a reduced resolution where the feather is a few pixels wide
-(it is smooth, so nothing is lost) and multiplied by the full-resolution coverage, which keeps
-it exactly 0 outside the mesh.
+bounding box) (:func:`facepipe.face.extent.bbox_scale`). It is computed at a reduced resolution
+where the feather is a few pixels wide (it is smooth, so nothing is lost) and multiplied by the
+full-resolution coverage, which keeps it exactly 0 outside the mesh.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite._filters import dilate_binary, gaussian_blur, support_box
+from facepipe.composite.filters import dilate_binary, gaussian_blur, support_box
+from facepipe.face.extent import bbox_scale, face_box
 
 _BUDGET = 1 << 22  # candidate pixel tests per rasterisation chunk
 
@@ -123,13 +124,6 @@ def polygon_mask(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def face_size(vertices: torch.Tensor) -> float:
-    """sqrt(area of the vertices' bounding box) in pixels: the scale for erode / feather."""
-    v = _as_float(vertices)
-    ext = v.max(0).values - v.min(0).values
-    return float(torch.sqrt(ext.clamp_min(1.0).prod()))
-
-
 def face_matte(
     vertices: torch.Tensor,
     triangles: torch.Tensor,
@@ -142,10 +136,11 @@ def face_matte(
     """Soft face matte (1,H,W) float32 in [0,1].
 
     vertices: (N,2) float pixels; triangles: (F,3) int; size: (H, W). ``erode`` and ``feather``
-    are fractions of :func:`face_size`: the matte is 0 within ``erode`` of the mesh outline and
-    reaches 1 at ``erode + feather`` inside it (exact for straight outlines, via a Gaussian of
-    the coverage). ``work_feather_px``: the feather width in pixels at the reduced resolution the
-    soft part is computed at. Exactly 0 wherever the full-resolution coverage is 0.
+    are fractions of the face size (:func:`facepipe.face.extent.bbox_scale`): the matte is 0
+    within ``erode`` of the mesh outline and reaches 1 at ``erode + feather`` inside it (exact
+    for straight outlines, via a Gaussian of the coverage). ``work_feather_px``: the feather
+    width in pixels at the reduced resolution the soft part is computed at. Exactly 0 wherever
+    the full-resolution coverage is 0.
     outlines: ordered vertex loops whose polygons' union covers the same area as the triangles
     (e.g. :func:`facepipe.face.topology.outer_boundary` of each mesh): the coverage is then
     filled from them, about 10x faster than rasterising every triangle.
@@ -154,10 +149,7 @@ def face_matte(
     v = _as_float(vertices)
     out = torch.zeros(1, H, W, device=v.device)
     # work on the vertices' bounding box (plus a pixel): the matte is 0 outside it
-    x0 = max(0, math.floor(float(v[:, 0].min())) - 1)
-    y0 = max(0, math.floor(float(v[:, 1].min())) - 1)
-    x1 = min(W, math.ceil(float(v[:, 0].max())) + 2)
-    y1 = min(H, math.ceil(float(v[:, 1].max())) + 2)
+    x0, y0, x1, y1 = face_box([v], 1.0, (H, W))
     if x1 <= x0 or y1 <= y0:
         return out
     H, W = y1 - y0, x1 - x0
@@ -169,7 +161,7 @@ def face_matte(
         return torch.stack(masks).amax(0)
 
     cover = coverage(v, (H, W))
-    s = face_size(v)
+    s = bbox_scale(v)
     erode_px, feather_px = max(0.0, erode * s), max(1e-3, feather * s)
     scale = min(1.0, work_feather_px / feather_px)
     if scale < 1.0:
@@ -267,11 +259,6 @@ class MatteStabilizer:
             out.append(s)
             self.prev, self.prev_center = s, c
         return torch.stack(out)
-
-
-def stabilize_mattes(mattes: torch.Tensor, alpha: float = 0.5, centers: torch.Tensor | None = None) -> torch.Tensor:
-    """One-shot :class:`MatteStabilizer`: mattes (T,1,H,W), centers (T,2) or None -> (T,1,H,W)."""
-    return MatteStabilizer(alpha)(mattes, centers)
 
 
 def _translate(m: torch.Tensor, d: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:

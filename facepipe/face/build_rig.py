@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from facepipe.face import topology as tp
+from facepipe.face._mesh_landmarks import clip_landmarks
 from facepipe.face.camera import image_to_camera, similarity_align
+from facepipe.face.fit import FitConfig, fit_shot
 from facepipe.face.model import RIG_PATH, FaceModel
 from facepipe.face.rig import AU_NAMES, AU_SPECS, author_deltas, combination_deltas
 
@@ -66,8 +69,6 @@ _EXPRESSIVE = list(
 
 def clip_shapes(clips_dir: Path) -> dict[str, np.ndarray]:
     """{clip stem: landmarks (T,468,3) of its face frames in the Y-up camera frame}."""
-    from facepipe.face._mesh_landmarks import clip_landmarks
-
     out = {}
     for path in sorted(clips_dir.glob("*.mp4")):
         if path.stem in HELD_OUT:
@@ -212,10 +213,6 @@ def calibrate(model: FaceModel, clips: dict, rounds: int = 2, log=print) -> tupl
 
     clips: {stem: (landmarks (T,478,3), confidence (T,), (W,H))}.
     """
-    from dataclasses import replace
-
-    from facepipe.face.fit import FitConfig, fit_shot
-
     deltas, measured = measure_anchors(model, clips)
     model = replace(model, au_deltas=deltas.astype(np.float32))
     free = [k for k, n in enumerate(model.au_names) if n not in measured]
@@ -254,8 +251,6 @@ def symmetrise(model: FaceModel, deltas: np.ndarray) -> np.ndarray:
 
 def calibration_report(model: FaceModel, clips: dict) -> dict:
     """Plain fit of every clip: median residual, and each anchor's mean fitted intensities."""
-    from facepipe.face.fit import fit_shot
-
     fits = {k: fit_shot(lm, c, wh, model) for k, (lm, c, wh) in clips.items()}
     anchors = []
     for clip, (a, b), (c, d), names in ANCHORS:
@@ -273,10 +268,6 @@ def calibration_report(model: FaceModel, clips: dict) -> dict:
 
 
 def build(clips_dir: Path, out: Path) -> FaceModel:
-    from dataclasses import replace
-
-    from facepipe.face._mesh_landmarks import clip_landmarks
-
     shapes = clip_shapes(clips_dir)
     template, rigid_w, mirror = estimate_template(shapes)
     tris = mesh_triangles(template)

@@ -119,8 +119,6 @@ def fit_shot(
 
 
 def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, dev, progress, cuts, identity) -> ShotFit:
-    import torch
-
     v_count = model.n_vertices
     lm = np.asarray(landmarks, np.float32)[:, :v_count]
     n_frames = len(lm)
@@ -138,9 +136,31 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
         return _fill(x, valid, segment)
 
     iod = fill(np.where(valid, iod, np.nan))
+    pose0 = tuple(fill(p) for p in initial_pose(lm, valid, model))
+    shape, rot, trans, scale, au = _optimise(lm, conf, valid, iod, segment, pose0, model, cfg, dev, progress, identity)
+    out = ShotFit(
+        identity=shape,
+        rotation=fill(rot),
+        translation=fill(trans),
+        scale=fill(scale),
+        au=fill(au),
+        residual=np.zeros(n_frames, np.float32),
+        valid=valid.astype(np.uint8),
+        au_names=list(model.au_names),
+        image_size=[int(image_size[0]), int(image_size[1])],
+    )
+    out.residual = landmark_residual(out.image_vertices(model), lm, iod, valid)
+    return out
 
-    rot0, trans0, scale0 = (fill(p) for p in initial_pose(lm, valid, model))
 
+def _optimise(lm, conf, valid, iod, segment, pose0, model: FaceModel, cfg: FitConfig, dev, progress, identity):
+    """The optimisation of :func:`fit_shot` from the initial pose0 (rotation (T,3), translation
+    (T,3), scale (T,)): the identity shape (V,3), rotation (T,3), translation (T,3) px, scale (T,)
+    and AUs (T,K), numpy, not yet interpolated over unusable frames."""
+    import torch
+
+    rot0, trans0, scale0 = pose0
+    n_frames, v_count = len(lm), model.n_vertices
     f32 = {"dtype": torch.float32, "device": dev}
     target = torch.as_tensor(np.where(valid[:, None, None], lm, 0.0), **f32)
     weight = torch.as_tensor(np.where(valid, conf, 0.0), **f32)
@@ -148,9 +168,8 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
     iod_t = torch.as_tensor(iod, **f32)
     axis_w = torch.tensor([1.0, 1.0, cfg.z_weight], **f32)
     template = torch.as_tensor(model.template, **f32)
-    deltas = torch.as_tensor(model.au_deltas, **f32)
-    pairs = torch.as_tensor(model.combination_pairs, dtype=torch.long, device=dev)
-    combos = torch.as_tensor(model.combination_deltas, **f32)
+    rig = (torch.as_tensor(model.au_deltas, **f32), torch.as_tensor(model.combination_pairs, dtype=torch.long, device=dev),
+           torch.as_tensor(model.combination_deltas, **f32))  # fmt: skip
     sparsity = torch.as_tensor(model.au_sparsity, **f32)
     lap = torch.as_tensor(tp.laplacian(v_count, model.triangles), **f32)
     s0 = torch.as_tensor(scale0, **f32)
@@ -183,7 +202,7 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
         opt.zero_grad(set_to_none=True)
         scale = s0 * torch.exp(d_logscale)
         trans = t0 + d_trans * iod_t[:, None]
-        verts = blend(template + d_identity, au, deltas, pairs, combos)
+        verts = blend(template + d_identity, au, *rig)
         pred = project(verts, rot, trans, scale)
         r2 = (((pred - target) / iod_t[:, None, None]) ** 2 * axis_w).sum(-1)  # (T,V)
         data = (weight * (2 * (torch.sqrt(1 + r2 / eps**2) - 1)).sum(-1)).sum()
@@ -206,19 +225,7 @@ def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, de
     with torch.no_grad():
         scale = (s0 * torch.exp(d_logscale)).cpu().numpy()
         trans = (t0 + d_trans * iod_t[:, None]).cpu().numpy()
-        out = ShotFit(
-            identity=(template + d_identity).cpu().numpy(),
-            rotation=fill(rot.cpu().numpy()),
-            translation=fill(trans),
-            scale=fill(scale),
-            au=fill(au.cpu().numpy()),
-            residual=np.zeros(n_frames, np.float32),
-            valid=valid.astype(np.uint8),
-            au_names=list(model.au_names),
-            image_size=[int(image_size[0]), int(image_size[1])],
-        )
-    out.residual = landmark_residual(out.image_vertices(model), lm, iod, valid)
-    return out
+        return (template + d_identity).cpu().numpy(), rot.cpu().numpy(), trans, scale, au.cpu().numpy()
 
 
 def initial_pose(lm: np.ndarray, valid: np.ndarray, model: FaceModel):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facepipe.errors import FacepipeError
-from facepipe.face.fit import FitConfig, ShotFit
+from facepipe.face.fit import FitConfig, ShotFit, fit_shot
+from facepipe.face.model import load_model
 from facepipe.pipeline.artifacts import Artifact
 
 
@@ -81,9 +82,6 @@ def fit_tracks(tracks, config: FitConfig = FitConfig(), rig: str = "", device="c
 
     identity: (V,3) hold the actor's neutral shape fixed (see :func:`facepipe.face.fit.fit_shot`).
     """
-    from facepipe.face.fit import fit_shot
-    from facepipe.face.model import load_model
-
     lm, confidence = check_tracks(tracks, config.min_confidence)
     cuts = np.searchsorted(np.asarray(tracks.frame_index), np.asarray(tracks.shot_cuts))
     fit = fit_shot(lm, confidence, (tracks.width, tracks.height), load_model(rig or None), config,

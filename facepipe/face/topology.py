@@ -1,4 +1,4 @@
-"""The 468-vertex FaceMesh topology: named vertex groups, triangles, mirror map, mesh distances.
+"""The 468-vertex FaceMesh topology: named vertex groups and loops, triangles, mirror map, mesh distances.
 
 Vertex indices are mediapipe FaceMesh's. "Left"/"right" are the subject's own sides (mediapipe's
 convention: ``LEFT_EYE`` holds vertex 263, which is on the image's right in a frontal view).
@@ -7,6 +7,7 @@ convention: ``LEFT_EYE`` holds vertex 263, which is on the image's right in a fr
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,6 +39,24 @@ LIP_INNER_CORNER_R, LIP_INNER_CORNER_L = 78, 308
 
 NOSE_ALA_R, NOSE_ALA_L = 98, 327  # outer edges of the nostril wings
 GLABELLA = 9
+
+
+def closed_loop(corner_a: int, upper: Sequence[int], corner_b: int, lower: Sequence[int]) -> tuple[int, ...]:
+    """An ordered closed loop of vertices: ``corner_a``, the ``upper`` row, ``corner_b``, and the
+    ``lower`` row back (both rows run from ``corner_a``'s side to ``corner_b``'s)."""
+    return (corner_a, *upper, corner_b, *reversed(lower))
+
+
+# The holes of the mesh and the lips' outline, as ordered closed loops.
+#: Inner lip contour (mediapipe FACEMESH_LIPS): corner 78, upper row, corner 308, lower row back;
+#: it bounds the mouth opening.
+LIP_INNER_LOOP = closed_loop(LIP_INNER_CORNER_R, LIP_INNER_UPPER_ROW, LIP_INNER_CORNER_L, LIP_INNER_LOWER_ROW)
+#: Outer lip contour: corner 61, upper lip, corner 291, lower lip back.
+LIP_OUTER_LOOP = closed_loop(MOUTH_CORNER_R, LIP_OUTER_UPPER, MOUTH_CORNER_L, LIP_OUTER_LOWER)
+#: Lid margins (FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE): outer corner, upper lid, inner corner,
+#: lower lid back; they bound the eye openings.
+EYE_LOOP_R = closed_loop(EYE_OUTER_R, UPPER_LID_R, EYE_INNER_R, LOWER_LID_R)
+EYE_LOOP_L = closed_loop(EYE_OUTER_L, UPPER_LID_L, EYE_INNER_L, LOWER_LID_L)
 
 
 def triangles_from_edges(edges) -> np.ndarray:

@@ -28,24 +28,36 @@ trace A for the same reason. ``--intensity`` scales the blend from the actor's o
 toward the target, so weaker versions stay available.
 
 Some prototype AUs never reach the output on a talking actor: speech owns the mouth. The AUs
-that carry speech (:data:`SPEECH_AUS`: lips part 25, jaw drop 26, mouth stretch 27, and the lip
-shapes pucker 18, funneler 22, tightener 23, pressor 24, suck 28, plus chin raiser 17, which
-pushes the lower lip up in /m b p f/ closures) always keep the source's values, so surprise
-loses its 26 (the jaw follows the dialogue), fear its 26 and anger its 23. The planner takes
+that carry speech (:data:`facepipe.face.facs.SPEECH_AUS`: lips part 25, jaw drop 26, mouth
+stretch 27, and the lip shapes pucker 18, funneler 22, tightener 23, pressor 24, suck 28, plus
+chin raiser 17, which pushes the lower lip up in /m b p f/ closures) always keep the source's
+values, so surprise loses its 26 (the jaw follows the dialogue), fear its 26 and anger its 23. The planner takes
 the speech set as a parameter for shots without dialogue. AU20 (lip stretcher) also spreads the
 lips in /i/ but is fear's signature, so it counts as emotional. AU16 (disgust) only acts when
 the rig models it; an AU the rig lacks is dropped when the table is expanded to the rig.
 
 AUs in neither :data:`SPEECH_AUS` nor :data:`EMOTIONAL_AUS` (blink 45, jaw sideways 30, cheek
 puff 34, gaze, ...) are the actor's own business: the planner never changes them.
+
+How rig AU names map to FACS numbers and sides (:func:`rig_index`, :func:`expand_key`,
+:func:`columns_of`) and which AUs carry speech are facts about the face, defined in
+:mod:`facepipe.face.facs`; they are imported (and re-exported) here for the planner.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from facepipe.errors import RequestError
+from facepipe.face.facs import (  # noqa: F401 - re-exported: the planner's vocabulary
+    SPEECH_AUS,
+    AUKey,
+    columns_of,
+    expand_key,
+    parse_au_name,
+    rig_index,
+)
 
 #: FACS intensity letters -> 0..1.
 INTENSITY_LETTERS: dict[str, float] = {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
@@ -85,14 +97,7 @@ ALIASES: dict[str, str] = {
 #: FACS numbers of the AUs that carry emotion: the planner moves them toward the prototype.
 EMOTIONAL_AUS: frozenset[int] = frozenset({1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 20})
 
-#: FACS numbers of the AUs that carry speech: always the source's values.
-SPEECH_AUS: frozenset[int] = frozenset({17, 18, 22, 23, 24, 25, 26, 27, 28})
-
 _CODE = re.compile(r"^([RL]?)(\d+)([A-E]?)$")
-_AU_NAME = re.compile(r"^AU(\d+)([RL]?)$", re.IGNORECASE)
-
-# A key of the tables: (FACS number, side) with side "" (both sides), "R" or "L".
-AUKey = tuple[int, str]
 
 
 def parse_facs_code(code: str) -> dict[AUKey, float]:
@@ -120,49 +125,6 @@ def prototype(emotion: str) -> dict[AUKey, float]:
     return parse_facs_code(PROTOTYPE_CODES[canonical_emotion(emotion)])
 
 
-def parse_au_name(name: str) -> AUKey:
-    """``"AU12R"`` -> ``(12, "R")``, ``"au25"`` -> ``(25, "")``; ValueError if not an AU name."""
-    m = _AU_NAME.match(name.strip())
-    if not m:
-        raise ValueError(f"not an AU name: {name!r}")
-    return int(m[1]), m[2].upper()
-
-
-def rig_index(au_names: Sequence[str]) -> dict[int, dict[str, int]]:
-    """FACS number -> {side ("" for a bilateral AU, "R", "L") -> column in ``au_names``}.
-
-    Names that are not ``AU<n>[R|L]`` are ignored (the planner never changes them).
-    """
-    out: dict[int, dict[str, int]] = {}
-    for k, name in enumerate(au_names):
-        try:
-            num, side = parse_au_name(name)
-        except ValueError:
-            continue
-        out.setdefault(num, {})[side] = k
-    return out
-
-
-def expand_key(key: AUKey, index: Mapping[int, Mapping[str, int]]) -> list[tuple[int, float]]:
-    """Rig columns a table key acts on, each with a gain: the L/R expansion step.
-
-    ``(12, "")`` -> both AU12L and AU12R (gain 1) when the rig has sides, AU12 when not;
-    ``(12, "R")`` -> AU12R, or the bilateral AU12 at gain 0.5 when the rig has no sides.
-    Empty when the rig lacks the AU.
-    """
-    num, side = key
-    cols = index.get(num, {})
-    if not side:
-        if "" in cols:
-            return [(cols[""], 1.0)]
-        return [(c, 1.0) for s, c in sorted(cols.items()) if s in ("L", "R")]
-    if side in cols:
-        return [(cols[side], 1.0)]
-    if "" in cols:
-        return [(cols[""], 0.5)]
-    return []
-
-
 def expand_to_rig(table: Mapping[AUKey, float], au_names: Sequence[str]) -> dict[int, float]:
     """A (FACS number, side) table -> {rig column: value}; AUs the rig lacks are dropped."""
     index = rig_index(au_names)
@@ -171,9 +133,3 @@ def expand_to_rig(table: Mapping[AUKey, float], au_names: Sequence[str]) -> dict
         for col, gain in expand_key(key, index):
             out[col] = value * gain
     return out
-
-
-def columns_of(numbers: Iterable[int], au_names: Sequence[str]) -> list[int]:
-    """Rig columns whose FACS number is in ``numbers`` (all sides)."""
-    wanted = set(numbers)
-    return [c for num, sides in rig_index(au_names).items() if num in wanted for c in sides.values()]

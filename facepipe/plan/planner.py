@@ -15,7 +15,7 @@ For every frame ``t`` and rig AU ``k``::
   at the clip's first frame (or ends at its last) is fully on there.
 - ``fade`` is 0 on frames the tracker flagged unreliable and eases back to 1 over ``fade``
   frames (the ramp by default) on both sides of them.
-- Speech AUs (see :data:`facepipe.plan.emotions.SPEECH_AUS`) and AUs that are neither
+- Speech AUs (see :data:`facepipe.face.facs.SPEECH_AUS`) and AUs that are neither
   emotional nor speech (blinks, gaze, jaw sideways) keep the source's values exactly; the emotion
   is added around them. Only ``--au`` overrides may change them (the user asked explicitly).
 - ``base`` is the source's slow component (Gaussian over ``keep_motion`` frames, 0.4 s by

@@ -1,4 +1,8 @@
-"""Geometric re-render: barycentric rasterisation and the mesh-driven backward warp of a frame."""
+"""Re-rendering the edited face: barycentric rasterisation, the mesh-driven backward warp of a
+frame (:mod:`~facepipe.render.warp`, filled by the membrane of :mod:`~facepipe.render.membrane`),
+the source and edited meshes (:mod:`~facepipe.render.geometry`), and appearance transfer from
+donor frames (:mod:`~facepipe.render.transfer`, planned by :mod:`~facepipe.render.transfer_plan`
+over the pool of :mod:`~facepipe.render.donors`)."""
 
 from facepipe.render.barycentric import (
     Raster,
@@ -12,7 +16,6 @@ from facepipe.render.warp import (
     Region,
     WarpField,
     apply_warp,
-    face_box,
     jacobian_det,
     limit_foldover,
     warp_field,
@@ -26,7 +29,6 @@ __all__ = [
     "WarpField",
     "apply_warp",
     "box_to_grid",
-    "face_box",
     "grid_to_box",
     "interpolate",
     "jacobian_det",

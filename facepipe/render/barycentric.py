@@ -24,9 +24,9 @@ import numba
 import numpy as np
 import torch
 
-_BUDGET = 1 << 20  # candidate pixel tests per chunk (bounds memory: ~20 floats per candidate)
+from facepipe.face.extent import Box
 
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open: columns x0..x1-1
+_BUDGET = 1 << 20  # candidate pixel tests per chunk (bounds memory: ~20 floats per candidate)
 
 
 class Raster(NamedTuple):

@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from facepipe.face import topology as tp
+from facepipe.face.camera import project
 from facepipe.face.model import FaceModel
 
 #: Facing inner-lip vertices (upper, lower), right corner to left corner.
@@ -83,10 +85,6 @@ class EditGeometry:
 
     def meshes(self, indices, scale: float = 1.0) -> FrameMeshes:
         """:class:`FrameMeshes` for source frame ``indices`` at ``scale`` (frames resized by it)."""
-        import torch
-
-        from facepipe.face.camera import project
-
         pos = self.positions(indices)
         n = self.model.n_vertices
         T = len(pos)

@@ -22,7 +22,8 @@ pixels across the face) and upsampled bilinearly:
   the gap, and :attr:`WarpField.fill` reports the share of the opening so filled;
 - elsewhere (that band inside each region, and the skin outside the mesh out to the box edge,
   which lies ``margin`` beyond the meshes): a membrane (harmonic) interpolation that is 0 at
-  the box edge, so the displacement decays smoothly and the face boundary does not tear.
+  the box edge (:func:`facepipe.render.membrane.harmonic_fill`), so the displacement decays
+  smoothly and the face boundary does not tear.
 
 Fold-over is prevented in three steps: the edit is limited per vertex (displacements of vertices
 of triangles that would flip or collapse are Laplacian-smoothed, :func:`limit_foldover`); where
@@ -51,13 +52,9 @@ import torch.nn.functional as F
 
 from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
-from facepipe.render.barycentric import (
-    Box,
-    box_to_grid,
-    interpolate,
-    rasterize_barycentric,
-    use_kernel,
-)
+from facepipe.face.extent import Box, bbox_scale, face_box, points_in_polygon
+from facepipe.render.barycentric import box_to_grid, interpolate, rasterize_barycentric, use_kernel
+from facepipe.render.membrane import harmonic_fill
 
 _SNAP_PX = 1e-3  # displacements below this (pixels) are exactly 0: invisible, and keeps pixels exact
 
@@ -82,23 +79,12 @@ class Region:
             raise ValueError(f"region {self.name}: a loop needs at least 3 vertices")
 
 
-def _loop(corner_a: int, upper: Sequence[int], corner_b: int, lower: Sequence[int]) -> tuple[int, ...]:
-    return (corner_a, *upper, corner_b, *reversed(lower))
-
-
-#: Inner lip contour (mediapipe FACEMESH_LIPS): corner 78, upper row, corner 308, lower row back.
-MOUTH = Region("mouth", _loop(topo.LIP_INNER_CORNER_R, topo.LIP_INNER_UPPER_ROW, topo.LIP_INNER_CORNER_L, topo.LIP_INNER_LOWER_ROW))
-#: Lid margins (FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE): outer corner, upper lid, inner corner, lower lid.
-EYE_R = Region(
-    "eye_r",
-    _loop(topo.EYE_OUTER_R, topo.UPPER_LID_R, topo.EYE_INNER_R, topo.LOWER_LID_R),
-    anchor=(topo.EYE_OUTER_R, topo.EYE_INNER_R),
-)
-EYE_L = Region(
-    "eye_l",
-    _loop(topo.EYE_OUTER_L, topo.UPPER_LID_L, topo.EYE_INNER_L, topo.LOWER_LID_L),
-    anchor=(topo.EYE_OUTER_L, topo.EYE_INNER_L),
-)
+#: The mouth interior, inside the inner lip contour (:data:`facepipe.face.topology.LIP_INNER_LOOP`).
+MOUTH = Region("mouth", topo.LIP_INNER_LOOP)
+#: The eyes, inside the lid margins (:data:`facepipe.face.topology.EYE_LOOP_R` / ``EYE_LOOP_L``),
+#: moving with their corners.
+EYE_R = Region("eye_r", topo.EYE_LOOP_R, anchor=(topo.EYE_OUTER_R, topo.EYE_INNER_R))
+EYE_L = Region("eye_l", topo.EYE_LOOP_L, anchor=(topo.EYE_OUTER_L, topo.EYE_INNER_L))
 #: The regions of the 468-vertex FaceMesh topology (used by default when N == 468).
 FACEMESH_REGIONS: tuple[Region, ...] = (MOUTH, EYE_R, EYE_L)
 
@@ -290,92 +276,6 @@ def jacobian_det(flow: torch.Tensor, spacing: tuple[float, float] = (1.0, 1.0)) 
     return torch.stack(dets).amin(0) / (sx * sy)
 
 
-_OMEGA = 1.6  # SOR over-relaxation of the membrane sweeps
-
-
-def _sor(x: torch.Tensor, fixed: torch.Tensor, zero_sides, sweeps: int) -> torch.Tensor:
-    """``sweeps`` red-black SOR sweeps of Laplace's equation on x (C,h,w) (a new tensor):
-    ``fixed`` (h,w) bool pixels keep their value; outside the grid, 0 on the flagged sides
-    (left, top, right, bottom), else the edge value (zero normal derivative). Red pixels
-    (row + column even) first; within a colour every update reads only the other colour, so
-    updating in place (the compiled CPU loop) equals updating all at once (the tensor ops)."""
-    x = x.contiguous().clone()
-    if use_kernel(x):
-        _sor_kernel(x.numpy(), (~fixed).numpy(), *zero_sides, _OMEGA, sweeps)
-        return x
-    h, w = fixed.shape
-    ii = torch.arange(h, device=fixed.device)[:, None] + torch.arange(w, device=fixed.device)[None]
-    colours = [(ii % 2 == c) & ~fixed for c in (0, 1)]
-    buf = x.new_zeros(x.shape[0], h + 2, w + 2)
-    for _ in range(sweeps):
-        for m in colours:
-            nb = _neighbours(buf, x, zero_sides)
-            x = torch.where(m, x + _OMEGA * (nb - x), x)
-    return x
-
-
-def _neighbours(buf: torch.Tensor, x: torch.Tensor, zero_sides) -> torch.Tensor:
-    """Mean of the 4 neighbours of every pixel of x (C,h,w), with the boundary of :func:`_sor`;
-    buf: (C,h+2,w+2) scratch."""
-    buf[:, 1:-1, 1:-1] = x
-    left, top, right, bottom = zero_sides
-    buf[:, 1:-1, 0] = 0 if left else x[:, :, 0]
-    buf[:, 1:-1, -1] = 0 if right else x[:, :, -1]
-    buf[:, 0, 1:-1] = 0 if top else x[:, 0, :]
-    buf[:, -1, 1:-1] = 0 if bottom else x[:, -1, :]
-    nb = buf[:, :-2, 1:-1] + buf[:, 2:, 1:-1]
-    nb += buf[:, 1:-1, :-2]
-    nb += buf[:, 1:-1, 2:]
-    return nb.mul_(0.25)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sor_kernel(x, free, left, top, right, bottom, omega, sweeps):
-    """:func:`_sor` in place on the CPU: x (C,h,w) float32, free (h,w) bool (not fixed); the
-    neighbour sum in the order of :func:`_neighbours` (up + down + left + right)."""
-    C, h, w = x.shape
-    om, zero, quarter = np.float32(omega), np.float32(0.0), np.float32(0.25)
-    for _ in range(sweeps):
-        for colour in range(2):
-            for c in range(C):
-                for i in range(h):
-                    for j in range((colour + i) % 2, w, 2):
-                        if not free[i, j]:
-                            continue
-                        v = x[c, i, j]
-                        up = x[c, i - 1, j] if i > 0 else (zero if top else v)
-                        down = x[c, i + 1, j] if i < h - 1 else (zero if bottom else v)
-                        lf = x[c, i, j - 1] if j > 0 else (zero if left else v)
-                        rt = x[c, i, j + 1] if j < w - 1 else (zero if right else v)
-                        nb = (up + down + lf + rt) * quarter
-                        x[c, i, j] = v + om * (nb - v)
-
-
-def _membrane(value: torch.Tensor, fixed: torch.Tensor, zero_sides, iters: int = 12, warm: bool = False) -> torch.Tensor:
-    """Harmonic fill: value (C,h,w) where ``fixed`` (h,w) bool, Laplace's equation elsewhere, 0 on
-    the flagged box sides (others: zero normal derivative). Cascadic multigrid: the coarse solution
-    is the initial guess for ``iters`` SOR sweeps at each finer level; ``warm``: ``value`` is
-    already a good guess everywhere (only small patches changed), so just sweep."""
-    _, h, w = value.shape
-    if not bool(fixed.any()):
-        return torch.zeros_like(value)
-    if warm:
-        init, sweeps = value, iters
-    elif min(h, w) > 8:
-        ph, pw = h % 2, w % 2
-        fv = F.pad((value * fixed)[None], (0, pw, 0, ph), mode="replicate")
-        ff = F.pad(fixed[None, None].to(value.dtype), (0, pw, 0, ph), mode="replicate")
-        fc = F.avg_pool2d(ff, 2)[0, 0]
-        vc = F.avg_pool2d(fv, 2)[0] / fc.clamp_min(1e-6)
-        coarse = _membrane(vc, fc >= 0.5, zero_sides, iters)
-        init = F.interpolate(coarse[None], size=(h + ph, w + pw), mode="bilinear", align_corners=False)[0, :, :h, :w]
-        sweeps = iters
-    else:
-        init = torch.zeros_like(value)
-        sweeps = 4 * max(h, w)  # tiny grid (<= 8 across): converge by brute force
-    return _sor(torch.where(fixed, value, init), fixed, zero_sides, sweeps)
-
-
 def _rigid_fit(p: torch.Tensor, q: torch.Tensor):
     """Rotation + translation q ~ R (p - cp) + cq (least squares). p, q: (K,2). -> cp, cq, R (2,2)."""
     cp, cq = p.mean(0), q.mean(0)
@@ -385,17 +285,6 @@ def _rigid_fit(p: torch.Tensor, q: torch.Tensor):
     th = torch.atan2(s, c) if float(s.abs() + c.abs()) > 0 else s.new_tensor(0.0)
     R = torch.stack([torch.stack([th.cos(), -th.sin()]), torch.stack([th.sin(), th.cos()])])
     return cp, cq, R
-
-
-def _inside(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
-    """(P,) bool: points (P,2) inside the closed polygon (K,2) (even-odd rule)."""
-    a, b = poly[None], poly.roll(-1, 0)[None]
-    x, y = pts[:, None, 0], pts[:, None, 1]
-    ay, by = a[..., 1], b[..., 1]
-    straddle = (ay > y) != (by > y)
-    t = (y - ay) / torch.where(by == ay, torch.ones_like(by), by - ay)
-    xc = a[..., 0] + t * (b[..., 0] - a[..., 0])
-    return ((straddle & (x < xc)).sum(1) % 2) == 1
 
 
 def _dist_to_loop(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
@@ -419,24 +308,12 @@ def _region_flow(src, dst, region: Region, pts: torch.Tensor, min_band: float):
         back = pts
     ext = ls.amax(0) - ls.amin(0)
     band = max(min_band, region.band * float(ext.norm()))
-    in_src = _inside(back, ls)
+    in_src = points_in_polygon(back, ls)
     d_src = _dist_to_loop(back, ls)
     core = in_src & (d_src > band) & (_dist_to_loop(pts, ld) > band)
     outside = ~in_src & (d_src > 0.5)
     share = float(outside.float().mean()) if len(pts) else 0.0
     return back - pts, core, share
-
-
-def face_box(vertices: Sequence[torch.Tensor], margin_px: float, size: tuple[int, int]) -> Box:
-    """Integer box (x0, y0, x1, y1) around all ``vertices`` ((N,2) each) grown by ``margin_px``,
-    clipped to the frame ``size`` (H, W)."""
-    v = torch.cat([torch.as_tensor(x).float().reshape(-1, 2) for x in vertices])
-    H, W = size
-    x0 = max(0, math.floor(float(v[:, 0].min()) - margin_px))
-    y0 = max(0, math.floor(float(v[:, 1].min()) - margin_px))
-    x1 = min(W, math.ceil(float(v[:, 0].max()) + margin_px) + 1)
-    y1 = min(H, math.ceil(float(v[:, 1].max()) + margin_px) + 1)
-    return (x0, y0, max(x0, x1), max(y0, y1))
 
 
 def warp_field(
@@ -478,8 +355,7 @@ def warp_field(
     empty = WarpField((0, 0, 0, 0), torch.zeros(2, 0, 0, device=dev), fill={r.name: 0.0 for r in regions})
     if not bool(delta.any()):
         return empty
-    ext = torch.cat([src, dst]).amax(0) - torch.cat([src, dst]).amin(0)
-    fsize = float(ext.clamp_min(1.0).prod().sqrt())
+    fsize = bbox_scale(torch.cat([src, dst]))
     margin_px = max(margin * fsize, 2.0 * float(delta.norm(dim=1).max()), 2.0)
     box = face_box([src, dst], margin_px, size)
     x0, y0, x1, y1 = box
@@ -533,7 +409,7 @@ def _repair_folds(flow, fixed, spacing, zero_sides, min_det, iters):
         px = px[: flow.shape[1], : flow.shape[2]]
         freed |= px & fixed
         fixed = fixed & ~px
-        flow = _membrane(flow, fixed, zero_sides, iters=4 * (2 * g + 3), warm=True)
+        flow = harmonic_fill(flow, fixed, zero_sides, iters=4 * (2 * g + 3), warm=True)
     # still below min_det somewhere: a strong local stretch is acceptable, a fold is not
     return flow, int(freed.sum()), bool((det > 0).all())
 
@@ -558,7 +434,7 @@ def _work_flow(src, dst, tris, depth, regions, box, size, gx, gy, zero_sides):
         d, core, fill[region.name] = _region_flow(src, dst, region, pts, min_band=spacing)
         value[:, iy, ix] = d.T
         fixed[iy[core], ix[core]] = True
-    return _membrane(value, fixed, zero_sides), fixed, fill
+    return harmonic_fill(value, fixed, zero_sides), fixed, fill
 
 
 # ----------------------------------------------------------------------------- application

@@ -15,8 +15,11 @@ import numpy as np
 import torch
 
 from facepipe.errors import FacepipeError
+from facepipe.face.regions import facemesh_regions
 from facepipe.io.media import probe
-from facepipe.render.transfer import DonorPool, TransferConfig, cut_donor, facemesh_regions, plan_transfer, render_transfer_box
+from facepipe.render.donors import DonorPool, cut_donor
+from facepipe.render.transfer import render_transfer_box
+from facepipe.render.transfer_plan import TransferConfig, plan_transfer
 from facepipe.stages.graph import track_and_fit
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".mxf", ".avi", ".m4v")

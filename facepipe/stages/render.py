@@ -32,13 +32,13 @@ import torch
 from facepipe import defaults
 from facepipe.composite import face_matte
 from facepipe.composite.reblur import reblur_layer
+from facepipe.face.extent import Box, face_box
 from facepipe.face.model import load_model
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
-from facepipe.render.barycentric import Box
 from facepipe.render.geometry import EditGeometry
-from facepipe.render.warp import apply_warp, face_box, warp_field
+from facepipe.render.warp import apply_warp, warp_field
 
 class AppearanceSource(Protocol):
     """Transferred appearance for one frame in the frame's edited geometry: ``(box, layer (3,h,w),

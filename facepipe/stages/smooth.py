@@ -37,14 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from facepipe import defaults
+from facepipe.face.extent import Box, bbox_scale
 from facepipe.face.model import load_model
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.barycentric import box_to_grid, interpolate, rasterize_barycentric
 from facepipe.stages.composite import EditedChunk
 from facepipe.stages.deblur import unchanged
-
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) frame pixels, half-open
-
 
 class _Past(NamedTuple):
     """A previous frame: source index; mesh (N,2) px; box; delta and plate (3,h,w) over the box."""
@@ -155,8 +153,7 @@ class EditSmoother:
         """The weighted mean of the current delta (3,h,w) and the aligned previous ones."""
         x0, y0, x1, y1 = box
         h, w = y1 - y0, x1 - x0
-        extent = (mesh.amax(0) - mesh.amin(0)).clamp_min(1.0)
-        s = min(1.0, self.work_px / float(extent.prod().sqrt()))
+        s = min(1.0, self.work_px / bbox_scale(mesh))
         work = (max(2, round(h * s)), max(2, round(w * s)))
         tris = self.triangles.to(delta.device)
         xs = torch.arange(x0, x1, device=delta.device, dtype=torch.float32)[None].expand(h, w)

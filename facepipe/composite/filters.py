@@ -1,4 +1,5 @@
-"""Small separable filters shared by the composite modules (depthwise conv2d, any device)."""
+"""Small separable filters: Gaussian blur, erosion / dilation, window extremes, and the support box of
+a matte (shared by the composite modules and the appearance transfer; any device)."""
 
 from __future__ import annotations
 
@@ -55,15 +56,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float, border: str = "replicate") -> t
     if sigma <= 0:
         return x
     return sep_conv(x, gaussian_kernel1d(sigma, x.device, x.dtype), border)
-
-
-def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grey dilation of (N,C,H,W) by a (2r+1)^2 square (separable max-pool)."""
-    if radius <= 0:
-        return mask
-    k = 2 * radius + 1
-    y = F.max_pool2d(mask, (1, k), stride=1, padding=(0, radius))
-    return F.max_pool2d(y, (k, 1), stride=1, padding=(radius, 0))
 
 
 def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
