@@ -231,8 +231,8 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
                crop_px: int, out_dir: Path, tmp: Path, max_bytes: int, log, full_dir: Path | None = None) -> dict:
     from facepipe import api
     from facepipe.analysis.job import run_analysis
-    from facepipe.analysis.regions import face_size, hull_mask, mouth_opening
-    from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_RIGHT_EYE
+    from facepipe.analysis.regions import hull_mask, mouth_opening
+    from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_RIGHT_EYE, inter_ocular
 
     t0 = time.perf_counter()
     analysis = run_analysis(clip, au=False, progress="off", log=_quiet)
@@ -258,7 +258,7 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
     src = read_frames(clip, window_idx)
     H, W = src.shape[1:3]
     masks = np.stack([hull_mask(lm[i], H, W) for i in window_idx])
-    iod = float(np.nanmedian(face_size(lm[window_idx])))
+    iod = float(np.nanmedian(inter_ocular(np.asarray(lm[window_idx], np.float64))))
     is_mesh = lm.shape[1] >= 468
 
     def face_crop(img, i, px):
