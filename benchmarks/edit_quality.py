@@ -3,7 +3,7 @@
 For every clip (default: every shared clip), its first ``--max-frames`` frames become the
 source; each emotion in ``--emotions`` is edited at intensity 1 along each path in
 ``--paths`` (``warp``: geometric warp only, ``--appearance 0``; ``full``: warp + appearance
-transfer at ``--appearance``), and every edit is scored by :func:`facepipe.evaluation.evaluate`
+transfer at ``--appearance``), and every edit is scored by :func:`facepipe.api.evaluate`
 with the edit's own plan (from its report) for AU fidelity::
 
     python benchmarks/edit_quality.py --json benchmarks/results/edit_quality.json \
@@ -39,14 +39,14 @@ BARS = {"speech": 0.9, "sharpness": 0.9, "au_fidelity": 0.5, "jitter": 1.2, "fli
 
 def edit_and_score(src: Path, folder: Path, emotion: str, path: str, appearance: float, workdir, identity: bool) -> dict:
     from facepipe import api
-    from facepipe.evaluation.harness import evaluate
 
     out = folder / f"{src.stem}.{emotion}.{path}{src.suffix}"
     t0 = time.perf_counter()
     result = api.edit(src, emotion=emotion, out=out, force=True, appearance=0.0 if path == "warp" else appearance,
                       workdir=workdir, progress="off", log=lambda m: None)  # fmt: skip
     edit_s = time.perf_counter() - t0
-    report = evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir, log=lambda m: None)
+    report = api.evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir,
+                          log=lambda m: None)  # fmt: skip
     report.update(path=path, edit_seconds=round(edit_s, 2), edit_report={
         k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing")})  # fmt: skip
     return report

@@ -83,8 +83,8 @@ def trimmed_source(clip: Path, folder: Path, max_frames: int, workdir) -> Path:
 def run_set(
     clips: list[Path], emotion: str, edits: list[str], max_frames: int, workdir, identity: bool, folder: Path
 ) -> dict:
+    from facepipe.api import evaluate
     from facepipe.errors import FacepipeError
-    from facepipe.evaluation.harness import evaluate
 
     rows, skipped = [], []
     for clip in clips:
@@ -170,8 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-identity", action="store_true", help="skip the dlib identity measure")
     args = ap.parse_args(argv)
 
+    from facepipe.api import evaluate
     from facepipe.errors import FacepipeError
-    from facepipe.evaluation.harness import evaluate
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -148,3 +148,37 @@ def _settings(appearance, actor_library, shutter, face, threads):
 
 def _context_opener(workdir, device, progress, chunk_mb, log):
     return lambda info: open_context(info, workdir, device, progress, chunk_mb, log)
+
+
+def evaluate(
+    source: str | os.PathLike,
+    edited: str | os.PathLike,
+    emotion: str,
+    plan: str | os.PathLike | None = None,
+    frames: str | None = None,
+    codec: str | None = None,
+    reencode: str | os.PathLike | None = None,
+    identity: bool = True,
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "off",
+    log=print,
+) -> dict:
+    """Score ``edited`` against ``source`` for an edit towards ``emotion``: the evaluation
+    harness (:func:`facepipe.evaluation.harness.evaluate`) with both clips analysed (and cached)
+    in ``workdir``, and the background compared with a plain re-encode made by :func:`edit`
+    (emotion neutral, intensity 0, ``codec``) unless ``reencode`` is given. Returns the report."""
+    from facepipe.analysis.job import run_analysis
+    from facepipe.evaluation.harness import evaluate as score
+
+    quiet = lambda m: None  # noqa: E731
+
+    def analyse(path, au: bool):
+        return run_analysis(path, au=au, workdir=workdir, device=device, progress=progress, log=quiet)
+
+    def reencode_source(src, out, codec_name, frame_range):
+        return edit(src, emotion="neutral", intensity=0.0, out=out, force=True, frames=frame_range, codec=codec_name,
+                    workdir=workdir, progress="off", log=quiet).output  # fmt: skip
+
+    return score(source, edited, emotion, analyse=analyse, reencode_source=reencode_source, plan=plan, frames=frames,
+                 codec=codec, reencode=reencode, identity=identity, log=log)  # fmt: skip

@@ -1,7 +1,10 @@
 """``facepipe eval ORIG EDITED --emotion E``: score an edit (the evaluation harness).
 
 Registered by ``facepipe/cli.py`` as the ``eval`` command (``eval_command``); kept here so the
-evaluation code owns its command line. ``benchmarks/quality.py`` is the same with a batch mode.
+evaluation code owns its command line. Like every command it only assembles: it calls
+``facepipe.api.evaluate``, which wires the analysis job into the harness (the rest of
+``facepipe.evaluation`` imports neither the API nor the job layer). ``benchmarks/quality.py``
+is the same with a batch mode.
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ def eval_command(
     debug,
 ):
     """Score EDITED against its SOURCE: emotion, AU fidelity, identity, speech, sharpness,
-    stability and untouched background. The edited clip is re-tracked independently.
+    stability (landmark jitter, flicker, warping error) and untouched background. The edited
+    clip is re-tracked independently.
 
     Example: facepipe eval clip.mp4 clip.happy.mp4 --emotion happy --json scores.json
     """
-    from facepipe.evaluation.harness import evaluate
+    from facepipe.api import evaluate
     from facepipe.evaluation.table import summary_lines
 
     report = evaluate(
