@@ -2,17 +2,28 @@
 
 For every clip (default: every shared clip), its first ``--max-frames`` frames become the
 source; each emotion in ``--emotions`` is edited at intensity 1 along each path in
-``--paths`` (``warp``: geometric warp only, ``--appearance 0``; ``full``: warp + appearance
-transfer at ``--appearance``), and every edit is scored by :func:`facepipe.evaluation.evaluate`
-with the edit's own plan (from its report) for AU fidelity::
+``--paths``, and every edit is scored by :func:`facepipe.api.evaluate` with the edit's own plan
+(from its report) for AU fidelity::
 
     python benchmarks/edit_quality.py --json benchmarks/results/edit_quality.json \
-        [--clips A.mp4 B.mp4] [--emotions happy,sad,surprised] [--paths warp,full] [--max-frames 60]
+        [--clips A.mp4 B.mp4] [--emotions happy,sad,surprised] [--paths warp,full] [--max-frames 60] \
+        [--define-path NAME='{"appearance": 1.0}']
+
+A path is a set of ``api.edit`` keywords on top of the emotion (see PATHS): ``warp`` = geometric
+warp only (``appearance=0``), ``full`` = warp + appearance transfer at ``--appearance``,
+``unsmoothed`` = ``full`` with the edit's temporal smoothing off (``smooth=0``; needs an
+``api.edit`` that has the ``smooth`` keyword, so it is not in the default ``--paths``).
+``--define-path`` adds or replaces one (JSON keywords; ``appearance`` defaults to ``--appearance``).
+
+The trimmed sources and the edits are written losslessly (FFV1 in .mkv, ``common.LOSSLESS_CODEC``):
+with libx264 the same frames gave slightly different files run to run, and the tracker's jitter
+figure moved by up to 0.3 with them. A rerun now scores the same pixels and gives the same numbers.
 
 Writes OUT (JSON: every harness report) and OUT.md: per clip rows and, per emotion and path,
 the pooled numbers next to the issue's bars: target top class share over all face frames
 (happy >= 40%, sad >= 50%), clips where P(target) rose (all), speech r on talking clips
-(>= 0.9), sharpness (>= 0.9x), AU fidelity (>= 0.5), jitter and flicker (<= 1.2x), background PSNR.
+(>= 0.9), sharpness (>= 0.9x), AU fidelity (>= 0.5), jitter and flicker (<= 1.2x), the
+warping error (edited / source; no bar yet), background PSNR.
 """
 
 from __future__ import annotations
@@ -31,25 +42,69 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LOSSLESS_CODEC  # noqa: E402
 from quality import SHARED, trimmed_source  # noqa: E402
+
+#: Edit paths: name -> ``api.edit`` keywords on top of ``emotion`` (intensity 1, the lossless
+#: codec, and ``appearance=--appearance`` unless the path sets it).
+PATHS = {
+    "warp": {"appearance": 0.0},
+    "full": {},
+    # The edit's temporal smoothing node off: needs api.edit(smooth=...), not in every checkout yet.
+    "unsmoothed": {"smooth": 0},
+}
+DEFAULT_PATHS = "warp,full"
 
 TOP_SHARE_BAR = {"happy": 0.40, "sad": 0.50}
 BARS = {"speech": 0.9, "sharpness": 0.9, "au_fidelity": 0.5, "jitter": 1.2, "flicker": 1.2}
 
 
-def edit_and_score(src: Path, folder: Path, emotion: str, path: str, appearance: float, workdir, identity: bool) -> dict:
+def edit_and_score(src: Path, folder: Path, emotion: str, path: str, edit_kwargs: dict, workdir, identity: bool) -> dict:
+    """Edit ``src`` towards ``emotion`` with ``api.edit(**edit_kwargs)`` (path ``path``), losslessly,
+    and score it with the harness (the edit's plan for AU fidelity)."""
     from facepipe import api
-    from facepipe.evaluation.harness import evaluate
 
     out = folder / f"{src.stem}.{emotion}.{path}{src.suffix}"
     t0 = time.perf_counter()
-    result = api.edit(src, emotion=emotion, out=out, force=True, appearance=0.0 if path == "warp" else appearance,
-                      workdir=workdir, progress="off", log=lambda m: None)  # fmt: skip
+    result = api.edit(src, emotion=emotion, out=out, force=True, codec=LOSSLESS_CODEC, workdir=workdir, progress="off",
+                      log=lambda m: None, **edit_kwargs)  # fmt: skip
     edit_s = time.perf_counter() - t0
-    report = evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir, log=lambda m: None)
-    report.update(path=path, edit_seconds=round(edit_s, 2), edit_report={
+    report = api.evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir,
+                          log=lambda m: None)  # fmt: skip
+    report.update(path=path, edit_kwargs=edit_kwargs, edit_seconds=round(edit_s, 2), edit_report={
         k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing")})  # fmt: skip
     return report
+
+
+def path_kwargs(paths: list[str], appearance: float, defined: dict[str, dict]) -> dict[str, dict]:
+    """name -> api.edit keywords of each path asked for (PATHS, overridden by ``defined``)."""
+    import inspect
+
+    from facepipe import api
+
+    table = {**PATHS, **defined}
+    unknown = [p for p in paths if p not in table]
+    if unknown:
+        raise SystemExit(f"edit_quality: unknown path {', '.join(unknown)}: use {', '.join(table)} or --define-path")
+    known = inspect.signature(api.edit).parameters
+    for p in paths:
+        missing = [k for k in table[p] if k not in known]
+        if missing:
+            raise SystemExit(f"edit_quality: path {p} needs api.edit keyword(s) {', '.join(missing)}, "
+                             "which this checkout's api.edit does not have")  # fmt: skip
+    return {p: {"appearance": appearance, **table[p]} for p in paths}
+
+
+def parse_path_definition(text: str) -> tuple[str, dict]:
+    """``NAME={"keyword": value, ...}`` -> (NAME, keywords)."""
+    name, sep, body = text.partition("=")
+    try:
+        kwargs = json.loads(body) if sep else None
+    except ValueError:
+        kwargs = None
+    if not name.strip() or not isinstance(kwargs, dict):
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME='{{\"keyword\": value, ...}}' (api.edit keywords)")
+    return name.strip(), kwargs
 
 
 def pooled(reports: list[dict], emotion: str) -> dict:
@@ -78,6 +133,7 @@ def pooled(reports: list[dict], emotion: str) -> dict:
     }
     for name, key, sub in (("sharpness", "sharpness", "ratio"), ("au_fidelity", "au_fidelity", "overall"),
                            ("jitter", "stability", "jitter_ratio"), ("flicker", "stability", "flicker_ratio"),
+                           ("warp_error", "stability", "warp_error_ratio"),
                            ("background_psnr", "background", "psnr_db"), ("identity_cos", "identity", "cosine")):  # fmt: skip
         v = vals(key, sub)
         out[f"{name}_min"] = float(v.min()) if len(v) else None
@@ -96,8 +152,8 @@ def markdown(result: dict) -> str:
              f"({', '.join(result['clips_measured'])}).", ""]  # fmt: skip
     lines += ["## Pooled", "",
               "| emotion | path | clips | face frames | top share before->after (bar) | P rose on | speech r min / median "
-              "| sharp min / med | AU fid min / med | jitter max | flicker max | bg PSNR min | identity cos min |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| sharp min / med | AU fid min / med | jitter max | flicker max | warp err max | bg PSNR min | identity cos min |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     f = lambda v, s=".2f": "n/a" if v is None else format(v, s)  # noqa: E731
     for key, p in result["pooled"].items():
         emotion, path = key.split("/")
@@ -107,6 +163,7 @@ def markdown(result: dict) -> str:
             f"{p['top_share_after']:.0%}{bar} | {p['clips_rose']}/{p['clips']} | {f(p['speech_min'])} / "
             f"{f(p['speech_median'])} ({p['talking_clips']} talking) | {f(p['sharpness_min'])} / {f(p['sharpness_median'])} | "
             f"{f(p['au_fidelity_min'])} / {f(p['au_fidelity_median'])} | {f(p['jitter_max'])} | {f(p['flicker_max'])} | "
+            f"{f(p.get('warp_error_max'))} | "
             f"{f(p['background_psnr_min'], '.1f')} | {f(p['identity_cos_min'], '.3f')} |"
         )
     lines += ["", "## Per clip", ""]
@@ -117,11 +174,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(args, reports: list[dict], skipped: list[str], emotions, paths, clips, seconds: float) -> None:
+def write(args, reports: list[dict], skipped: list[str], emotions, paths: dict[str, dict], clips, seconds: float) -> None:
     result = {
         "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "max_frames": args.max_frames,
         "appearance": args.appearance,
+        "paths": paths,
+        "codec": LOSSLESS_CODEC,
         "seconds": round(seconds, 1),
         "clips_requested": [c.name for c in clips],
         "clips_measured": sorted({r["clip"] for r in reports}),
@@ -140,7 +199,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, required=True)
     ap.add_argument("--clips", nargs="*", type=Path, default=None, help="default: every shared clip")
     ap.add_argument("--emotions", default="happy,sad,surprised")
-    ap.add_argument("--paths", default="warp,full", help="warp (appearance 0), full (appearance transfer)")
+    ap.add_argument("--paths", default=DEFAULT_PATHS,
+                    help="comma-separated edit paths (PATHS): warp (appearance 0), full (appearance transfer), "
+                         "unsmoothed (full with smooth=0; needs api.edit's smooth keyword)")  # fmt: skip
+    ap.add_argument("--define-path", action="append", type=parse_path_definition, default=[], metavar="NAME=JSON",
+                    help="add or replace a path: NAME='{\"appearance\": 1.0}' (api.edit keywords); list it in --paths")
     ap.add_argument("--appearance", type=float, default=None, help="appearance strength of the full path (default: the edit's)")
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -151,7 +214,7 @@ def main(argv=None) -> int:
 
     import tempfile
 
-    from facepipe.edit.job import DEFAULT_APPEARANCE
+    from facepipe.defaults import APPEARANCE_STRENGTH as DEFAULT_APPEARANCE
     from facepipe.errors import FacepipeError
 
     if args.appearance is None:
@@ -163,6 +226,7 @@ def main(argv=None) -> int:
         return 2
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    kwargs = path_kwargs(paths, args.appearance, dict(args.define_path))
     reports, skipped = [], []
     if args.resume and args.json.exists():
         reports = json.loads(args.json.read_text())["reports"]
@@ -178,7 +242,7 @@ def main(argv=None) -> int:
             for emotion in emotions:
                 for path in paths:
                     try:
-                        r = edit_and_score(src, folder, emotion, path, args.appearance, args.workdir, not args.no_identity)
+                        r = edit_and_score(src, folder, emotion, path, kwargs[path], args.workdir, not args.no_identity)
                     except FacepipeError as exc:
                         skipped.append(f"{clip.name} {emotion} {path}: {exc}")
                         print(skipped[-1], flush=True)
@@ -188,9 +252,10 @@ def main(argv=None) -> int:
                     e = r["emotion"]
                     print(f"{clip.name} {emotion} {path}: P {e.get('mean_before')}->{e.get('mean_after')} top "
                           f"{e.get('top_share_after')} speech {r['speech'].get('corr')} sharp {r['sharpness'].get('ratio')} "
-                          f"AU {r['au_fidelity'].get('overall')} ({r['edit_seconds']} s edit)", flush=True)  # fmt: skip
+                          f"AU {r['au_fidelity'].get('overall')} warp x{r['stability'].get('warp_error_ratio')} "
+                          f"({r['edit_seconds']} s edit, {r['seconds']} s score)", flush=True)  # fmt: skip
             # written after every clip: a long run that is stopped keeps what it measured
-            write(args, reports, skipped, emotions, paths, clips, time.perf_counter() - t0)
+            write(args, reports, skipped, emotions, kwargs, clips, time.perf_counter() - t0)
     print(markdown(json.loads(args.json.read_text())))
     return 0
 

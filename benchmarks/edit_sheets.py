@@ -23,7 +23,8 @@ glasses) and vr_face4_talk (700x700, talking). For each clip:
 ``sheets.json`` / ``sheets.md`` beside the sheets record the windows, sample frames and, for
 every clip and emotion, temporal flicker: the mean absolute frame-to-frame luma change inside
 the face (landmark hull of both frames), edit / source (``> 1.2``: the edit adds flicker or
-popping), next to the same ratio for a plain re-encode (what the codec alone adds), and the
+popping), next to the same ratio for a plain re-encode (what the codec alone adds: nothing, the
+edits and the re-encode are written losslessly, FFV1 in .mkv, so the ratio is 1.00), and the
 worst single step (``pop``: the largest step the edit adds over the source's step at the same
 frame, / the mean source step; the per-frame steps are in the JSON).
 
@@ -44,10 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facepipe.edit.job import DEFAULT_APPEARANCE
+from facepipe.defaults import APPEARANCE_STRENGTH as DEFAULT_APPEARANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import resolve_clips  # noqa: E402
+from common import LOSSLESS_CODEC, LOSSLESS_EXT, resolve_clips  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_d0_grin.mp4", "lp_d3_talk_glasses.mp4", "vr_face4_talk.mp4")
 DEFAULT_EMOTIONS = "happy,sad,surprised,angry,fearful,disgusted,contempt,neutral"
 LABEL_W = 96
@@ -230,9 +231,9 @@ def save_small(build, sizes: list, path: Path, max_bytes: int) -> dict:
 def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, window: str, window_len: int,
                crop_px: int, out_dir: Path, tmp: Path, max_bytes: int, log, full_dir: Path | None = None) -> dict:
     from facepipe import api
-    from facepipe.analysis.job import run_analysis
-    from facepipe.analysis.regions import face_size, hull_mask, mouth_opening
-    from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_RIGHT_EYE
+    from facepipe.jobs.analyze import run_analysis
+    from facepipe.analysis.regions import hull_mask, mouth_opening
+    from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_RIGHT_EYE, inter_ocular
 
     t0 = time.perf_counter()
     analysis = run_analysis(clip, au=False, progress="off", log=_quiet)
@@ -258,7 +259,7 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
     src = read_frames(clip, window_idx)
     H, W = src.shape[1:3]
     masks = np.stack([hull_mask(lm[i], H, W) for i in window_idx])
-    iod = float(np.nanmedian(face_size(lm[window_idx])))
+    iod = float(np.nanmedian(inter_ocular(np.asarray(lm[window_idx], np.float64))))
     is_mesh = lm.shape[1] >= 468
 
     def face_crop(img, i, px):
@@ -281,10 +282,11 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
         e = crop(img, ex, ey, *eyes_wh, (round(zoom * eyes_wh[0]), round(zoom * eyes_wh[1])))
         return m, e
 
-    # a plain re-encode of the window: what the codec alone does to frame-to-frame change
-    reenc_path = tmp / f"{clip.stem}.reencode.mp4"
+    # a plain re-encode of the window: what the codec alone does to frame-to-frame change (nothing:
+    # the clips scored here are lossless, see LOSSLESS_CODEC; kept as the check that it is 1.00)
+    reenc_path = tmp / f"{clip.stem}.reencode{LOSSLESS_EXT}"
     api.edit(clip, emotion="neutral", intensity=0.0, frames=f"{a}-{b}", out=reenc_path, force=True,
-             progress="off", log=_quiet)
+             codec=LOSSLESS_CODEC, progress="off", log=_quiet)
     steps_src = frame_steps(src, masks)
     steps_reenc = frame_steps(read_frames(reenc_path, np.arange(len(window_idx))), masks)
 
@@ -292,10 +294,10 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
     mean_src = float(np.nanmean(steps_src))
     sheet_cells, zoom_cells, per_emotion = [], [], {}
     for emotion in emotions:
-        out = tmp / f"{clip.stem}.{emotion}.mp4"
+        out = tmp / f"{clip.stem}.{emotion}{LOSSLESS_EXT}"
         t1 = time.perf_counter()
         result = api.edit(clip, emotion=emotion, appearance=appearance, frames=f"{a}-{b}", out=out, force=True,
-                          progress="off", log=_quiet)
+                          codec=LOSSLESS_CODEC, progress="off", log=_quiet)
         edit_s = time.perf_counter() - t1
         edited = read_frames(out, np.arange(result.frames_written))
         if edited.shape != src.shape:
@@ -382,7 +384,8 @@ def markdown(report: dict) -> str:
         "pixels, less where the sheet would not fit the size limit: see `png` in the JSON).",
         "",
         f"Flicker = mean absolute frame-to-frame luma change inside the face, edit / source (> {FLICKER_LIMIT:g}: the "
-        "edit adds flicker); `re-encode` is the same for a plain re-encode (the codec alone); `pop` = the largest "
+        "edit adds flicker); `re-encode` is the same for a plain re-encode (the codec alone: 1.00, the edits and the "
+        "re-encode are lossless FFV1); `pop` = the largest "
         "step the edit adds over the source's step at the same frame, / the mean source step (at `@frame`; 0 = none, "
         "1 = one extra average frame step); `change` = mean |edit - source| inside the face, 0..255.",
         "",

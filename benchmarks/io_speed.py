@@ -111,19 +111,20 @@ def transcode(info, spec, out: Path, rgb: bool) -> int:
 
 
 def bench_clip(path: Path, codecs: list[str], repeats: int, tmp: Path, log) -> list[dict]:
-    from facepipe import api
     from facepipe.io.codecs import CODECS, choose_codec
     from facepipe.io.media import probe
-    from facepipe.pipeline.runner import Runner
+    from facepipe.jobs.context import open_context
+    from facepipe.pipeline.graph import Graph
+    from facepipe.stages.graph import analysis_stages
 
     info = probe(path)
     workdir = tmp / "work"
     _warm_up_encoders(codecs, tmp)
     # The scan stage, cold, once: the analysis pass a real edit runs the first time.
     shutil.rmtree(workdir, ignore_errors=True)
-    ctx = api.open_context(info, workdir, "cpu", "off", log=lambda *a: None)
+    ctx = open_context(info, workdir, "cpu", "off", log=lambda *a: None)
     t0 = time.perf_counter()
-    Runner(api.analysis_stages(), ctx).get("scan")
+    Graph(analysis_stages(), ctx).get("scan")
     scan_s = time.perf_counter() - t0
 
     rows = []

@@ -15,7 +15,8 @@ Edits: ``facepipe`` (``facepipe edit --emotion E``; reported as skipped while sy
 make that edit), ``passthrough`` (``--emotion neutral --intensity 0``: must score as unchanged),
 ``shift5`` (frames 5 early: must lose speech correlation), ``blur`` (face blurred: must lose
 sharpness, whatever the classifier says). With no CLIP the set is four shared clips
-(``../shared/data/clips``). Writes OUT (JSON) and a markdown table next to it (same name, ``.md``);
+(``../shared/data/clips``). The trimmed sources and every edit are written losslessly (FFV1 in
+.mkv, ``common.LOSSLESS_CODEC``), so a rerun scores the same pixels. Writes OUT (JSON) and a markdown table next to it (same name, ``.md``);
 ``benchmarks/README.md`` explains the columns.
 """
 
@@ -32,48 +33,53 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LOSSLESS_CODEC, LOSSLESS_EXT, SHARED  # noqa: E402
+
 DEFAULT_SET = ("lp_d0_grin.mp4", "dpe_d_256_noaudio.mp4", "hdtf_aoc_talk.mp4", "lp_d5_pucker_smile.mp4")
 EDITS = ("facepipe", "passthrough", "shift5", "blur")
 
 
 def make_edit(kind: str, src: Path, folder: Path, emotion: str, workdir) -> Path:
-    """Write edit ``kind`` of ``src`` into ``folder``; FacepipeError when it cannot be made."""
+    """Write edit ``kind`` of ``src`` into ``folder``, losslessly (LOSSLESS_CODEC); FacepipeError
+    when it cannot be made."""
     from facepipe import api
     from facepipe.evaluation.breakers import blurred_face_edit, shifted_edit
 
     quiet = lambda m: None  # noqa: E731
-    out = folder / f"{src.stem}.{kind}{src.suffix}"
+    out = folder / f"{src.stem}.{kind}{LOSSLESS_EXT}"
+    kw = dict(out=out, force=True, codec=LOSSLESS_CODEC, workdir=workdir, progress="off", log=quiet)
     if kind == "facepipe":
-        return api.edit(src, emotion=emotion, out=out, force=True, workdir=workdir, progress="off", log=quiet).output
+        return api.edit(src, emotion=emotion, **kw).output
     if kind == "passthrough":
-        return api.edit(
-            src, emotion="neutral", intensity=0.0, out=out, force=True, workdir=workdir, progress="off", log=quiet
-        ).output
+        return api.edit(src, emotion="neutral", intensity=0.0, **kw).output
     if kind.startswith("shift"):
-        return shifted_edit(src, out, int(kind[5:] or 5))
+        return shifted_edit(src, out, int(kind[5:] or 5), codec=LOSSLESS_CODEC)
     if kind == "blur":
-        from facepipe.analysis.job import run_analysis
+        from facepipe.jobs.analyze import run_analysis
 
         tracks = run_analysis(src, au=False, workdir=workdir, progress="off", log=quiet).tracks
-        return blurred_face_edit(src, out, tracks.landmarks)
+        return blurred_face_edit(src, out, tracks.landmarks, codec=LOSSLESS_CODEC)
     raise SystemExit(f"unknown edit {kind!r}: use {', '.join(EDITS)}")
 
 
 def trimmed_source(clip: Path, folder: Path, max_frames: int, workdir) -> Path:
-    """The first ``max_frames`` frames of ``clip`` (a pass-through edit of that range), or the clip itself."""
+    """The first ``max_frames`` frames of ``clip`` (all of them when it is shorter or
+    ``max_frames`` <= 0) as a lossless pass-through edit (LOSSLESS_CODEC): every clip the
+    benchmarks score is made from the same pixels, run after run."""
     from facepipe import api
     from facepipe.io.media import probe
 
-    if max_frames <= 0 or probe(clip).frame_count <= max_frames:
-        return clip
+    count = probe(clip).frame_count
+    n = count if max_frames <= 0 else min(max_frames, count)
     return api.edit(
         clip,
         emotion="neutral",
         intensity=0.0,
-        frames=f"0-{max_frames - 1}",
+        frames=f"0-{n - 1}",
         force=True,
-        out=folder / f"{clip.stem}.first{max_frames}{clip.suffix}",
+        codec=LOSSLESS_CODEC,
+        out=folder / f"{clip.stem}.first{n}{LOSSLESS_EXT}",
         workdir=workdir,
         progress="off",
         log=lambda m: None,
@@ -83,8 +89,8 @@ def trimmed_source(clip: Path, folder: Path, max_frames: int, workdir) -> Path:
 def run_set(
     clips: list[Path], emotion: str, edits: list[str], max_frames: int, workdir, identity: bool, folder: Path
 ) -> dict:
+    from facepipe.api import evaluate
     from facepipe.errors import FacepipeError
-    from facepipe.evaluation.harness import evaluate
 
     rows, skipped = [], []
     for clip in clips:
@@ -139,7 +145,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", type=Path, help="the original clip (one-edit mode)")
     ap.add_argument("--edited", type=Path, help="the edited clip (one-edit mode)")
@@ -168,10 +174,15 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--workdir", type=Path, default=None, help="artifact cache (default: facepipe's)")
     ap.add_argument("--no-identity", action="store_true", help="skip the dlib identity measure")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
 
+    from facepipe.api import evaluate
     from facepipe.errors import FacepipeError
-    from facepipe.evaluation.harness import evaluate
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

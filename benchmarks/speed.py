@@ -87,14 +87,13 @@ def preview(info, out: Path, workdir: Path, emotion: str, appearance: float):
 
 def warm_analysis(info, workdir: Path) -> float:
     """Run the analysis an edit pulls (track, fit3d) into ``workdir``; seconds."""
-    from facepipe import api
-    from facepipe.pipeline.runner import Runner
+    from facepipe.jobs.context import open_context
+    from facepipe.pipeline.graph import Graph
+    from facepipe.stages.graph import analysis_stages
 
     t0 = time.perf_counter()
-    ctx = api.open_context(info, workdir, "auto", "off", log=_quiet)
-    runner = Runner(api.analysis_stages(), ctx)
-    if runner.get("track").has_face:
-        runner.get("fit3d")
+    graph = Graph(analysis_stages(), open_context(info, workdir, "auto", "off", log=_quiet))
+    graph.get("fit3d")
     return time.perf_counter() - t0
 
 

@@ -5,6 +5,7 @@
     result = api.edit("clip.mp4", emotion="happy")            # -> clip.happy.mp4 + clip.happy.report.json
     api.preview("clip.mp4", emotion="sad", frames="40-120")   # half size, side by side with the source
     api.analyze("clip.mp4")                                   # AU / emotion curves: CSV, JSON, plot, sheet
+    api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
 
 Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
 ``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),
@@ -25,12 +26,13 @@ from facepipe.io.media import probe as _probe
 from facepipe.jobs.analyze import analyze
 from facepipe.jobs.context import open_context
 from facepipe.jobs.edit import EditResult, EditSettings, run_edit
+from facepipe.jobs.evaluate import evaluate
 from facepipe.jobs.faces import list_faces as faces
 from facepipe.jobs.preview import PreviewResult, run_preview
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
 
-__all__ = ["EMOTIONS", "analyze", "edit", "faces", "preview", "probe"]
+__all__ = ["EMOTIONS", "analyze", "edit", "evaluate", "faces", "preview", "probe"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:

@@ -175,7 +175,7 @@ def test_missing_aus_are_said_not_faked(tmp_path):
 def grin_analysis(tmp_path_factory, fer_weights):
     if not (SHARED_CLIPS / GRIN).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / GRIN}")
-    from facepipe.analysis.job import analyze
+    from facepipe.jobs.analyze import analyze
 
     out = tmp_path_factory.mktemp("grin")
     result = analyze(
@@ -220,7 +220,7 @@ def test_au12_and_happy_rise_together_on_the_grin(tmp_path, fer_weights):
     """With the 3D fit: AU12 (lip corner puller) is high exactly where the classifier says happy."""
     if not (SHARED_CLIPS / GRIN).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / GRIN}")
-    from facepipe.analysis.job import run_analysis
+    from facepipe.jobs.analyze import run_analysis
     from facepipe.analysis.report import au_table
 
     res = run_analysis(SHARED_CLIPS / GRIN, workdir=tmp_path, progress="off", log=lambda m: None)

@@ -77,7 +77,7 @@ def test_report_beside_the_output_holds_the_plan(happy):
 
 def test_edit_moves_the_mouth_corners_the_way_the_plan_says(clip, happy, work):
     """Re-track the edit: the lip corners must spread (AU12 pulls them out and up)."""
-    from facepipe.analysis.job import run_analysis
+    from facepipe.jobs.analyze import run_analysis
 
     before = run_analysis(clip, au=False, workdir=work, **QUIET).tracks.landmarks
     after = run_analysis(happy.output, au=False, workdir=work, **QUIET).tracks.landmarks
@@ -137,7 +137,7 @@ def test_preview_writes_source_and_edit_side_by_side_at_half_size(clip, work, tm
 
 def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
     """Weight 0 everywhere (an AU override outside these frames): the chunk comes back unchanged."""
-    from facepipe.edit.job import EditSettings, analyse_and_plan, make_renderer
+    from facepipe.jobs.edit import EditSettings, analyse_and_plan, make_renderer
     from facepipe.io.reader import FrameChunk
     from facepipe.plan.request import parse_request
 
@@ -157,7 +157,7 @@ def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
 def test_a_repeated_frame_gets_the_previous_frames_edit(clip, work):
     """Pulled-down footage repeats frames: the repeat must not be rendered afresh (new grain and
     tracking noise would pop where the plate stands still) but carry its predecessor's edit."""
-    from facepipe.edit.job import EditSettings, analyse_and_plan, make_renderer
+    from facepipe.jobs.edit import EditSettings, analyse_and_plan, make_renderer
     from facepipe.io.reader import FrameChunk
     from facepipe.plan.request import parse_request
 

@@ -91,6 +91,86 @@ def test_pixel_measures():
     assert ms.ratio([2.0, np.nan], [1.0, 5.0]) == 2.0 and ms.ratio([1.0], [np.nan]) is None
 
 
+def _moving_face(t: int = 12, h: int = 160, w: int = 200, step=(1.3, 0.7)):
+    """A textured plate translating by ``step`` px per frame, and an elliptic "face" region that
+    moves with it: frames (T,3,H,W) float32 0..1, regions (T,H,W) bool, face centres (T,2) x,y."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.random((2 * h, 2 * w, 3)).astype(np.float32), (0, 0), 3)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames, regions, centres = [], [], []
+    for k in range(t):
+        dx, dy = step[0] * k, step[1] * k
+        m = np.float32([[1, 0, 20 + dx], [0, 1, 15 + dy]])  # frame pixel x shows texture x + 20 + dx
+        frames.append(cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP).transpose(2, 0, 1))
+        cx, cy = 100 - dx, 80 - dy
+        regions.append(((xx - cx) / 40) ** 2 + ((yy - cy) / 50) ** 2 <= 1)
+        centres.append((cx, cy))
+    return np.stack(frames).astype(np.float32), np.stack(regions), np.array(centres)
+
+
+def test_flow_follows_the_motion_and_warps_the_previous_frame_onto_the_current():
+    import torch
+
+    frames, regions, _ = _moving_face(t=2, step=(2.0, 1.0))
+    grey = [(ms.luma(f) * 255).round().astype(np.uint8) for f in frames]
+    back = ms.optical_flow(grey[1], grey[0])  # current -> previous: content moved by (-2, -1)
+    inner = regions[1]
+    assert np.allclose(np.median(back[inner], 0), [2.0, 1.0], atol=0.1)
+    assert np.array_equal(back, ms.optical_flow(grey[1], grey[0]))  # deterministic
+    warped = ms.flow_warp(torch.from_numpy(frames[:1]), back)[0].numpy()
+    assert np.abs(warped - frames[1])[:, inner].mean() < 0.1 * np.abs(frames[0] - frames[1])[:, inner].mean()
+
+
+def test_flow_consistency_marks_occlusions_and_pixels_from_outside_the_frame():
+    h, w = 20, 30
+    back = np.zeros((h, w, 2), np.float32)
+    back[..., 0] = 2.0  # every pixel came from 2 px to its right
+    ok = ms.flow_consistent(back, -back)
+    assert ok[:, : w - 2].all() and not ok[:, w - 2 :].any()  # the last 2 columns came from outside
+    fwd = -back.copy()
+    fwd[5:10, 5:12] = 0.0  # the previous frame's pixels there did not go where the backward flow says
+    ok = ms.flow_consistent(back, fwd)
+    assert not ok[5:10, 3:10].any() and ok[12:, : w - 2].all()
+
+
+def test_warping_error_of_identical_clips_is_the_source_s():
+    frames, regions, _ = _moving_face()
+    r = ms.warping_error(frames, frames.copy(), regions)
+    assert r["warp_error_ratio"] == 1.0 and r["warp_error_edited"] == r["warp_error_source"] > 0
+
+
+def test_warping_error_catches_per_frame_noise_in_the_face():
+    frames, regions, _ = _moving_face()
+    noisy = frames.copy()
+    rng = np.random.default_rng(1)
+    for k in range(len(frames)):
+        noisy[k][:, regions[k]] += rng.normal(0, 0.01, (3, regions[k].sum())).astype(np.float32)
+    r = ms.warping_error(frames, noisy, regions)
+    assert r["warp_error_ratio"] > 10
+    assert any("warping error" in w for w in ms.warnings_for({"stability": r}))
+
+
+def test_a_steady_edit_that_moves_with_the_face_keeps_the_warping_error():
+    """The same change on every frame (a brightened blob that moves with the face) is not
+    temporal inconsistency: the ratio stays ~1, while the same blob held still on the moving face
+    (it swims over the skin) is caught."""
+    frames, regions, centres = _moving_face()
+    yy, xx = np.mgrid[0 : frames.shape[2], 0 : frames.shape[3]]
+
+    def blob(cx, cy):
+        return 0.15 * np.exp(-(((xx - cx) / 30) ** 2 + ((yy - cy) / 35) ** 2)).astype(np.float32)
+
+    steady = np.clip(frames + np.stack([blob(*c) for c in centres])[:, None], 0, 1)
+    stuck = np.clip(frames + blob(*centres[0])[None, None], 0, 1)
+    r = ms.warping_error(frames, steady, regions)
+    assert 0.9 < r["warp_error_ratio"] < 1.1
+    assert ms.warping_error(frames, stuck, regions)["warp_error_ratio"] > 2
+    assert ms.warping_error(frames, steady, regions, cuts=range(1, 12))["warp_error_ratio"] is None
+
+
 def test_identity_similarity():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4, 128))
@@ -149,7 +229,7 @@ def test_markdown_table_has_a_row_per_report():
         "sharpness": {"ratio": 0.95},
         "identity": {"skipped": "dlib is not installed"},
         "speech": {"corr": 0.97},
-        "stability": {"jitter_ratio": 1.1, "flicker_ratio": 1.0},
+        "stability": {"jitter_ratio": 1.1, "flicker_ratio": 1.0, "warp_error_ratio": 1.3},
         "background": {"psnr_db": 100.0},
         "au_fidelity": {"overall": 0.8},
     }
@@ -157,6 +237,7 @@ def test_markdown_table_has_a_row_per_report():
     lines = md.strip().splitlines()
     assert len(lines) == 4 and "| a.mp4 | edit A | happy: 0.10->0.50 | 80% | happy 70%, sad 30% |" in lines[2]
     assert "identical" in lines[2] and "skipped" in lines[2]
+    assert "| warp err x |" in lines[0] and "| 1.10 | 1.00 | 1.30 | identical |" in lines[2]
 
 
 # ---- whole evaluations ------------------------------------------------------------------------------------
@@ -168,7 +249,7 @@ def talk_edits(tmp_path_factory, fer_weights):
     if not (SHARED_CLIPS / TALK).is_file():
         pytest.skip(f"shared footage not found at {SHARED_CLIPS / TALK}")
     from facepipe import api
-    from facepipe.analysis.job import run_analysis
+    from facepipe.jobs.analyze import run_analysis
     from facepipe.evaluation.breakers import blurred_face_edit, shifted_edit
 
     d = tmp_path_factory.mktemp("talk")
@@ -193,7 +274,7 @@ def talk_edits(tmp_path_factory, fer_weights):
 
 @pytest.fixture(scope="module")
 def talk_reports(talk_edits):
-    from facepipe.evaluation.harness import evaluate
+    from facepipe.api import evaluate
 
     e = talk_edits
     return {
@@ -210,6 +291,7 @@ def test_pass_through_scores_as_unchanged(talk_reports):
     assert all(abs(emo["top_after"][c] - emo["top_before"][c]) <= 0.1 for c in CLASSES)
     assert r["speech"]["corr"] > 0.95 and r["speech"]["best_lag"] == 0
     assert 0.8 < r["stability"]["jitter_ratio"] < 1.25 and 0.9 < r["stability"]["flicker_ratio"] < 1.1
+    assert 0.9 < r["stability"]["warp_error_ratio"] < 1.1  # H.264 re-encode: ~1, not exactly
     assert r["background"]["psnr_db"] >= 60
     assert r["sharpness"]["ratio"] > 0.9
     if "skipped" in r["identity"]:
@@ -226,6 +308,8 @@ def test_shifted_frames_lose_speech_correlation(talk_reports):
     ok, bad = talk_reports["pass"], talk_reports["shift"]
     assert bad["speech"]["corr"] < 0.6 and bad["speech"]["corr"] < ok["speech"]["corr"] - 0.35
     assert bad["speech"]["best_lag"] == -5 and bad["speech"]["corr_at_best_lag"] > 0.9
+    # Every frame moves as the source did 5 frames later, not as the source's flow says.
+    assert bad["stability"]["warp_error_ratio"] > 1.5 and any("warping error" in w for w in bad["warnings"])
     assert any(w.startswith("speech") for w in bad["warnings"])
 
 
@@ -243,30 +327,38 @@ def test_blurred_face_loses_sharpness_even_when_an_emotion_rises(talk_reports):
     assert not any(w.startswith("background") for w in bad["warnings"])
 
 
-def test_eval_command_on_a_blurred_synthetic_face(tmp_path, fer_weights):
-    """No footage needed: the astronaut demo clip, face blurred; scored through ``facepipe eval``."""
-    from click.testing import CliRunner
-
-    from facepipe.analysis.job import run_analysis
+@pytest.fixture(scope="module")
+def astro(tmp_path_factory, fer_weights):
+    """The astronaut demo clip (no footage needed), its tracks, and a face-blurred copy written losslessly."""
+    from facepipe.jobs.analyze import run_analysis
     from facepipe.demo import make_demo_clip
     from facepipe.evaluation.breakers import blurred_face_edit
-    from facepipe.evaluation.cli import eval_command
 
-    src = make_demo_clip(tmp_path / "astro.mp4", seconds=1.0, size=256, audio=False)
-    tracks = run_analysis(src, au=False, workdir=tmp_path / "w", progress="off", log=lambda m: None).tracks
+    d = tmp_path_factory.mktemp("astro")
+    src = make_demo_clip(d / "astro.mp4", seconds=1.0, size=256, audio=False)
+    tracks = run_analysis(src, au=False, workdir=d / "w", progress="off", log=lambda m: None).tracks
     assert np.isfinite(tracks.landmarks).all()
     # Lossless, so an untouched background is exactly identical to the re-encode.
-    blurred = blurred_face_edit(src, tmp_path / "astro.blur.mkv", tracks.landmarks, codec="ffv1")
+    blurred = blurred_face_edit(src, d / "astro.blur.mkv", tracks.landmarks, codec="ffv1")
+    return {"src": src, "blur": blurred, "work": d / "w", "dir": d}
+
+
+def test_eval_command_on_a_blurred_synthetic_face(tmp_path, astro):
+    """The astronaut demo clip, face blurred; scored through ``facepipe eval``."""
+    from click.testing import CliRunner
+
+    from facepipe.cli.evaluate import eval_command
+
     res = CliRunner().invoke(
         eval_command,
         [
-            str(src),
-            str(blurred),
+            str(astro["src"]),
+            str(astro["blur"]),
             "--emotion",
             "happy",
             "--no-identity",
             "--workdir",
-            str(tmp_path / "w"),
+            str(astro["work"]),
             "--json",
             str(tmp_path / "r.json"),
         ],
@@ -277,12 +369,67 @@ def test_eval_command_on_a_blurred_synthetic_face(tmp_path, fer_weights):
     assert r["background"]["reencode_codec"] == "ffv1" and r["sharpness"]["codec_ratio"] == 1.0
     assert r["identity"] == {"skipped": "skipped (--no-identity)"}
     assert "sharpness" in res.output and "WARNING blur" in res.output
+    st = r["stability"]
+    assert st["warp_error_source"] > 0 and st["warp_error_edited"] > 0 and st["warp_error_ratio"] is not None
+    assert "warping error x" in res.output
+
+
+def test_harness_uses_the_analysis_and_reencode_it_is_given(astro):
+    """``harness.evaluate`` runs no job of its own: the clips' analysis and the plain re-encode
+    come from the callables it is given (here facepipe's, recorded)."""
+    from facepipe import api
+    from facepipe.jobs.analyze import run_analysis
+    from facepipe.evaluation.harness import evaluate
+
+    calls = []
+
+    def analyse(path, au):
+        calls.append(("analyse", Path(path).name, au))
+        return run_analysis(path, au=au, workdir=astro["work"], progress="off", log=lambda m: None)
+
+    def reencode_source(source, out, codec, frames):
+        calls.append(("reencode", Path(source).name, Path(out).suffix, codec, frames))
+        return api.edit(source, "neutral", 0.0, out=out, force=True, codec=codec, frames=frames,
+                        workdir=astro["work"], progress="off", log=lambda m: None).output  # fmt: skip
+
+    r = evaluate(astro["src"], astro["blur"], "happy", analyse=analyse, reencode_source=reencode_source,
+                 identity=False)  # fmt: skip
+    assert calls == [
+        ("analyse", "astro.mp4", False),
+        ("analyse", "astro.blur.mkv", False),
+        ("reencode", "astro.mp4", ".mkv", "ffv1", None),
+    ]
+    assert r["background"]["psnr_db"] == ms.PSNR_CAP and r["sharpness"]["ratio"] < 0.5
+    given = evaluate(astro["src"], astro["blur"], "happy", analyse=analyse, reencode_source=None,
+                     reencode=astro["blur"], identity=False)  # fmt: skip
+    assert given["background"]["reencode_codec"] == "given" and given["background"]["psnr_db"] == ms.PSNR_CAP
+
+
+def test_evaluation_imports_no_job_api_or_command_layer():
+    """The harness is given the analysis job (DI); only the ``facepipe eval`` command
+    (evaluation/cli.py) assembles, like every command."""
+    import ast
+
+    import facepipe.evaluation as pkg
+
+    banned = ("facepipe.api", "facepipe.cli", "facepipe.stages", "facepipe.jobs.analyze")
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            bad = [n for n in names if any(n == b or n.startswith(b + ".") or n.startswith(b + "_") for b in banned)]
+            assert not bad, f"{path.name} imports {bad}"
 
 
 def test_eval_command_rejects_mismatched_clips(tmp_path, make_clip):
     from click.testing import CliRunner
 
-    from facepipe.evaluation.cli import eval_command
+    from facepipe.cli.evaluate import eval_command
 
     a = make_clip("a.mp4", frames=12)
     b = make_clip("b.mp4", frames=10)
@@ -295,8 +442,8 @@ def test_eval_command_rejects_mismatched_clips(tmp_path, make_clip):
 def test_au_fidelity_of_a_do_nothing_edit_is_near_zero(talk_edits, tmp_path):
     """A plan that asks for a smile (AU12 +0.5) against a pass-through edit: independent fits of
     source and edit agree, so the measured change is ~0 of the planned one."""
-    from facepipe.analysis.job import run_analysis
-    from facepipe.evaluation.harness import evaluate
+    from facepipe.jobs.analyze import run_analysis
+    from facepipe.api import evaluate
 
     e = talk_edits
     src = run_analysis(e["src"], workdir=e["work"], progress="off", log=lambda m: None)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from facepipe.errors import FacepipeError, WeightsMissingError
 from facepipe.weights import registry
-from facepipe.weights.cli import weights_group
+from facepipe.cli.weights import weights_group
 
 PAYLOAD = b"not really weights\n" * 500
 MEMBER = "fpdummy/data/model.bin"

@@ -1,28 +1,19 @@
-"""Face measurements from landmarks: mouth opening, face size, face mattes.
+"""Face measurements from landmarks: mouth opening, face mattes.
 
 Landmarks are ``(T,N,>=2)`` float pixels (NaN rows where no face) in any scheme
-:mod:`facepipe.tracking.schemes` knows (mediapipe-468/478 or ibug-68).
+:mod:`facepipe.tracking.schemes` knows (mediapipe-468/478 or ibug-68). The face size they are
+measured in is :func:`facepipe.tracking.schemes.inter_ocular`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from facepipe.tracking.schemes import inter_ocular
+
 #: Inner-lip vertex pairs (upper, lower) across the mouth: right of centre, centre, left of centre.
 MESH_LIP_GAP_PAIRS = ((82, 87), (13, 14), (312, 317))
 IBUG_LIP_GAP_PAIRS = ((61, 67), (62, 66), (63, 65))
-
-
-def _scheme_of(landmarks: np.ndarray) -> str:
-    n = np.asarray(landmarks).shape[-2]
-    return {468: "mediapipe-468", 478: "mediapipe-478", 68: "ibug-68"}.get(n, "mediapipe-478")
-
-
-def face_size(landmarks: np.ndarray) -> np.ndarray:
-    """(T,) inter-ocular distance (outer eye corners) in pixels: an expression-stable face size."""
-    from facepipe.tracking.schemes import inter_ocular
-
-    return np.asarray(inter_ocular(np.asarray(landmarks, np.float64), _scheme_of(landmarks)), np.float64)
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -36,7 +27,7 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     up = p[..., [a for a, _ in pairs], :]
     lo = p[..., [b for _, b in pairs], :]
     gap = np.linalg.norm(up - lo, axis=-1).mean(-1)
-    size = face_size(landmarks)
+    size = inter_ocular(p)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(size > 0, gap / size, np.nan)
 
@@ -53,7 +44,7 @@ def hull_mask(points: np.ndarray, height: int, width: int, grow: float = 0.0) ->
     hull = cv2.convexHull(np.round(p).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1)
     if grow:
-        r = int(round(abs(grow) * float(face_size(p[None])[0])))
+        r = int(round(abs(grow) * float(inter_ocular(p))))
         if r > 0:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             mask = cv2.dilate(mask, kernel) if grow > 0 else cv2.erode(mask, kernel)

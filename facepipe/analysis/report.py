@@ -49,7 +49,7 @@ def au_table(au: np.ndarray, au_names: list[str]) -> tuple[np.ndarray, list[str]
 
 
 def frame_records(result) -> list[dict]:
-    """One dict per frame of an :class:`~facepipe.analysis.job.AnalysisResult` (schema above)."""
+    """One dict per frame of an :class:`~facepipe.jobs.analyze.AnalysisResult` (schema above)."""
     from facepipe.tracking.tracks import Flag
 
     tr, em, fit = result.tracks, result.emotions, result.fit

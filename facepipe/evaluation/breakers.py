@@ -59,13 +59,14 @@ def face_mattes(landmarks: np.ndarray, height: int, width: int, feather: float =
     matte is ~0 on and outside the hull (0 where no face)."""
     import cv2
 
-    from facepipe.analysis.regions import face_size, hull_mask
+    from facepipe.analysis.regions import hull_mask
+    from facepipe.tracking.schemes import inter_ocular
 
     out = np.zeros((len(landmarks), height, width), np.float32)
     for i, p in enumerate(landmarks):
         m = hull_mask(p, height, width, grow=-2 * feather).astype(np.float32)
         if m.any():
-            s = max(0.5, feather * float(face_size(p[None])[0]))
+            s = max(0.5, feather * float(inter_ocular(np.asarray(p, np.float64))))
             out[i] = cv2.GaussianBlur(m, (0, 0), s) * hull_mask(p, height, width)
     return out
 
@@ -77,8 +78,8 @@ def blurred_face_edit(source, out, landmarks: np.ndarray, sigma: float = 0.03, c
     import cv2
     import torch
 
-    from facepipe.analysis.regions import face_size
     from facepipe.io.reader import VideoReader
+    from facepipe.tracking.schemes import inter_ocular
 
     def frames(info):
         for chunk in VideoReader(info).chunks(chunk_size=16):
@@ -88,7 +89,7 @@ def blurred_face_edit(source, out, landmarks: np.ndarray, sigma: float = 0.03, c
             for k in range(len(f)):
                 if not mattes[k].any():
                     continue
-                s = max(0.5, sigma * float(face_size(lms[k][None])[0]))
+                s = max(0.5, sigma * float(inter_ocular(np.asarray(lms[k], np.float64))))
                 img = f[k].transpose(1, 2, 0)
                 blurred = cv2.GaussianBlur(img, (0, 0), s)
                 a = mattes[k][..., None]

@@ -1,4 +1,6 @@
-"""Score an edited clip against its source: ``evaluate(source, edited, emotion)`` -> report dict.
+"""Score an edited clip against its source: ``evaluate(source, edited, emotion, analyse=...,
+reencode_source=...)`` -> report dict. ``facepipe.api.evaluate`` wires the analysis job and a
+plain re-encode in; this module imports neither (it is given them as callables).
 
 The edited clip is re-analysed independently (its own tracking, emotion classification and,
 with a plan, its own 3D fit): nothing the edit computed is trusted. Frames are paired by source
@@ -14,7 +16,10 @@ Measures (each one function in :mod:`facepipe.evaluation.measures`):
 - ``speech``: Pearson r of mouth opening over time;
 - ``sharpness``: Laplacian variance inside the face, edited / source (``codec_ratio``: what a plain
   re-encode alone keeps, for scale);
-- ``stability``: landmark jitter ratio and flicker ratio inside the face;
+- ``stability``: landmark jitter ratio, flicker ratio inside the face, and the temporal warping
+  error (Lai et al. 2018) inside the face: each clip's previous frame warped to the current one
+  by the *source's* optical flow, mean squared difference on non-occluded face pixels
+  (:func:`facepipe.evaluation.measures.warp_error_pair`), edited / source;
 - ``background``: PSNR outside the face (grown by ``margin`` x inter-ocular distance) against a
   plain re-encode of the source with the edited clip's codec. With a lossless codec an untouched
   background is identical (reported as 100 dB); with a lossy one the encoder's rate control and
@@ -28,12 +33,16 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facepipe.analysis.regions import mouth_opening
 from facepipe.errors import RequestError
 from facepipe.evaluation import measures as ms
+from facepipe.io.media import MediaInfo
 
 #: Frames whose descriptors the identity measure compares (evenly spread).
 IDENTITY_SAMPLES = 12
@@ -57,28 +66,6 @@ def reencode_codec(info) -> str:
     if name == "prores" and "444" in info.pix_fmt:
         return "prores4444"
     return name
-
-
-def make_reencode(
-    source, out: Path, codec: str, frames: str | None, workdir=None, progress: str = "off", log=None
-) -> Path:
-    """The plain re-encode of ``source`` the background is compared with: facepipe's own
-    pass-through edit (emotion neutral, intensity 0) with ``codec``."""
-    from facepipe import api
-
-    kwargs = dict(
-        emotion="neutral",
-        intensity=0.0,
-        out=out,
-        force=True,
-        frames=frames,
-        codec=codec,
-        workdir=workdir,
-        progress=progress,
-    )
-    if log is not None:
-        kwargs["log"] = log
-    return api.edit(source, **kwargs).output
 
 
 def load_plan(path, source_frames: int) -> tuple[list[str], np.ndarray]:
@@ -148,99 +135,131 @@ def evaluate(
     source,
     edited,
     emotion: str,
+    *,
+    analyse: Callable,
+    reencode_source: Callable,
     plan=None,
     frames: str | None = None,
     codec: str | None = None,
     reencode=None,
     identity: bool = True,
-    workdir=None,
-    device: str = "auto",
-    progress: str = "off",
     log=print,
 ) -> dict:
     """Score ``edited`` against ``source`` for an edit towards ``emotion`` (see module doc).
 
+    analyse: ``analyse(path, au: bool)`` -> the clip's analysis (``.tracks``, ``.emotions``, and
+    with ``au`` ``.fit`` / ``.au_note``), e.g. :func:`facepipe.jobs.analyze.run_analysis`.
+    reencode_source: ``reencode_source(source, out_path, codec, frames)`` -> the path of a plain
+    pass-through re-encode of ``source`` (frames ``frames``) with the codec preset ``codec``.
     plan: a plan file/folder (see :func:`load_plan`) for AU fidelity, or None (measure skipped).
     reencode: an existing plain re-encode of the source to compare the background with; by
-    default one is made with ``codec`` (default: the edited clip's codec) in a temporary folder.
-    identity: False skips the dlib measure. Returns the report (JSON-serialisable).
+    default ``reencode_source`` makes one with ``codec`` (default: the edited clip's codec) in a
+    temporary folder. identity: False skips the dlib measure. ``log`` is kept for callers' progress
+    lines (the harness itself is quiet). Returns the report (JSON-serialisable).
     """
-    from facepipe.analysis.expression import classifier_class
-    from facepipe.analysis.job import run_analysis
-    from facepipe.io.media import probe
-
     t0 = time.perf_counter()
+    target = _classifier_target(emotion)
+    pair_info = _paired_clips(source, edited, frames)
+    src, out = analyse(source, plan is not None), analyse(edited, plan is not None)
+    pair = _Pair.of(*pair_info, src.tracks, out.tracks)
+    report = _header(source, edited, emotion, frames, pair)
+    report["emotion"] = ms.emotion_stats(src.emotions.probs[pair.idx], out.emotions.probs, target)
+    if target is None:
+        report["emotion"]["note"] = f"the classifier has no class for {emotion!r}; only distributions are reported"
+    report["au_fidelity"] = _au_fidelity(src, out, pair.idx, plan)
+    report["speech"] = ms.speech_correlation(mouth_opening(pair.src_lms), mouth_opening(pair.ed_lms))
+    pix, codec_used = _pixels(source, edited, pair, reencode, codec, frames, reencode_source, identity)
+    report["sharpness"] = pix["sharpness"]
+    report["background"] = {**pix["background"], "reencode_codec": codec_used, "margin_iod": BACKGROUND_MARGIN}
+    report["identity"] = pix["identity"]
+    cuts_e = [int(c) for c in out.tracks.shot_cuts if 0 < c < len(out.tracks)]
+    report["stability"] = {
+        **ms.jitter_ratio(src.tracks.landmarks_raw[pair.idx], out.tracks.landmarks_raw, pair.scheme, pair.cuts, cuts_e),
+        **pix["flicker"],
+        **pix["warp"],
+    }
+    report["warnings"] = ms.warnings_for(report)
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    return report
+
+
+def _classifier_target(emotion: str) -> str | None:
+    from facepipe.analysis.expression import classifier_class
+
     try:
-        target = classifier_class(emotion)
+        return classifier_class(emotion)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
+
+
+def _paired_clips(source, edited, frames: str | None):
+    """(source MediaInfo, edited MediaInfo, idx (T,) source frame of each edited frame), or a
+    RequestError when the clips cannot be paired."""
+    from facepipe.io.media import probe
+
     src_info, ed_info = probe(source), probe(edited)
     if (src_info.width, src_info.height) != (ed_info.width, ed_info.height):
         raise RequestError(
             f"the edited clip is {ed_info.width}x{ed_info.height}, the source {src_info.width}x{src_info.height}"
         )
-    idx = _pair_indices(src_info, ed_info, frames)
-    quiet = lambda m: None  # noqa: E731
-    want_fit = plan is not None
-    src = run_analysis(source, au=want_fit, workdir=workdir, device=device, progress=progress, log=quiet)
-    out = run_analysis(edited, au=want_fit, workdir=workdir, device=device, progress=progress, log=quiet)
-    st, et = src.tracks, out.tracks
-    scheme = st.scheme or "mediapipe-478"
-    report = {
+    return src_info, ed_info, _pair_indices(src_info, ed_info, frames)
+
+
+@dataclass
+class _Pair:
+    """The source and edited clip, frame by frame.
+
+    idx: (T,) source frame index of each edited frame; src_lms / ed_lms: (T,N,3) px smoothed
+    landmarks of the source's frames ``idx`` and of the edited frames (NaN rows: no face);
+    cuts: positions t (in 0..T) where a new source shot starts.
+    """
+
+    source: MediaInfo
+    edited: MediaInfo
+    idx: np.ndarray
+    src_lms: np.ndarray
+    ed_lms: np.ndarray
+    scheme: str
+    cuts: list[int]
+
+    @classmethod
+    def of(cls, src_info, ed_info, idx, src_tracks, ed_tracks) -> _Pair:
+        cuts = [int(c) for c in np.searchsorted(idx, src_tracks.shot_cuts) if 0 < c < len(idx)]
+        return cls(src_info, ed_info, idx, src_tracks.landmarks[idx], ed_tracks.landmarks,
+                   src_tracks.scheme or "mediapipe-478", cuts)  # fmt: skip
+
+
+def _header(source, edited, emotion: str, frames: str | None, pair: _Pair) -> dict:
+    n = len(pair.idx)
+    present_s = np.isfinite(pair.src_lms.reshape(n, -1)).all(1)
+    present_e = np.isfinite(pair.ed_lms.reshape(len(pair.ed_lms), -1)).all(1)
+    return {
         "source": str(source),
         "edited": str(edited),
         "emotion": emotion,
-        "frames": int(len(idx)),
+        "frames": int(n),
         "frame_range": frames or "all",
-    }
-    present_s = np.isfinite(st.landmarks[idx].reshape(len(idx), -1)).all(1)
-    present_e = np.isfinite(et.landmarks.reshape(len(et), -1)).all(1)
-    report["face_frames"] = {
-        "source": int(present_s.sum()),
-        "edited": int(present_e.sum()),
-        "both": int((present_s & present_e).sum()),
+        "face_frames": {
+            "source": int(present_s.sum()),
+            "edited": int(present_e.sum()),
+            "both": int((present_s & present_e).sum()),
+        },
     }
 
-    # emotion
-    report["emotion"] = ms.emotion_stats(src.emotions.probs[idx], out.emotions.probs, target)
-    if target is None:
-        report["emotion"]["note"] = f"the classifier has no class for {emotion!r}; only distributions are reported"
 
-    # AU fidelity
-    report["au_fidelity"] = _au_fidelity(src, out, idx, plan)
+def _pixels(source, edited, pair: _Pair, reencode, codec, frames, reencode_source, identity: bool):
+    """(the pixel measures of :func:`_pixel_pass`, the reference re-encode's codec label): the
+    reference is ``reencode`` when given ("given"), else made by ``reencode_source`` in a
+    temporary folder with ``codec`` (default: like the edited clip)."""
+    from facepipe.io.media import probe
 
-    # speech
-    from facepipe.analysis.regions import mouth_opening
-
-    report["speech"] = ms.speech_correlation(mouth_opening(st.landmarks[idx]), mouth_opening(et.landmarks))
-
-    # pixels: sharpness, flicker, background, identity samples
-    ref = reencode
-    tmp = None
-    try:
-        if ref is None:
-            codec = codec or reencode_codec(ed_info)
-            tmp = tempfile.TemporaryDirectory(prefix="facepipe-eval-")
-            suffix = Path(edited).suffix if Path(edited).suffix.lower() in (".mp4", ".mov", ".mkv") else ".mkv"
-            ref = make_reencode(source, Path(tmp.name) / f"reencode{suffix}", codec, frames, workdir, "off", quiet)
-        pix = _pixel_pass(src_info, ed_info, probe(ref), idx, st.landmarks, et.landmarks, scheme, identity, log)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    report["sharpness"] = pix["sharpness"]
-    report["background"] = {**pix["background"], "reencode_codec": codec or "given", "margin_iod": BACKGROUND_MARGIN}
-    report["identity"] = pix["identity"]
-
-    # stability
-    cuts_s = [int(c) for c in np.searchsorted(idx, st.shot_cuts) if 0 < c < len(idx)]
-    cuts_e = [int(c) for c in et.shot_cuts if 0 < c < len(et)]
-    report["stability"] = {
-        **ms.jitter_ratio(st.landmarks_raw[idx], et.landmarks_raw, scheme, cuts_s, cuts_e),
-        **pix["flicker"],
-    }
-    report["warnings"] = ms.warnings_for(report)
-    report["seconds"] = round(time.perf_counter() - t0, 2)
-    return report
+    if reencode is not None:
+        return _pixel_pass(pair, probe(reencode), identity), codec or "given"
+    codec = codec or reencode_codec(pair.edited)
+    suffix = Path(edited).suffix if Path(edited).suffix.lower() in (".mp4", ".mov", ".mkv") else ".mkv"
+    with tempfile.TemporaryDirectory(prefix="facepipe-eval-") as tmp:
+        ref = reencode_source(source, Path(tmp) / f"reencode{suffix}", codec, frames)
+        return _pixel_pass(pair, probe(ref), identity), codec
 
 
 def _au_fidelity(src, out, idx, plan) -> dict:
@@ -266,90 +285,125 @@ def _au_fidelity(src, out, idx, plan) -> dict:
     return ms.au_fidelity(src.fit.au[idx][:, cs], edited_fit.au[:, cs], target[idx][:, cp], common, valid)
 
 
-def _pixel_pass(src_info, ed_info, ref_info, idx, src_lms, ed_lms, scheme, identity: bool, log) -> dict:
+def _pixel_pass(pair: _Pair, ref_info, identity: bool) -> dict:
     """Stream source, edited and re-encoded frames together; accumulate the pixel measures."""
-    from facepipe.analysis.regions import hull_mask
-    from facepipe.evaluation.identity import DlibIdentity, identity_unavailable
     from facepipe.io.reader import VideoReader
+    from facepipe.pipeline.device import one_cpu_thread
 
-    n = len(idx)
-    h, w = src_info.height, src_info.width
-    sharp_s, sharp_e, sharp_r = (np.full(n, np.nan) for _ in range(3))
-    flick_s, flick_e = np.full(n, np.nan), np.full(n, np.nan)
-    sse, count, worst = 0.0, 0, ms.PSNR_CAP
-    floor_sse, floor_count = 0.0, 0
-    both = np.isfinite(src_lms[idx].reshape(n, -1)).all(1) & np.isfinite(ed_lms.reshape(n, -1)).all(1)
-    id_reason = None if identity else "skipped (--no-identity)"
-    if id_reason is None:
-        id_reason = identity_unavailable()
-    id_pos = (
-        set(
-            np.flatnonzero(both)[
-                np.linspace(0, both.sum() - 1, min(IDENTITY_SAMPLES, both.sum())).round().astype(int)
-            ].tolist()
-        )
-        if both.any() and id_reason is None
-        else set()
-    )
-    embedder = DlibIdentity() if id_pos else None
-    desc_s, desc_e = [], []
-    prev = None
+    n = len(pair.idx)
+    acc = _PixelMeasures(pair, _identity_positions(pair, identity))
     readers = (
-        VideoReader(src_info).chunks(idx, chunk_size=8),
-        VideoReader(ed_info).chunks(np.arange(n), chunk_size=8),
+        VideoReader(pair.source).chunks(pair.idx, chunk_size=8),
+        VideoReader(pair.edited).chunks(np.arange(n), chunk_size=8),
         VideoReader(ref_info).chunks(np.arange(n), chunk_size=8),
     )
     t = 0
-    for cs, ce, cr in zip(*readers):
-        fs, fe, fr = cs.frames.numpy(), ce.frames.numpy(), cr.frames.numpy()
-        for k in range(len(fs)):
-            ls, le = src_lms[idx[t]], ed_lms[t]
-            face_s = hull_mask(ls, h, w)
-            inner = hull_mask(ls, h, w, grow=-SHARPNESS_INSET)
-            ys, ye, yr = ms.luma(fs[k]), ms.luma(fe[k]), ms.luma(fr[k])
-            if inner.any():
-                sharp_s[t] = ms.laplacian_variance(ys, inner)
-                sharp_e[t] = ms.laplacian_variance(ye, inner)
-                sharp_r[t] = ms.laplacian_variance(yr, inner)
-            if prev is not None:
-                region = face_s | prev[3]
-                flick_s[t] = ms.mean_abs_change(prev[0], ys, region)
-                flick_e[t] = ms.mean_abs_change(prev[1], ye, region)
-            prev = (ys, ye, yr, face_s)
-            grown = hull_mask(ls, h, w, grow=BACKGROUND_MARGIN) | hull_mask(le, h, w, grow=BACKGROUND_MARGIN)
-            bg = ~grown
-            s, c = ms.masked_sse(fe[k], fr[k], bg)
-            sse, count = sse + s, count + c
-            if c:
-                worst = min(worst, ms.psnr_from_sse(s, c))
-            s, c = ms.masked_sse(fr[k], fs[k], bg)
-            floor_sse, floor_count = floor_sse + s, floor_count + c
-            if t in id_pos:
-                to8 = lambda f: (np.clip(f.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)  # noqa: E731
-                desc_s.append(embedder.embed(to8(fs[k]), ls, scheme))
-                desc_e.append(embedder.embed(to8(fe[k]), le, scheme))
-            t += 1
-    if id_reason is not None:
-        ident = {"skipped": id_reason}
-    elif not desc_s:
-        ident = {"skipped": "no frame has a face in both clips"}
-    else:
-        ident = {**ms.identity_similarity(np.array(desc_s), np.array(desc_e)), "model": "dlib ResNet v1"}
-    return {
-        "sharpness": {
-            "ratio": ms.ratio(sharp_e, sharp_s),
-            "codec_ratio": ms.ratio(sharp_r, sharp_s),
-            "source_laplacian_var": ms._f(np.nanmean(sharp_s) if np.isfinite(sharp_s).any() else None, 6),
-        },
-        "background": {
-            "psnr_db": ms._f(ms.psnr_from_sse(sse, count), 2),
-            "min_frame_psnr_db": ms._f(worst, 2) if count else None,
-            "codec_floor_psnr_db": ms._f(ms.psnr_from_sse(floor_sse, floor_count), 2),
-        },
-        "flicker": {
-            "flicker_source": ms._f(np.nanmean(flick_s) if np.isfinite(flick_s).any() else None, 6),
-            "flicker_edited": ms._f(np.nanmean(flick_e) if np.isfinite(flick_e).any() else None, 6),
-            "flicker_ratio": ms.ratio(flick_e, flick_s),
-        },
-        "identity": ident,
-    }
+    with one_cpu_thread():  # face-sized torch work (the warping error): see one_cpu_thread
+        for cs, ce, cr in zip(*readers):
+            fs, fe, fr = cs.frames.numpy(), ce.frames.numpy(), cr.frames.numpy()
+            for k in range(len(fs)):
+                acc.add(t, fs[k], fe[k], fr[k])
+                t += 1
+    return acc.report()
+
+
+def _identity_positions(pair: _Pair, identity: bool) -> tuple[str | None, set[int]]:
+    """(why the identity measure is skipped or None, the frame positions whose faces it compares:
+    up to IDENTITY_SAMPLES evenly spread over frames with a face in both clips)."""
+    from facepipe.evaluation.identity import identity_unavailable
+
+    reason = None if identity else "skipped (--no-identity)"
+    if reason is None:
+        reason = identity_unavailable()
+    n = len(pair.idx)
+    both = np.isfinite(pair.src_lms.reshape(n, -1)).all(1) & np.isfinite(pair.ed_lms.reshape(n, -1)).all(1)
+    if not both.any() or reason is not None:
+        return reason, set()
+    pick = np.linspace(0, both.sum() - 1, min(IDENTITY_SAMPLES, both.sum())).round().astype(int)
+    return reason, set(np.flatnonzero(both)[pick].tolist())
+
+
+class _PixelMeasures:
+    """Per-frame accumulators of the pixel measures: sharpness, flicker, warping error,
+    background PSNR and identity descriptors. ``add`` each aligned frame triple (3,H,W) in order,
+    then ``report``."""
+
+    def __init__(self, pair: _Pair, identity: tuple[str | None, set[int]]):
+        from facepipe.evaluation.identity import DlibIdentity
+
+        n = len(pair.idx)
+        self.pair, self.h, self.w = pair, pair.source.height, pair.source.width
+        self.sharp = np.full((3, n), np.nan)  # source, edited, re-encode
+        self.flicker = np.full((2, n), np.nan)  # source, edited
+        self.warp = np.full((2, n), np.nan)  # source, edited
+        self.bg = {"sse": 0.0, "count": 0, "worst": ms.PSNR_CAP, "floor_sse": 0.0, "floor_count": 0}
+        self.id_reason, self.id_pos = identity
+        self.embedder = DlibIdentity() if self.id_pos else None
+        self.desc_s, self.desc_e = [], []
+        self.prev = None
+
+    def add(self, t: int, fs: np.ndarray, fe: np.ndarray, fr: np.ndarray) -> None:
+        from facepipe.analysis.regions import hull_mask
+
+        ls, le = self.pair.src_lms[t], self.pair.ed_lms[t]
+        face_s = hull_mask(ls, self.h, self.w)
+        ys, ye, yr = ms.luma(fs), ms.luma(fe), ms.luma(fr)
+        inner = hull_mask(ls, self.h, self.w, grow=-SHARPNESS_INSET)
+        if inner.any():
+            self.sharp[:, t] = [ms.laplacian_variance(y, inner) for y in (ys, ye, yr)]
+        if self.prev is not None:
+            prev_fs, prev_fe, prev_ys, prev_ye, prev_face = self.prev
+            region = face_s | prev_face
+            self.flicker[:, t] = ms.mean_abs_change(prev_ys, ys, region), ms.mean_abs_change(prev_ye, ye, region)
+            if t not in self.pair.cuts:
+                self.warp[:, t] = ms.warp_error_pair(np.stack([prev_fs, prev_fe]), np.stack([fs, fe]), face_s)
+        self.prev = (fs, fe, ys, ye, face_s)
+        self._background(fs, fe, fr, ls, le)
+        if t in self.id_pos:
+            to8 = lambda f: (np.clip(f.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)  # noqa: E731
+            self.desc_s.append(self.embedder.embed(to8(fs), ls, self.pair.scheme))
+            self.desc_e.append(self.embedder.embed(to8(fe), le, self.pair.scheme))
+
+    def _background(self, fs, fe, fr, ls, le) -> None:
+        from facepipe.analysis.regions import hull_mask
+
+        grown = hull_mask(ls, self.h, self.w, grow=BACKGROUND_MARGIN) | hull_mask(le, self.h, self.w, grow=BACKGROUND_MARGIN)
+        bg = ~grown
+        s, c = ms.masked_sse(fe, fr, bg)
+        self.bg["sse"] += s
+        self.bg["count"] += c
+        if c:
+            self.bg["worst"] = min(self.bg["worst"], ms.psnr_from_sse(s, c))
+        s, c = ms.masked_sse(fr, fs, bg)
+        self.bg["floor_sse"] += s
+        self.bg["floor_count"] += c
+
+    def report(self) -> dict:
+        mean = lambda x: ms._f(np.nanmean(x) if np.isfinite(x).any() else None, 6)  # noqa: E731
+        bg = self.bg
+        return {
+            "sharpness": {
+                "ratio": ms.ratio(self.sharp[1], self.sharp[0]),
+                "codec_ratio": ms.ratio(self.sharp[2], self.sharp[0]),
+                "source_laplacian_var": mean(self.sharp[0]),
+            },
+            "background": {
+                "psnr_db": ms._f(ms.psnr_from_sse(bg["sse"], bg["count"]), 2),
+                "min_frame_psnr_db": ms._f(bg["worst"], 2) if bg["count"] else None,
+                "codec_floor_psnr_db": ms._f(ms.psnr_from_sse(bg["floor_sse"], bg["floor_count"]), 2),
+            },
+            "flicker": {
+                "flicker_source": mean(self.flicker[0]),
+                "flicker_edited": mean(self.flicker[1]),
+                "flicker_ratio": ms.ratio(self.flicker[1], self.flicker[0]),
+            },
+            "warp": ms.warp_error_summary(self.warp[0], self.warp[1]),
+            "identity": self._identity(),
+        }
+
+    def _identity(self) -> dict:
+        if self.id_reason is not None:
+            return {"skipped": self.id_reason}
+        if not self.desc_s:
+            return {"skipped": "no frame has a face in both clips"}
+        return {**ms.identity_similarity(np.array(self.desc_s), np.array(self.desc_e)), "model": "dlib ResNet v1"}

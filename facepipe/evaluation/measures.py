@@ -8,6 +8,8 @@ frames to measure on), never a made-up number.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from facepipe.analysis.expression import CLASSES
@@ -26,6 +28,8 @@ PSNR_CAP = 100.0
 #: for an untouched background; H.264 CRF 16 about 44-50 dB (the encoder's rate control and
 #: motion search react to the changed face even where the pixels fed to it are the same).
 BACKGROUND_MIN_DB = 40.0
+#: Stability ratios (jitter, flicker, warping error: edited / source) above this are flagged.
+STABILITY_MAX = 1.5
 
 
 def _f(x, digits: int = 4):
@@ -268,6 +272,135 @@ def jitter_ratio(
     return {"jitter_source": _f(js), "jitter_edited": _f(je), "jitter_ratio": _f(r)}
 
 
+# --- temporal warping error ----------------------------------------------------------------------
+#
+# Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018: the previous frame warped
+# to the current one by the optical flow of the *source* should match the current frame wherever
+# the flow is trustworthy. The same source flow is applied to the edited clip, so an edit that
+# moves with the face as the source does scores like the source, and one that adds its own
+# frame-to-frame change (flicker, swimming texture, popping) scores higher.
+
+#: Forward-backward consistency check (Sundaram et al. 2010; Ruder et al. 2016, as Lai et al. use
+#: it): pixel x is occluded when |b + f'|^2 > OCCLUSION_ALPHA (|b|^2 + |f'|^2) + OCCLUSION_BETA px^2,
+#: with b the current -> previous flow at x and f' the previous -> current flow at x + b.
+OCCLUSION_ALPHA = 0.01
+OCCLUSION_BETA = 0.5
+#: The flow is computed on a crop around the measured region: its bounding box grown on every
+#: side by this x its larger side (room for the motion between two frames, and context).
+WARP_CONTEXT = 0.25
+
+
+@functools.lru_cache(maxsize=1)
+def _dis():
+    import cv2
+
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(H,W,2) float32 dense flow (x, y) px from image ``a`` to ``b`` ((H,W) uint8 luma): the
+    pixel x of ``a`` shows at x + flow[x] in ``b``. OpenCV's DIS flow, medium preset (deterministic)."""
+    return _dis().calc(np.ascontiguousarray(a), np.ascontiguousarray(b), None)
+
+
+def flow_warp(images, flow: np.ndarray):
+    """images (B,C,H,W) float torch tensor sampled at x + flow[x] (flow: (H,W,2) px), bilinear,
+    border values outside: with the current -> previous flow, the previous frame seen from the
+    current one. Returns (B,C,H,W)."""
+    import torch
+    from kornia.geometry.transform import remap
+
+    b, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    fl = torch.as_tensor(flow, dtype=torch.float32)
+    map_x, map_y = (xs + fl[..., 0]).expand(b, h, w), (ys + fl[..., 1]).expand(b, h, w)
+    return remap(images, map_x, map_y, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def flow_consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """(H,W) bool: pixels of the current frame whose current -> previous flow ``backward``
+    (H,W,2) is confirmed by the previous -> current flow ``forward`` (H,W,2) (forward-backward
+    check, see OCCLUSION_ALPHA) and lands inside the previous frame: not occluded."""
+    import torch
+
+    fwd = flow_warp(torch.as_tensor(forward, dtype=torch.float32).permute(2, 0, 1)[None], backward)[0]
+    return _consistent(backward, fwd.permute(1, 2, 0).numpy())
+
+
+def _consistent(backward: np.ndarray, forward_at: np.ndarray) -> np.ndarray:
+    """flow_consistent with the forward flow already sampled where each pixel came from (H,W,2)."""
+    h, w = backward.shape[:2]
+    b = np.asarray(backward, np.float32)
+    err = ((b + forward_at) ** 2).sum(-1)
+    ok = err <= OCCLUSION_ALPHA * ((b**2).sum(-1) + (forward_at**2).sum(-1)) + OCCLUSION_BETA
+    x = np.arange(w)[None, :] + b[..., 0]
+    y = np.arange(h)[:, None] + b[..., 1]
+    return ok & (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
+def _context_box(region: np.ndarray, grow: float) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(region)
+    pad = int(np.ceil(grow * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)))
+    h, w = region.shape
+    return (slice(max(0, ys.min() - pad), min(h, ys.max() + pad + 1)),
+            slice(max(0, xs.min() - pad), min(w, xs.max() + pad + 1)))  # fmt: skip
+
+
+def warp_error_pair(prev, cur, region: np.ndarray) -> np.ndarray:
+    """(B,) warping error of one pair of consecutive frames of B aligned clips.
+
+    prev, cur: (B,3,H,W) float32 0..1 (numpy or torch) frames t-1 and t; clip 0 is the reference
+    (the source) whose optical flow (on its luma) is used for every clip. region: (H,W) bool, the
+    pixels of frame t to measure (the face). Each clip's previous frame is warped to the current
+    one by the reference's current -> previous flow; the error is the mean over the region's
+    non-occluded pixels (:func:`flow_consistent`) and the 3 channels of the squared difference
+    (current - warped previous)^2, in (0..1)^2 units. NaN where no pixel is left.
+    """
+    import torch
+    from kornia.color import rgb_to_grayscale
+
+    prev, cur = torch.as_tensor(prev, dtype=torch.float32), torch.as_tensor(cur, dtype=torch.float32)
+    region = np.asarray(region, bool)
+    if not region.any():
+        return np.full(len(prev), np.nan)
+    rows, cols = _context_box(region, WARP_CONTEXT)
+    prev, cur = prev[:, :, rows, cols], cur[:, :, rows, cols]
+    b, _, h, w = prev.shape
+    grey = rgb_to_grayscale(torch.stack([prev[0], cur[0]]))[:, 0]  # (2,h,w)
+    grey = (grey.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    backward, forward = optical_flow(grey[1], grey[0]), optical_flow(grey[0], grey[1])
+    # One resampling for the B previous frames and the forward flow (checked where each pixel came from).
+    both = torch.cat([prev.reshape(1, 3 * b, h, w), torch.from_numpy(forward).permute(2, 0, 1)[None]], 1)
+    warped = flow_warp(both, backward)[0]
+    keep = region[rows, cols] & _consistent(backward, warped[3 * b :].permute(1, 2, 0).numpy())
+    if not keep.any():
+        return np.full(b, np.nan)
+    keep = torch.from_numpy(keep)
+    d = cur[:, :, keep] - warped[: 3 * b].reshape(b, 3, h, w)[:, :, keep]  # (B,3,K)
+    return (d.double() ** 2).mean((1, 2)).numpy()
+
+
+def warp_error_summary(source_pairs: np.ndarray, edited_pairs: np.ndarray) -> dict:
+    """The clip's warping error from its per-pair errors (P,) (NaN: not measured): the mean over
+    pairs, source and edited, and their ratio (edited / source, over pairs measured in both)."""
+    s, e = np.asarray(source_pairs, np.float64), np.asarray(edited_pairs, np.float64)
+    mean = lambda x: _f(np.nanmean(x), 8) if np.isfinite(x).any() else None  # noqa: E731
+    return {"warp_error_source": mean(s), "warp_error_edited": mean(e), "warp_error_ratio": ratio(e, s)}
+
+
+def warping_error(source, edited, regions: np.ndarray, cuts=()) -> dict:
+    """Temporal warping error (Lai et al. 2018) of ``edited`` against ``source``, both (T,3,H,W)
+    float32 0..1 aligned frames, measured inside ``regions`` (T,H,W) bool (the source's face per
+    frame); pairs (t-1, t) with t in ``cuts`` (a new shot starts at t) are skipped.
+    See :func:`warp_error_pair` and :func:`warp_error_summary`."""
+    per = np.full((len(source), 2), np.nan)
+    for t in range(1, len(source)):
+        if t not in cuts:
+            per[t] = warp_error_pair(np.stack([source[t - 1], edited[t - 1]]), np.stack([source[t], edited[t]]),
+                                     regions[t])  # fmt: skip
+    return warp_error_summary(per[:, 0], per[:, 1])
+
+
 # --- verdicts -------------------------------------------------------------------------------------
 
 
@@ -311,7 +444,8 @@ def warnings_for(report: dict) -> list[str]:
             f"(an untouched background gives >= {BACKGROUND_MIN_DB:.0f} dB even through a lossy codec)"
         )
     st = report.get("stability") or {}
-    for key, name in (("jitter_ratio", "landmark jitter"), ("flicker_ratio", "flicker")):
-        if st.get(key) is not None and st[key] > 1.5:
+    for key, name in (("jitter_ratio", "landmark jitter"), ("flicker_ratio", "flicker"),
+                      ("warp_error_ratio", "warping error")):  # fmt: skip
+        if st.get(key) is not None and st[key] > STABILITY_MAX:
             out.append(f"stability: {name} is {st[key]:.1f}x the source's")
     return out

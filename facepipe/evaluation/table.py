@@ -15,6 +15,7 @@ COLUMNS = (
     ("speech r", "speech"),
     ("jitter x", "jitter"),
     ("flicker x", "flicker"),
+    ("warp err x", "warp"),
     ("bg PSNR dB", "bg"),
     ("AU fidelity", "au"),
 )
@@ -45,6 +46,7 @@ def row(report: dict, label: str | None = None) -> dict[str, str]:
         + ("" if (report.get("speech") or {}).get("meaningful", True) else " (still mouth)"),
         "jitter": _fmt(st.get("jitter_ratio")),
         "flicker": _fmt(st.get("flicker_ratio")),
+        "warp": _fmt(st.get("warp_error_ratio")),
         "bg": ("identical" if bg is not None and bg >= 100 else _fmt(bg, ".1f")),
         "au": _fmt(au.get("overall")) if "skipped" not in au else "skipped",
     }
@@ -72,7 +74,8 @@ def summary_lines(report: dict) -> list[str]:
         f"(a plain re-encode keeps {_fmt((report.get('sharpness') or {}).get('codec_ratio'))})",
         f"  identity  {c['identity']}"
         + (f" ({report['identity']['skipped']})" if "skipped" in (report.get("identity") or {}) else ""),
-        f"  speech r  {c['speech']}   jitter x{c['jitter']}   flicker x{c['flicker']}   background {c['bg']}"
+        f"  speech r  {c['speech']}   jitter x{c['jitter']}   flicker x{c['flicker']}   warping error x{c['warp']}"
+        f"   background {c['bg']}"
         + ("" if c["bg"] in ("identical", "n/a") else " dB"),
         f"  AU fidelity {c['au']}"
         + (f" ({report['au_fidelity']['skipped']})" if "skipped" in (report.get("au_fidelity") or {}) else ""),

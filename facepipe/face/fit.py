@@ -119,113 +119,169 @@ def fit_shot(
 
 
 def _fit(landmarks, confidence, image_size, model: FaceModel, cfg: FitConfig, dev, progress, cuts, identity) -> ShotFit:
-    v_count = model.n_vertices
-    lm = np.asarray(landmarks, np.float32)[:, :v_count]
-    n_frames = len(lm)
-    conf = np.nan_to_num(np.asarray(confidence, np.float32))
-    valid = (conf >= cfg.min_confidence) & np.isfinite(lm).all(axis=(1, 2))
-    if not valid.any():
-        raise ValueError("no frame of the shot has usable face landmarks")
-    iod = np.linalg.norm(lm[:, tp.EYE_OUTER_L] - lm[:, tp.EYE_OUTER_R], axis=-1)
-    segment = np.zeros(n_frames, np.int64)
-    for c in cuts:
-        if 0 < c < n_frames:
-            segment[c:] += 1
+    lm, conf, valid, segment = _usable_frames(landmarks, confidence, model, cfg, cuts)
 
     def fill(x):
         return _fill(x, valid, segment)
 
-    iod = fill(np.where(valid, iod, np.nan))
+    iod = fill(np.where(valid, np.linalg.norm(lm[:, tp.EYE_OUTER_L] - lm[:, tp.EYE_OUTER_R], axis=-1), np.nan))
     pose0 = tuple(fill(p) for p in initial_pose(lm, valid, model))
-    shape, rot, trans, scale, au = _optimise(lm, conf, valid, iod, segment, pose0, model, cfg, dev, progress, identity)
-    out = ShotFit(
-        identity=shape,
-        rotation=fill(rot),
-        translation=fill(trans),
-        scale=fill(scale),
-        au=fill(au),
-        residual=np.zeros(n_frames, np.float32),
-        valid=valid.astype(np.uint8),
-        au_names=list(model.au_names),
-        image_size=[int(image_size[0]), int(image_size[1])],
-    )
-    out.residual = landmark_residual(out.image_vertices(model), lm, iod, valid)
-    return out
+    terms = _FitTerms.build(lm, conf, valid, segment, iod, pose0, model, cfg, dev)
+    params, opt = _parameters(terms, pose0[0], len(model.au_names), identity, cfg)
+    _optimise(terms, params, opt, cfg, progress)
+    return _result(terms, params, lm, iod, valid, fill, model, image_size)
 
 
-def _optimise(lm, conf, valid, iod, segment, pose0, model: FaceModel, cfg: FitConfig, dev, progress, identity):
-    """The optimisation of :func:`fit_shot` from the initial pose0 (rotation (T,3), translation
-    (T,3), scale (T,)): the identity shape (V,3), rotation (T,3), translation (T,3) px, scale (T,)
-    and AUs (T,K), numpy, not yet interpolated over unusable frames."""
+def _usable_frames(landmarks, confidence, model: FaceModel, cfg: FitConfig, cuts):
+    """(landmarks (T,V,3) float32 of the model's vertices, confidence (T,) float32, valid (T,)
+    bool: frames the fit uses, segment (T,) int64: camera shot of each frame)."""
+    lm = np.asarray(landmarks, np.float32)[:, : model.n_vertices]
+    conf = np.nan_to_num(np.asarray(confidence, np.float32))
+    valid = (conf >= cfg.min_confidence) & np.isfinite(lm).all(axis=(1, 2))
+    if not valid.any():
+        raise ValueError("no frame of the shot has usable face landmarks")
+    segment = np.zeros(len(lm), np.int64)
+    for c in cuts:
+        if 0 < c < len(lm):
+            segment[c:] += 1
+    return lm, conf, valid, segment
+
+
+@dataclass
+class _FitTerms:
+    """The fixed tensors of the objective (see the module doc), on the fit's device.
+
+    target: (T,V,3) landmarks (0 on unused frames); weight: (T,) normalised confidence; iod:
+    (T,); axis_w: (3,) x, y, z weights; template (V,3), deltas (K,V,3), pairs (P,2), combos
+    (P,V,3), sparsity (K,), lap (V,V): the model; scale0 (T,), trans0 (T,3): the initial pose's
+    scale and translation; same_shot: (T-1,) 0 across a cut.
+    """
+
+    target: object
+    weight: object
+    iod: object
+    axis_w: object
+    template: object
+    deltas: object
+    pairs: object
+    combos: object
+    sparsity: object
+    lap: object
+    scale0: object
+    trans0: object
+    same_shot: object
+
+    @classmethod
+    def build(cls, lm, conf, valid, segment, iod, pose0, model: FaceModel, cfg: FitConfig, dev) -> _FitTerms:
+        import torch
+
+        f32 = {"dtype": torch.float32, "device": dev}
+        weight = torch.as_tensor(np.where(valid, conf, 0.0), **f32)
+        return cls(
+            target=torch.as_tensor(np.where(valid[:, None, None], lm, 0.0), **f32),
+            weight=weight / weight.sum(),
+            iod=torch.as_tensor(iod, **f32),
+            axis_w=torch.tensor([1.0, 1.0, cfg.z_weight], **f32),
+            template=torch.as_tensor(model.template, **f32),
+            deltas=torch.as_tensor(model.au_deltas, **f32),
+            pairs=torch.as_tensor(model.combination_pairs, dtype=torch.long, device=dev),
+            combos=torch.as_tensor(model.combination_deltas, **f32),
+            sparsity=torch.as_tensor(model.au_sparsity, **f32),
+            lap=torch.as_tensor(tp.laplacian(model.n_vertices, model.triangles), **f32),
+            scale0=torch.as_tensor(pose0[2], **f32),
+            trans0=torch.as_tensor(pose0[1], **f32),
+            same_shot=torch.as_tensor(segment[1:] == segment[:-1], **f32),
+        )
+
+
+def _parameters(terms: _FitTerms, rot0: np.ndarray, n_aus: int, identity, cfg: FitConfig):
+    """The optimised parameters (dict: rot, d_trans, d_logscale, au, d_identity) and their Adam
+    optimiser. A given ``identity`` is held fixed (d_identity is then a constant)."""
     import torch
 
-    rot0, trans0, scale0 = pose0
-    n_frames, v_count = len(lm), model.n_vertices
-    f32 = {"dtype": torch.float32, "device": dev}
-    target = torch.as_tensor(np.where(valid[:, None, None], lm, 0.0), **f32)
-    weight = torch.as_tensor(np.where(valid, conf, 0.0), **f32)
-    weight = weight / weight.sum()
-    iod_t = torch.as_tensor(iod, **f32)
-    axis_w = torch.tensor([1.0, 1.0, cfg.z_weight], **f32)
-    template = torch.as_tensor(model.template, **f32)
-    rig = (torch.as_tensor(model.au_deltas, **f32), torch.as_tensor(model.combination_pairs, dtype=torch.long, device=dev),
-           torch.as_tensor(model.combination_deltas, **f32))  # fmt: skip
-    sparsity = torch.as_tensor(model.au_sparsity, **f32)
-    lap = torch.as_tensor(tp.laplacian(v_count, model.triangles), **f32)
-    s0 = torch.as_tensor(scale0, **f32)
-    t0 = torch.as_tensor(trans0, **f32)
-
-    rot = torch.as_tensor(rot0, **f32).requires_grad_()
-    d_trans = torch.zeros(n_frames, 3, **f32, requires_grad=True)  # IOD units, so steps are scale-free
-    d_logscale = torch.zeros(n_frames, **f32, requires_grad=True)
-    au = torch.zeros(n_frames, len(model.au_names), **f32, requires_grad=True)
+    f32 = {"dtype": torch.float32, "device": terms.template.device}
+    n_frames = len(rot0)
+    p = {
+        "rot": torch.as_tensor(rot0, **f32).requires_grad_(),
+        "d_trans": torch.zeros(n_frames, 3, **f32, requires_grad=True),  # IOD units, so steps are scale-free
+        "d_logscale": torch.zeros(n_frames, **f32, requires_grad=True),
+        "au": torch.zeros(n_frames, n_aus, **f32, requires_grad=True),
+    }
     groups = [
-        {"params": [rot], "lr": cfg.lr * 0.5},
-        {"params": [d_trans, d_logscale], "lr": cfg.lr * 0.5},
-        {"params": [au], "lr": cfg.lr * 2.5},
+        {"params": [p["rot"]], "lr": cfg.lr * 0.5},
+        {"params": [p["d_trans"], p["d_logscale"]], "lr": cfg.lr * 0.5},
+        {"params": [p["au"]], "lr": cfg.lr * 2.5},
     ]
     if identity is None:
-        d_identity = torch.zeros(v_count, 3, **f32, requires_grad=True)
-        groups.append({"params": [d_identity], "lr": cfg.lr * 0.15})
+        p["d_identity"] = torch.zeros(terms.template.shape[0], 3, **f32, requires_grad=True)
+        groups.append({"params": [p["d_identity"]], "lr": cfg.lr * 0.15})
     else:
-        d_identity = torch.as_tensor(np.asarray(identity, np.float32), **f32) - template
-    opt = torch.optim.Adam(groups)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    eps = cfg.robust_scale
-    same_shot = torch.as_tensor(segment[1:] == segment[:-1], **f32)  # (T-1,) 0 across a cut
+        p["d_identity"] = torch.as_tensor(np.asarray(identity, np.float32), **f32) - terms.template
+    return p, torch.optim.Adam(groups)
 
+
+def _loss(terms: _FitTerms, p: dict, cfg: FitConfig):
+    """The objective of the module doc at the current parameters ``p`` (a scalar tensor)."""
+    import torch
+
+    eps = cfg.robust_scale
+    scale = terms.scale0 * torch.exp(p["d_logscale"])
+    trans = terms.trans0 + p["d_trans"] * terms.iod[:, None]
+    verts = blend(terms.template + p["d_identity"], p["au"], terms.deltas, terms.pairs, terms.combos)
+    pred = project(verts, p["rot"], trans, scale)
+    r2 = (((pred - terms.target) / terms.iod[:, None, None]) ** 2 * terms.axis_w).sum(-1)  # (T,V)
+    data = (terms.weight * (2 * (torch.sqrt(1 + r2 / eps**2) - 1)).sum(-1)).sum()
+    pose = torch.cat([p["rot"], p["d_trans"], p["d_logscale"][:, None]], 1)
+    same_shot, au, d_identity = terms.same_shot, p["au"], p["d_identity"]
+    return (
+        data
+        + cfg.pose_smooth * (same_shot * (pose[1:] - pose[:-1]).pow(2).sum(-1)).mean()
+        + cfg.au_smooth * (same_shot * (au[1:] - au[:-1]).pow(2).sum(-1)).mean()
+        + cfg.au_l1 * (au * terms.sparsity).sum(-1).mean()
+        + cfg.identity_l2 * d_identity.pow(2).sum()
+        + cfg.identity_smooth * (terms.lap @ d_identity).pow(2).sum()
+    )
+
+
+def _optimise(terms: _FitTerms, p: dict, opt, cfg: FitConfig, progress) -> None:
+    """``cfg.iterations`` Adam steps on ``p`` (in place), AUs clamped to [0, au_max] after each."""
+    import torch
+
+    base_lrs = [g["lr"] for g in opt.param_groups]
     for it in range(cfg.iterations):
         # Cosine decay to 5%: big steps first, a settled answer at the end.
         f = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * it / cfg.iterations))
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * f
         opt.zero_grad(set_to_none=True)
-        scale = s0 * torch.exp(d_logscale)
-        trans = t0 + d_trans * iod_t[:, None]
-        verts = blend(template + d_identity, au, *rig)
-        pred = project(verts, rot, trans, scale)
-        r2 = (((pred - target) / iod_t[:, None, None]) ** 2 * axis_w).sum(-1)  # (T,V)
-        data = (weight * (2 * (torch.sqrt(1 + r2 / eps**2) - 1)).sum(-1)).sum()
-        pose = torch.cat([rot, d_trans, d_logscale[:, None]], 1)
-        loss = (
-            data
-            + cfg.pose_smooth * (same_shot * (pose[1:] - pose[:-1]).pow(2).sum(-1)).mean()
-            + cfg.au_smooth * (same_shot * (au[1:] - au[:-1]).pow(2).sum(-1)).mean()
-            + cfg.au_l1 * (au * sparsity).sum(-1).mean()
-            + cfg.identity_l2 * d_identity.pow(2).sum()
-            + cfg.identity_smooth * (lap @ d_identity).pow(2).sum()
-        )
-        loss.backward()
+        _loss(terms, p, cfg).backward()
         opt.step()
         with torch.no_grad():
-            au.clamp_(0.0, cfg.au_max)
+            p["au"].clamp_(0.0, cfg.au_max)
         if progress is not None:
             progress(1)
 
+
+def _result(terms: _FitTerms, p: dict, lm, iod, valid, fill, model: FaceModel, image_size) -> ShotFit:
+    """The ShotFit of the optimised parameters: unused frames interpolated (``fill``), residuals."""
+    import torch
+
     with torch.no_grad():
-        scale = (s0 * torch.exp(d_logscale)).cpu().numpy()
-        trans = (t0 + d_trans * iod_t[:, None]).cpu().numpy()
-        return (template + d_identity).cpu().numpy(), rot.cpu().numpy(), trans, scale, au.cpu().numpy()
+        scale = (terms.scale0 * torch.exp(p["d_logscale"])).cpu().numpy()
+        trans = (terms.trans0 + p["d_trans"] * terms.iod[:, None]).cpu().numpy()
+        out = ShotFit(
+            identity=(terms.template + p["d_identity"]).cpu().numpy(),
+            rotation=fill(p["rot"].cpu().numpy()),
+            translation=fill(trans),
+            scale=fill(scale),
+            au=fill(p["au"].cpu().numpy()),
+            residual=np.zeros(len(lm), np.float32),
+            valid=valid.astype(np.uint8),
+            au_names=list(model.au_names),
+            image_size=[int(image_size[0]), int(image_size[1])],
+        )
+    out.residual = landmark_residual(out.image_vertices(model), lm, iod, valid)
+    return out
 
 
 def initial_pose(lm: np.ndarray, valid: np.ndarray, model: FaceModel):

@@ -127,73 +127,10 @@ def _open(path: Path):
 
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Read the facts of ``path``'s first video stream. Raises :class:`MediaError` on bad input."""
-    import av
-
     path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if path.is_dir():
-        raise MediaError(f"{path}: is a directory, not a media file")
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path}: the file is empty")
+    _check_file(path)
     with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError(f"{path}: has no video stream (audio-only or data file)")
-        vs = container.streams.video[0]
-        audio_packets = {s.index: 0 for s in container.streams.audio}
-        pts, durations = [], []
-        video_packets = 0
-        try:
-            for packet in container.demux([vs] + list(container.streams.audio)):
-                if packet.size == 0:  # flush packet at the end of each stream
-                    continue
-                if packet.stream.type == "audio":
-                    audio_packets[packet.stream.index] += 1
-                    continue
-                video_packets += 1
-                if packet.pts is not None and not packet.is_discard:
-                    pts.append(packet.pts)
-                    durations.append(packet.duration or 0)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"{path}: the file is damaged or truncated ({exc.strerror or exc})") from exc
-        if not pts:
-            raise MediaError(f"{path}: the video stream has no frames")
-        if vs.frames and video_packets < vs.frames:  # the index (e.g. an MP4 moov) lists more than is there
-            raise MediaError(
-                f"{path}: the file is truncated: its index lists {vs.frames} frames but only {video_packets} are present"
-            )
-        order = np.argsort(pts, kind="stable")
-        pts_sorted = [int(pts[i]) for i in order]
-        if len(set(pts_sorted)) != len(pts_sorted):
-            raise MediaError(f"{path}: duplicate frame timestamps; the file is damaged")
-        stream_end = vs.start_time + vs.duration if vs.start_time is not None and vs.duration else None
-        dur_sorted = frame_durations(pts_sorted, stream_end, int(durations[order[-1]]))
-        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-        if not rate:
-            span = (pts_sorted[-1] - pts_sorted[0]) * vs.time_base
-            rate = Fraction(len(pts_sorted) - 1) / span if span else Fraction(25)
-        stream_facts = dict(
-            path=str(path),
-            container=container.format.name,
-            video_index=vs.index,
-            codec=vs.codec_context.name,
-            fps=Fraction(rate),
-            time_base=Fraction(vs.time_base),
-            frame_pts=tuple(pts_sorted),
-            frame_durations=tuple(dur_sorted),
-            timecode=_find_timecode(container),
-            audio=tuple(
-                AudioStreamInfo(
-                    index=s.index,
-                    codec=s.codec_context.name,
-                    sample_rate=s.codec_context.sample_rate or 0,
-                    channels=s.codec_context.channels or 0,
-                    packets=audio_packets[s.index],
-                )
-                for s in container.streams.audio
-            ),
-            metadata=dict(container.metadata),
-        )
+        stream_facts = _stream_facts(path, container)
     # The first frame is decoded from a fresh open: it proves the stream decodes and gives the
     # rotation, pixel format and colour tags as the decoder sees them.
     first = _decode_first_frame(path)
@@ -211,6 +148,91 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         colour=first["stream"],
         **stream_facts,
     )
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the file is empty")
+
+
+def _stream_facts(path: Path, container) -> dict:
+    """The MediaInfo fields that demuxing ``container`` (open) tells: every frame's pts and
+    duration, the frame rate, timecode, audio streams and metadata."""
+    if not container.streams.video:
+        raise MediaError(f"{path}: has no video stream (audio-only or data file)")
+    vs = container.streams.video[0]
+    pts, durations, audio_packets = _demux(path, container, vs)
+    order = np.argsort(pts, kind="stable")
+    pts_sorted = [int(pts[i]) for i in order]
+    if len(set(pts_sorted)) != len(pts_sorted):
+        raise MediaError(f"{path}: duplicate frame timestamps; the file is damaged")
+    stream_end = vs.start_time + vs.duration if vs.start_time is not None and vs.duration else None
+    dur_sorted = frame_durations(pts_sorted, stream_end, int(durations[order[-1]]))
+    return dict(
+        path=str(path),
+        container=container.format.name,
+        video_index=vs.index,
+        codec=vs.codec_context.name,
+        fps=_frame_rate(vs, pts_sorted),
+        time_base=Fraction(vs.time_base),
+        frame_pts=tuple(pts_sorted),
+        frame_durations=tuple(dur_sorted),
+        timecode=_find_timecode(container),
+        audio=tuple(
+            AudioStreamInfo(
+                index=s.index,
+                codec=s.codec_context.name,
+                sample_rate=s.codec_context.sample_rate or 0,
+                channels=s.codec_context.channels or 0,
+                packets=audio_packets[s.index],
+            )
+            for s in container.streams.audio
+        ),
+        metadata=dict(container.metadata),
+    )
+
+
+def _demux(path: Path, container, vs) -> tuple[list[int], list[int], dict[int, int]]:
+    """Every video packet's pts and duration in decode order (discarded packets skipped), and the
+    packet count of each audio stream, demuxed (not decoded) from ``container``."""
+    import av
+
+    audio_packets = {s.index: 0 for s in container.streams.audio}
+    pts, durations = [], []
+    video_packets = 0
+    try:
+        for packet in container.demux([vs] + list(container.streams.audio)):
+            if packet.size == 0:  # flush packet at the end of each stream
+                continue
+            if packet.stream.type == "audio":
+                audio_packets[packet.stream.index] += 1
+                continue
+            video_packets += 1
+            if packet.pts is not None and not packet.is_discard:
+                pts.append(packet.pts)
+                durations.append(packet.duration or 0)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: the file is damaged or truncated ({exc.strerror or exc})") from exc
+    if not pts:
+        raise MediaError(f"{path}: the video stream has no frames")
+    if vs.frames and video_packets < vs.frames:  # the index (e.g. an MP4 moov) lists more than is there
+        raise MediaError(
+            f"{path}: the file is truncated: its index lists {vs.frames} frames but only {video_packets} are present"
+        )
+    return pts, durations, audio_packets
+
+
+def _frame_rate(vs, pts_sorted: list[int]) -> Fraction:
+    """The stream's nominal rate; without one, frames over the span of their timestamps (else 25)."""
+    rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+    if not rate:
+        span = (pts_sorted[-1] - pts_sorted[0]) * vs.time_base
+        rate = Fraction(len(pts_sorted) - 1) / span if span else Fraction(25)
+    return Fraction(rate)
 
 
 def frame_durations(pts: list[int], stream_end: int | None, last_packet_duration: int) -> list[int]:

@@ -6,6 +6,7 @@ Public API (submodules import their heavy dependencies lazily):
   one interface (MediaPipe face mesh by default; FAN when its weights are on disk).
 - :mod:`facepipe.tracking.schemes` -- landmark schemes and ``mesh_to_ibug68``.
 - :mod:`facepipe.tracking.tracker` -- ``FaceTracker`` (multi-face, stable ids, shot-cut aware).
+- :mod:`facepipe.tracking.signature` -- ``signature``, ``similarity``: a face's re-identification signature.
 - :mod:`facepipe.tracking.shotcut` -- ``ShotCutDetector``, ``detect_cuts``.
 - :mod:`facepipe.tracking.filters` -- ``smooth_offline``, ``smooth_causal`` / ``OneEuroFilter``, ``jitter``.
 - :mod:`facepipe.tracking.tracks` -- the ``FaceTracks`` artifact, ``Flag``, ``select_target``.

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from facepipe.tracking.schemes import inter_ocular
+
 #: Offline smoother window sigma (seconds) at strength 1.
 OFFLINE_SIGMA_S = 0.05
 #: One Euro minimum cutoff (Hz) at strength 1, and its speed coefficient (per face size / s).
@@ -194,13 +196,6 @@ def smooth_causal(
     return out.astype(np.float32)
 
 
-def face_scale(landmarks: np.ndarray, scheme="mediapipe-478") -> np.ndarray:
-    """(T,) inter-ocular distance (outer eye corners) per frame."""
-    from facepipe.tracking.schemes import inter_ocular
-
-    return inter_ocular(landmarks, scheme)
-
-
 def jitter(landmarks: np.ndarray, scheme="mediapipe-478", cuts=()) -> float:
     """High-frequency energy of landmark motion, in % of the inter-ocular distance.
 
@@ -210,7 +205,7 @@ def jitter(landmarks: np.ndarray, scheme="mediapipe-478", cuts=()) -> float:
     shot count. NaN when there are none.
     """
     x = np.asarray(landmarks, np.float64)[..., :2]
-    iod = face_scale(np.asarray(landmarks), scheme)
+    iod = inter_ocular(np.asarray(landmarks), scheme)
     acc = []
     for s, e in valid_runs(_frames_valid(x), cuts):
         if e - s < 3:
@@ -236,4 +231,4 @@ def mean_shift(raw: np.ndarray, smoothed: np.ndarray, scheme="mediapipe-478") ->
     if not ok.any():
         return float("nan")
     d = np.linalg.norm(raw[ok, :, :2].mean(0) - sm[ok, :, :2].mean(0), axis=-1)
-    return float(100.0 * d.mean() / np.mean(face_scale(raw[ok], scheme)))
+    return float(100.0 * d.mean() / np.mean(inter_ocular(raw[ok], scheme)))

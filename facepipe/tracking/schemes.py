@@ -252,8 +252,24 @@ def to_ibug68(points: np.ndarray, scheme: LandmarkScheme | str) -> np.ndarray:
     raise ValueError(f"no mapping from {scheme.name} to ibug-68")
 
 
-def inter_ocular(points: np.ndarray, scheme: LandmarkScheme | str) -> np.ndarray:
-    """Distance between the outer eye corners, (...,) from (..., N, >=2) points (2D)."""
+def scheme_of(points: np.ndarray) -> LandmarkScheme:
+    """The scheme of landmark points (..., N, >=2), told by N: 468 / 478 (face mesh) or 68 (iBUG)."""
+    n = np.shape(points)[-2]
+    found = {468: MESH_468, 478: MESH_478, 68: IBUG_68}.get(n)
+    if found is None:
+        raise ValueError(f"cannot tell the landmark scheme of {n} points; pass the scheme")
+    return found
+
+
+def inter_ocular(points: np.ndarray, scheme: LandmarkScheme | str | None = None) -> np.ndarray:
+    """Distance between the outer eye corners, (...,) from (..., N, >=2) points (2D), in the
+    points' dtype (pass float64 points for float64 sizes): the face size that every landmark
+    measure divides by (it does not change with the expression).
+
+    scheme: a scheme or its name; None tells it from N (:func:`scheme_of`). NaN where no face.
+    """
+    if scheme is None:
+        scheme = scheme_of(points)
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     right, left = scheme.outer_eye_corners
     p = np.asarray(points)

@@ -11,7 +11,7 @@ Per frame (:meth:`FaceTracker.step`):
    every frame while no face is tracked. A detection that no tracked face explains starts a
    face: landmarks from the detection's region, refined once from their own region. Its id
    is, in order: the track lost in this very frame that it overlaps (re-acquisition); a
-   dormant track it resembles (appearance signature, :mod:`facepipe.tracking.appearance`),
+   dormant track it resembles (re-identification signature, :mod:`facepipe.tracking.signature`),
    with a looser bar when it is the only dormant track of the current shot and nothing else is
    on screen (a face leaving and re-entering); else a new id.
 4. Two tracks on the same face merge into the older id.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facepipe.tracking.appearance import signature, similarity
+from facepipe.tracking.signature import signature, similarity
 from facepipe.tracking.backends.base import FaceLandmarks, LandmarkBackend, Roi, landmark_box
 from facepipe.tracking.geometry import box_iou, box_size
 from facepipe.tracking.shotcut import DEFAULT_RATIO, DEFAULT_THRESHOLD, ShotCutDetector

@@ -279,21 +279,8 @@ def finalize(
     half out of frame for an instant), picks the target, fills the per-frame arrays, smooths,
     and sets confidence, flags and velocity.
     """
-    from facepipe.tracking.filters import smooth_causal, smooth_offline
-    from facepipe.tracking.geometry import head_pose
-
     tr = parts
-    t = len(tr.frame_index)
-    n = tr.face_landmarks.shape[1] if tr.face_landmarks.ndim == 3 else 0
-    scheme = tr.scheme or "mediapipe-478"
-    fps = float(Fraction(tr.fps)) if tr.fps else 30.0
-    ids, counts = np.unique(tr.face_id, return_counts=True)
-    keep = np.isin(tr.face_id, ids[counts >= min_track_frames])
-    order = np.flatnonzero(keep)[np.lexsort((tr.face_id[keep], tr.face_frame[keep]))]
-    for name in ("face_frame", "face_id", "face_box", "face_evidence", "face_landmarks", "face_presence"):
-        arr = getattr(tr, name)
-        if len(arr) == len(keep):
-            setattr(tr, name, arr[order])
+    _drop_short_tracks(tr, min_track_frames)
     tr.face_confidence, ev_smooth = row_confidence(tr.face_frame, tr.face_id, tr.face_presence, tr.face_evidence)
     tr.target = str(target)
     tr.target_id = select_target(tr, str(target))
@@ -301,50 +288,94 @@ def finalize(
     tr.tracker_state = {}
 
     pos = {int(f): i for i, f in enumerate(tr.frame_index)}
-    box = np.full((t, 4), np.nan, np.float32)
-    raw = np.full((t, n, 3), np.nan, np.float32)
-    conf = np.zeros(t, np.float32)
-    ev = np.full(t, np.nan, np.float32)
-    ev_med = np.full(t, np.nan, np.float32)
-    tid = np.full(t, -1, np.int32)
+    rows = _target_rows(tr, ev_smooth, pos)
+    raw = rows["landmarks_raw"]
+    cut_pos = [pos[int(c)] for c in tr.shot_cuts if int(c) in pos]
+    fps = float(Fraction(tr.fps)) if tr.fps else 30.0
+    lms = _smooth(raw, fps, smoothing, strength, cut_pos)
+    flags, pose = _frame_flags(tr, rows, lms, cut_pos, max_yaw, low_confidence)
+
+    tr.box, tr.landmarks, tr.landmarks_raw = rows["box"], lms, raw
+    tr.confidence, tr.evidence, tr.pose = rows["confidence"], rows["evidence"], pose
+    tr.flags, tr.track_id = flags, rows["track_id"]
+    tr.velocity = face_velocity(lms, cut_pos)
+    if tr.target_id < 0:
+        tr.message = "no face found in this clip: every frame is flagged NO_FACE and passes through unchanged"
+    return tr
+
+
+def _drop_short_tracks(tr: FaceTracks, min_track_frames: int) -> None:
+    """Drop the face_* rows of faces seen in fewer than ``min_track_frames`` frames; sort the
+    rest by frame, then id (in place)."""
+    ids, counts = np.unique(tr.face_id, return_counts=True)
+    keep = np.isin(tr.face_id, ids[counts >= min_track_frames])
+    order = np.flatnonzero(keep)[np.lexsort((tr.face_id[keep], tr.face_frame[keep]))]
+    for name in ("face_frame", "face_id", "face_box", "face_evidence", "face_landmarks", "face_presence"):
+        arr = getattr(tr, name)
+        if len(arr) == len(keep):
+            setattr(tr, name, arr[order])
+
+
+def _target_rows(tr: FaceTracks, ev_smooth: np.ndarray, pos: dict[int, int]) -> dict[str, np.ndarray]:
+    """The target face's rows spread over the T frames (NaN / 0 / -1 where it is absent): box,
+    landmarks_raw, confidence, evidence, evidence_median (its running median) and track_id."""
+    t = len(tr.frame_index)
+    n = tr.face_landmarks.shape[1] if tr.face_landmarks.ndim == 3 else 0
+    out = {
+        "box": np.full((t, 4), np.nan, np.float32),
+        "landmarks_raw": np.full((t, n, 3), np.nan, np.float32),
+        "confidence": np.zeros(t, np.float32),
+        "evidence": np.full(t, np.nan, np.float32),
+        "evidence_median": np.full(t, np.nan, np.float32),
+        "track_id": np.full(t, -1, np.int32),
+    }
     if tr.target_id >= 0:
         for r in np.flatnonzero(tr.face_id == tr.target_id):
             i = pos[int(tr.face_frame[r])]
-            box[i], raw[i] = tr.face_box[r], tr.face_landmarks[r]
-            conf[i], ev[i], tid[i] = tr.face_confidence[r], tr.face_evidence[r], tr.target_id
-            ev_med[i] = ev_smooth[r]
-    cut_pos = [pos[int(c)] for c in tr.shot_cuts if int(c) in pos]
-    if smoothing == "offline":
-        lms = smooth_offline(raw, fps, strength, cuts=cut_pos)
-    elif smoothing == "causal":
-        lms = smooth_causal(raw, fps, strength, cuts=cut_pos)
-    else:
-        lms = raw.copy()
-    present = np.isfinite(raw.reshape(t, -1)).all(axis=1) if n else np.zeros(t, bool)
+            out["box"][i], out["landmarks_raw"][i] = tr.face_box[r], tr.face_landmarks[r]
+            out["confidence"][i], out["evidence"][i] = tr.face_confidence[r], tr.face_evidence[r]
+            out["track_id"][i] = tr.target_id
+            out["evidence_median"][i] = ev_smooth[r]
+    return out
 
+
+def _smooth(raw: np.ndarray, fps: float, smoothing: str, strength: float, cuts: list[int]) -> np.ndarray:
+    """Landmarks (T,N,3) smoothed over time: ``offline`` (both directions), ``causal`` or not at all."""
+    from facepipe.tracking.filters import smooth_causal, smooth_offline
+
+    if smoothing == "offline":
+        return smooth_offline(raw, fps, strength, cuts=cuts)
+    if smoothing == "causal":
+        return smooth_causal(raw, fps, strength, cuts=cuts)
+    return raw.copy()
+
+
+def _frame_flags(
+    tr: FaceTracks, rows: dict, lms: np.ndarray, cuts: list[int], max_yaw: float, low_confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(flags (T,) int32 :class:`Flag` bits, head pose (T,3) float32 NaN where no face) of the
+    target's per-frame ``rows`` (see :func:`_target_rows`) and smoothed landmarks ``lms``."""
+    from facepipe.tracking.geometry import head_pose
+
+    raw, box, conf = rows["landmarks_raw"], rows["box"], rows["confidence"]
+    t, n = raw.shape[:2]
+    present = np.isfinite(raw.reshape(t, -1)).all(axis=1) if n else np.zeros(t, bool)
     flags = np.zeros(t, np.int32)
     flags[~present] |= int(Flag.NO_FACE)
     flags[present & (conf < low_confidence)] |= int(Flag.LOW_CONFIDENCE)
-    flags[present & (ev_med <= EVIDENCE_BAD)] |= int(Flag.OCCLUDED)
+    flags[present & (rows["evidence_median"] <= EVIDENCE_BAD)] |= int(Flag.OCCLUDED)
     pose = np.full((t, 3), np.nan, np.float32)
     if present.any():
-        pose[present] = head_pose(lms[present], scheme)
+        pose[present] = head_pose(lms[present], tr.scheme or "mediapipe-478")
         yaw = np.abs(pose[:, 0])
         flags[present & (yaw > max_yaw)] |= int(Flag.PROFILE)
         w, h = tr.width, tr.height
         edge = present & ((box[:, 0] < 0) | (box[:, 1] < 0) | (box[:, 2] > w - 1) | (box[:, 3] > h - 1))
         flags[edge] |= int(Flag.EDGE)
-        flags |= _occluded_gaps(present, box, cut_pos, w, h)
-    for c in cut_pos:
+        flags |= _occluded_gaps(present, box, cuts, w, h)
+    for c in cuts:
         flags[c] |= int(Flag.SHOT_CUT)
-
-    tr.box, tr.landmarks, tr.landmarks_raw = box, lms, raw
-    tr.confidence, tr.evidence, tr.pose = conf, ev, pose
-    tr.flags, tr.track_id = flags, tid
-    tr.velocity = face_velocity(lms, cut_pos)
-    if tr.target_id < 0:
-        tr.message = "no face found in this clip: every frame is flagged NO_FACE and passes through unchanged"
-    return tr
+    return flags, pose
 
 
 def _occluded_gaps(present: np.ndarray, box: np.ndarray, cuts: list[int], w: int, h: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""A small appearance signature of a face, to give a face that comes back its old track id.
+"""A small re-identification signature of a face, to give a face that comes back its old track id.
 
 The face is warped by a similarity transform from five landmarks (eye centres, nose tip, mouth
 corners) onto a fixed 32x32 template, so the signature does not depend on where the face is,
@@ -36,7 +36,7 @@ def five_points(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
 
 
 def signature(image: np.ndarray, points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray | None:
-    """(SIZE*SIZE*3,) float32 unit-norm appearance vector of the face, or None if degenerate."""
+    """(SIZE*SIZE*3,) float32 unit-norm signature vector of the face (its normalised pixels), or None if degenerate."""
     import cv2
 
     src = five_points(points, scheme)
