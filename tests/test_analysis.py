@@ -237,7 +237,7 @@ def test_au12_and_happy_rise_together_on_the_grin(tmp_path, fer_weights):
 def test_analyze_command_reports_a_user_error_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from facepipe.analysis.cli import analyze_command
+    from facepipe.cli.analyze import analyze_command
 
     res = CliRunner().invoke(analyze_command, [str(tmp_path / "missing.mp4"), "--out-dir", str(tmp_path / "o")])
     assert res.exit_code != 0 and "error" in res.output and "Traceback" not in res.output

@@ -135,42 +135,50 @@ def test_preview_writes_source_and_edit_side_by_side_at_half_size(clip, work, tm
     assert np.abs(left - right).max() > 0.05, "the edit side equals the source side"
 
 
+def edit_nodes(clip, work, request):
+    """The render stage's transform, and render + composite as one chunk -> chunk function, of
+    ``request`` on ``clip`` (warp only), their inputs pulled through the graph."""
+    from facepipe.jobs.context import open_context
+    from facepipe.jobs.edit import EditSettings, edit_stages
+    from facepipe.pipeline.graph import Graph
+
+    ctx = open_context(probe(clip), work, "cpu", "off", 32, lambda m: None)
+    graph = Graph(edit_stages(request, EditSettings(appearance_strength=0.0))[0], ctx)
+    render = graph.stage("render").open(ctx, {n: graph.get(n) for n in graph.stage("render").inputs}, 1.0)
+    composite = graph.stage("composite").open(ctx, {}, 1.0)
+    return render, lambda chunk: composite(render(chunk))
+
+
 def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
     """Weight 0 everywhere (an AU override outside these frames): the chunk comes back unchanged."""
-    from facepipe.jobs.edit import EditSettings, analyse_and_plan, make_renderer
     from facepipe.io.reader import FrameChunk
     from facepipe.plan.request import parse_request
 
     info = probe(clip)
-    request = parse_request(aus=["AU12=1@0-4"])
-    opener = lambda i: api.open_context(i, work, "cpu", "off", 32, lambda m: None)  # noqa: E731
-    shot = analyse_and_plan(info, request, EditSettings(appearance=0.0), opener, lambda m: None)
-    renderer, _ = make_renderer(shot, EditSettings(appearance=0.0), 1.0, opener, lambda m: None)
+    renderer, edit = edit_nodes(clip, work, parse_request(aus=["AU12=1@0-4"]))
     idx = np.arange(12, 18)
     frames = VideoReader(info).read(idx)
-    out = renderer(FrameChunk(idx, np.zeros(len(idx), np.int64), frames))
-    assert torch.equal(out, frames)
-    edited = renderer(FrameChunk(np.arange(0, 3), np.zeros(3, np.int64), VideoReader(info).read(range(3))))
-    assert renderer.stats.edited == 3 and not torch.equal(edited, VideoReader(info).read(range(3)))
+    out = edit(FrameChunk(idx, np.zeros(len(idx), np.int64), frames.clone()))
+    assert torch.equal(out.frames, frames) and all(m is None for m in out.mattes)
+    first = VideoReader(info).read(range(3))
+    edited = edit(FrameChunk(np.arange(0, 3), np.zeros(3, np.int64), first.clone()))
+    assert renderer.stats.edited == 3 and not torch.equal(edited.frames, first)
+    assert torch.equal(edited.plate, first)
 
 
 def test_a_repeated_frame_gets_the_previous_frames_edit(clip, work):
     """Pulled-down footage repeats frames: the repeat must not be rendered afresh (new grain and
     tracking noise would pop where the plate stands still) but carry its predecessor's edit."""
-    from facepipe.jobs.edit import EditSettings, analyse_and_plan, make_renderer
     from facepipe.io.reader import FrameChunk
     from facepipe.plan.request import parse_request
 
     info = probe(clip)
-    opener = lambda i: api.open_context(i, work, "cpu", "off", 32, lambda m: None)  # noqa: E731
-    settings = EditSettings(appearance=0.0)
-    shot = analyse_and_plan(info, parse_request(emotions=["happy"]), settings, opener, lambda m: None)
-    renderer, _ = make_renderer(shot, settings, 1.0, opener, lambda m: None)
+    renderer, edit = edit_nodes(clip, work, parse_request(emotions=["happy"]))
     idx = np.arange(10)
     frames = VideoReader(info).read(idx)
     frames[6] = frames[5]
     frames[6, :, 100, 100:110] += 1 / 255  # a re-encoded copy is not bit-identical
-    out = renderer(FrameChunk(idx, np.zeros(len(idx), np.int64), frames))
+    out = edit(FrameChunk(idx, np.zeros(len(idx), np.int64), frames)).frames
     assert renderer.stats.held == 1
     assert torch.allclose(out[6] - frames[6], out[5] - frames[5], atol=1e-6)
     assert not torch.allclose(out[7] - frames[7], out[5] - frames[5], atol=1e-3)  # real frames render afresh

@@ -1,4 +1,4 @@
-"""The stage graph: cache keys, the artifact cache, the runner and chunk-level resume."""
+"""The pipeline's machinery: cache keys, the artifact cache, the pull graph and chunk-level resume."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import pytest
 from facepipe.demo import make_demo_clip
 from facepipe.io.media import probe
 from facepipe.pipeline.artifacts import Artifact
-from facepipe.pipeline.cache import ArtifactCache, cache_key
-from facepipe.pipeline.runner import RunContext, Runner
-from facepipe.pipeline.stage import ChunkedStage, Stage
+from facepipe.pipeline.cache import ArtifactCache
+from facepipe.pipeline.context import RunContext
+from facepipe.pipeline.graph import Graph
+from facepipe.pipeline.hashing import cache_key
+from facepipe.pipeline.stage import AnalysisStage, ChunkedStage
+from facepipe.stages.decode import DecodeStage
 from facepipe.stages.scan import ScanStage
 
 
@@ -56,7 +59,7 @@ def test_incomplete_cache_entry_is_not_trusted(tmp_path):
 
 
 @dataclass
-class CountingStage(Stage):
+class CountingStage(AnalysisStage):
     """Sums the scan's mean colour; counts how often it really runs."""
 
     offset: float = 0.0
@@ -72,22 +75,42 @@ class CountingStage(Stage):
         return Numbers(values=values, rate=ctx.media.fps, label="sum")
 
 
-def test_runner_resolves_inputs_and_reuses_the_cache(clip, tmp_path):
+def test_graph_resolves_inputs_and_reuses_the_cache(clip, tmp_path):
     info = probe(clip)
     CountingStage.calls = 0
+    stages = lambda offset=0.0: [DecodeStage(), ScanStage(), CountingStage(offset=offset)]  # noqa: E731
     ctx = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
-    first = Runner([ScanStage(), CountingStage()], ctx).get("counting")
+    first = Graph(stages(), ctx).get("counting")
     assert ctx.stats["ran"] == ["scan", "counting"] and CountingStage.calls == 1
     assert first.values.shape == (info.frame_count,)
 
     ctx2 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
-    again = Runner([ScanStage(), CountingStage()], ctx2).get("counting")
+    again = Graph(stages(), ctx2).get("counting")
     assert ctx2.stats["cached"] == ["counting"] and CountingStage.calls == 1
     np.testing.assert_array_equal(again.values, first.values)
 
     ctx3 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off")
-    Runner([ScanStage(), CountingStage(offset=1.0)], ctx3).get("counting")
+    Graph(stages(offset=1.0), ctx3).get("counting")
     assert ctx3.stats["ran"] == ["counting"] and ctx3.stats["cached"] == ["scan"]
+
+
+def test_graph_orders_nodes_after_their_inputs_and_refuses_cycles(clip):
+    from facepipe.errors import FacepipeError
+
+    @dataclass
+    class Loop(AnalysisStage):
+        name = "loop"
+        version = "1"
+        inputs = ("loop",)
+        artifact = Numbers
+
+        def run(self, ctx, inputs):
+            raise AssertionError("never runs")
+
+    ctx = RunContext(media=probe(clip), cache=None, progress_mode="off")
+    assert Graph([CountingStage(), ScanStage(), DecodeStage()], ctx).order("counting") == ["decode", "scan", "counting"]
+    with pytest.raises(FacepipeError, match="cycle"):
+        Graph([Loop()], ctx).order("loop")
 
 
 @dataclass
@@ -96,7 +119,7 @@ class FlakyChunkedStage(ChunkedStage):
 
     name = "flaky"
     version = "1"
-    inputs = ("media",)
+    frames_from = "decode"
     artifact = Numbers
     fail_at = None
     computed: list = None
@@ -122,12 +145,12 @@ def test_chunked_stage_resumes_after_a_failure(clip, tmp_path):
     assert len(plan) >= 3
     FlakyChunkedStage.computed, FlakyChunkedStage.fail_at = [], int(plan[2][0])
     with pytest.raises(RuntimeError):
-        Runner([FlakyChunkedStage()], ctx).get("flaky")
+        Graph([DecodeStage(), FlakyChunkedStage()], ctx).get("flaky")
     assert FlakyChunkedStage.computed == [int(plan[0][0]), int(plan[1][0])]
 
     FlakyChunkedStage.computed = []
     ctx2 = RunContext(media=info, cache=ArtifactCache(tmp_path), progress_mode="off", chunk_bytes=frame_bytes * 8)
-    result = Runner([FlakyChunkedStage()], ctx2).get("flaky")
+    result = Graph([DecodeStage(), FlakyChunkedStage()], ctx2).get("flaky")
     assert FlakyChunkedStage.computed == [int(p[0]) for p in plan[2:]]
     assert ctx2.stats["chunks_cached"] == 2
     assert result.values.shape == (info.frame_count,)
@@ -136,7 +159,7 @@ def test_chunked_stage_resumes_after_a_failure(clip, tmp_path):
 def test_scan_statistics_are_sane(clip, tmp_path):
     info = probe(clip)
     ctx = RunContext(media=info, cache=None, progress_mode="off")
-    stats = Runner([ScanStage()], ctx).get("scan")
+    stats = Graph([DecodeStage(), ScanStage()], ctx).get("scan")
     np.testing.assert_array_equal(stats.indices, np.arange(info.frame_count))
     np.testing.assert_allclose(stats.histograms.sum(axis=2), 1.0, atol=1e-5)
     assert (stats.sharpness > 0).all()

@@ -246,7 +246,7 @@ def test_face_leaves_and_reenters_keeps_one_id(clips):
 def test_no_face_clip_gives_empty_tracks_and_a_message(clips, tmp_path):
     from click.testing import CliRunner
 
-    from facepipe.tracking.cli import faces_command
+    from facepipe.cli.faces import faces_command
     from facepipe.tracking.tracks import Flag
 
     tracks, _ = run_track(clips["noface"])
@@ -511,7 +511,7 @@ def test_faces_command_lists_faces_and_writes_sheets(clips, tmp_path):
     import cv2
     from click.testing import CliRunner
 
-    from facepipe.tracking.cli import faces_command
+    from facepipe.cli.faces import faces_command
 
     out = tmp_path / "sheets"
     r = CliRunner().invoke(faces_command, [str(clips["leave"]), "--out-dir", str(out), "--samples", "4",
@@ -523,12 +523,16 @@ def test_faces_command_lists_faces_and_writes_sheets(clips, tmp_path):
     assert sheet is not None and sheet.shape[1] == 3 * 320
 
 
-def test_write_clip_sheet(clips, tmp_path):
+def test_target_face_sheet(clips, tmp_path):
     import cv2
 
-    from facepipe.tracking.sheets import write_clip_sheet
+    from facepipe.io.media import probe
+    from facepipe.jobs.faces import track_clip
+    from facepipe.tracking.sheets import tracks_sheet, write_png
 
-    png, tracks = write_clip_sheet(clips["cut"], tmp_path / "sheet.png", n=4)
+    info = probe(clips["cut"])
+    tracks = track_clip(info)
+    png = write_png(tmp_path / "sheet.png", tracks_sheet(info, tracks, None, 4))
     img = cv2.imread(str(png))
     assert img is not None and img.shape[1] == 4 * 320 and tracks.target_id == 1
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facepipe.face.fit import FitConfig
 from facepipe.face.model import RIG_PATH, load_model
-from facepipe.face.shot import FaceFit, fit_tracks, unfitted, usable_frames
+from facepipe.face.shot import FaceFit, check_tracks, fit_tracks, unfitted, usable_frames
 from facepipe.pipeline.artifacts import Artifact
 from facepipe.pipeline.stage import AnalysisStage
 
@@ -55,6 +55,7 @@ class Fit3DStage(AnalysisStage):
         tracks = inputs["track"]
         if not usable_frames(tracks, self.min_confidence).any():
             return unfitted(tracks, load_model(self.rig or None))
+        check_tracks(tracks, self.min_confidence)  # the one-line error, before any work
         bar = ctx.progress(self.iterations, "fit3d")
         try:
             return fit_tracks(tracks, self.config(), self.rig, ctx.device, bar.update)
