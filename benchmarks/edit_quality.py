@@ -11,8 +11,8 @@ source; each emotion in ``--emotions`` is edited at intensity 1 along each path 
 
 A path is a set of ``api.edit`` keywords on top of the emotion (see PATHS): ``warp`` = geometric
 warp only (``appearance=0``), ``full`` = warp + appearance transfer at ``--appearance``,
-``unsmoothed`` = ``full`` with the edit's temporal smoothing off (``smooth=0``; needs an
-``api.edit`` that has the ``smooth`` keyword, so it is not in the default ``--paths``).
+``unsmoothed`` = ``full`` with the edit's temporal smoothing (the smooth stage) off
+(``smooth=0``): what the smooth stage changes is the difference between ``full`` and it.
 ``--define-path`` adds or replaces one (JSON keywords; ``appearance`` defaults to ``--appearance``).
 
 The trimmed sources and the edits are written losslessly (FFV1 in .mkv, ``common.LOSSLESS_CODEC``):
@@ -50,10 +50,9 @@ from quality import SHARED, trimmed_source  # noqa: E402
 PATHS = {
     "warp": {"appearance": 0.0},
     "full": {},
-    # The edit's temporal smoothing node off: needs api.edit(smooth=...), not in every checkout yet.
-    "unsmoothed": {"smooth": 0},
+    "unsmoothed": {"smooth": 0.0},
 }
-DEFAULT_PATHS = "warp,full"
+DEFAULT_PATHS = "warp,full,unsmoothed"
 
 TOP_SHARE_BAR = {"happy": 0.40, "sad": 0.50}
 BARS = {"speech": 0.9, "sharpness": 0.9, "au_fidelity": 0.5, "jitter": 1.2, "flicker": 1.2}

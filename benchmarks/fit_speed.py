@@ -27,7 +27,7 @@ DEFAULT_CLIP = SHARED / "lp_d3_talk_glasses.mp4"
 def _landmarks(clip: Path | None, frames: int):
     """(landmarks (T,478,3) px, confidence (T,), (W,H), source name)."""
     if clip is not None and clip.exists():
-        from facepipe.face._mesh_landmarks import clip_landmarks
+        from facepipe.face.mesh_landmarks import clip_landmarks
 
         lm, conf, size = clip_landmarks(str(clip), np.arange(frames))
         return lm, conf, size, clip.name

@@ -22,6 +22,7 @@ from facepipe.io.compare import timing_report
 from facepipe.io.media import probe
 
 USER_ERROR = 2  # FacepipeError.exit_code; internal errors exit 1
+OUTPUT_EXISTS = 3
 
 
 def run_cli(*args):
@@ -33,9 +34,9 @@ def edit(clip, *args, workdir):
                    "--workdir", workdir, *args)
 
 
-def assert_one_line_error(result, *needles):
-    """A user error: exit code 2, exactly one line on stderr naming the problem, no traceback."""
-    assert result.exit_code == USER_ERROR, (result.exit_code, result.stderr, result.exception)
+def assert_one_line_error(result, *needles, code=USER_ERROR):
+    """A user error: exit ``code``, exactly one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     line = lines[0]
@@ -126,7 +127,7 @@ def test_bad_requests(inputs, tmp_path, args, needles):
     before = snapshot(inputs)
     args = [a.format(d=inputs) for a in args]
     result = edit(inputs / "good.mp4", *args, workdir=tmp_path / "w")
-    assert_one_line_error(result, *needles)
+    assert_one_line_error(result, *needles, code=OUTPUT_EXISTS if "exists" in needles else USER_ERROR)
     assert snapshot(inputs) == before
     assert not leftovers(inputs) and not leftovers(tmp_path) and not list(Path("/proc").glob("*facepipe-tmp*"))
     assert not (inputs / "good.neutral.mp4").exists()
@@ -162,7 +163,7 @@ def test_unwritable_directory_by_permissions(inputs, tmp_path):
 def test_existing_output_with_force(inputs, tmp_path):
     out = tmp_path / "out.mp4"
     out.write_text("old")
-    assert_one_line_error(edit(inputs / "good.mp4", "--out", out, workdir=tmp_path / "w"), "exists")
+    assert_one_line_error(edit(inputs / "good.mp4", "--out", out, workdir=tmp_path / "w"), "exists", code=OUTPUT_EXISTS)
     assert out.read_text() == "old"
     result = edit(inputs / "good.mp4", "--out", out, "--force", workdir=tmp_path / "w")
     assert result.exit_code == 0, result.stderr

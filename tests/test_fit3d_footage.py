@@ -24,7 +24,7 @@ MAX_FRAMES = 200
 def fit_clip(clips_dir, stem: str):
     """(fit, landmarks) of the first MAX_FRAMES frames of a clip, fitted once per session."""
     if stem not in _FITS:
-        from facepipe.face._mesh_landmarks import clip_landmarks
+        from facepipe.face.mesh_landmarks import clip_landmarks
         from facepipe.face.fit import fit_shot
         from facepipe.io.media import probe
 

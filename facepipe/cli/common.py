@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from facepipe.errors import FacepipeError
+from facepipe.errors import INTERNAL_ERROR, INTERRUPTED, FacepipeError
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe/absl noise, before any import of it
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,12 +32,12 @@ def handle_errors(fn):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("facepipe: interrupted; no partial output was left", err=True)
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - a bug; keep the terminal readable
             if debug:
                 raise
             click.echo(f"facepipe: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
-            sys.exit(1)
+            sys.exit(INTERNAL_ERROR)
 
     return wrapper
 

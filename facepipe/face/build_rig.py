@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from facepipe.face import topology as tp
-from facepipe.face._mesh_landmarks import clip_landmarks
+from facepipe.face.mesh_landmarks import clip_landmarks
 from facepipe.face.camera import image_to_camera, similarity_align
 from facepipe.face.fit import FitConfig, fit_shot
 from facepipe.face.model import RIG_PATH, FaceModel

@@ -1,10 +1,10 @@
 """The stage graph of facepipe: which nodes exist and how they connect.
 
-    analysis:  decode -> deblur -> track -> fit3d            (cached by content hash)
-                               \\-> expression (+ track)
+    analysis:  decode -> deblur -> track -> fit3d -> plan     (plan reads track too)
+                         deblur -> expression                  (reads track too)
                decode -> scan
-    synthesis: decode -> render (+ track, fit3d, plan) -> composite -> smooth (+ track) -> encode
-               track + fit3d -> plan (the edit request on the shot)
+    synthesis: decode -> render -> composite -> smooth -> encode
+               (render reads track, fit3d and plan; smooth reads track)
     preview:   ... smooth -> compare -> encode
 
 Jobs (``facepipe.jobs``) build a :class:`~facepipe.pipeline.graph.Graph` from these lists and

@@ -27,7 +27,6 @@ Everything is torch on the frames' device.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -40,17 +39,21 @@ from facepipe import defaults
 from facepipe.face.extent import Box, bbox_scale
 from facepipe.face.model import load_model
 from facepipe.pipeline.stage import FrameStage
+from facepipe.composite.filters import support_box
 from facepipe.render.barycentric import box_to_grid, interpolate, rasterize_barycentric
 from facepipe.stages.composite import EditedChunk
 from facepipe.stages.deblur import unchanged
 
-class _Past(NamedTuple):
-    """A previous frame: source index; mesh (N,2) px; box; delta and plate (3,h,w) over the box."""
+class FaceState(NamedTuple):
+    """One frame as the smoother sees it: source index; mesh (N,2) px; box (x0, y0, x1, y1), the
+    matte's support; base (3,h,w) the delta over the box without its finest detail (the part
+    smoothed); detail (3,h,w) the rest; plate (3,h,w) the plate over the box."""
 
     index: int
     mesh: torch.Tensor
     box: Box
-    delta: torch.Tensor
+    base: torch.Tensor
+    detail: torch.Tensor
     plate: torch.Tensor
 
 
@@ -62,69 +65,146 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(x[None], (k, k), (sigma, sigma), border_type="replicate")[0]
 
 
-def mesh_flow(mesh: torch.Tensor, past_mesh: torch.Tensor, triangles: torch.Tensor, box: Box, work: tuple[int, int]):
-    """Where each pixel of ``box`` was in the past frame: ``(dx, dy)`` (2,h,w) px, from the two
-    meshes (N,2) px (barycentric on a ``work`` (h', w') grid, upsampled bilinearly), and (1,h,w)
-    the share of the face mesh that covers each pixel (0..1)."""
+def face_state(index: int, mesh: torch.Tensor, edited: torch.Tensor, plate: torch.Tensor, box: Box,
+               detail_px: float) -> FaceState:  # fmt: skip
+    """The :class:`FaceState` of an edited frame (3,H,W) over ``box`` of its plate (3,H,W)."""
     x0, y0, x1, y1 = box
-    raster = rasterize_barycentric(box_to_grid(mesh, box, work), triangles, work)
-    flow = interpolate(past_mesh - mesh, triangles, raster).to(mesh.device)
-    stack = torch.cat([flow, raster.mask[None].to(flow.dtype)])[None]
-    up = F.interpolate(stack, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0]
-    return up[:2], up[2:]
+    plate = plate[:, y0:y1, x0:x1].float()
+    delta = edited[:, y0:y1, x0:x1].float() - plate
+    base = blur(delta, detail_px)
+    return FaceState(index, mesh, box, base, delta - base, plate)
 
 
-def sample_past(past: _Past, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The past frame's delta and plate (3,h,w) read at frame pixels ``x``, ``y`` (h,w), and
+def sample_past(past: FaceState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The past frame's base delta and plate (3,h,w) read at frame pixels ``x``, ``y`` (h,w), and
     (h,w) bool where those lie inside its box."""
     x0, y0, x1, y1 = past.box
     u, v = x - x0, y - y0
     inside = (u >= 0) & (u <= x1 - x0 - 1) & (v >= 0) & (v <= y1 - y0 - 1)
-    both = torch.cat([past.delta, past.plate])[None]
+    both = torch.cat([past.base, past.plate])[None]
     read = kornia.geometry.transform.remap(both, u[None], v[None], mode="bilinear", align_corners=True)[0]
     return read[:3], read[3:], inside
+
+
+class MeshFlow:
+    """Where each pixel of a frame's ``box`` was in other frames, from the tracked meshes (N,2) px:
+    the current mesh is rasterised once on a coarse ``work`` (h', w') grid; :meth:`to` gives the
+    displacement (2,h,w) px to a past mesh (barycentric, upsampled bilinearly). ``cover`` (1,h,w)
+    is the share of the mesh covering each pixel (0..1)."""
+
+    def __init__(self, mesh: torch.Tensor, triangles: torch.Tensor, box: Box, work: tuple[int, int]):
+        x0, y0, x1, y1 = box
+        self.mesh, self.triangles, self.size = mesh, triangles, (y1 - y0, x1 - x0)
+        self.raster = rasterize_barycentric(box_to_grid(mesh, box, work), triangles, work)
+        self.cover = self._up(self.raster.mask[None].to(torch.float32).to(mesh.device))
+
+    def to(self, past_mesh: torch.Tensor) -> torch.Tensor:
+        return self._up(interpolate(past_mesh - self.mesh, self.triangles, self.raster).to(self.mesh.device))
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x[None], size=self.size, mode="bilinear", align_corners=False)[0]
+
+
+def smoothed_delta(current: FaceState, pasts: list[FaceState], triangles: torch.Tensor, strength: float,
+                   tolerance: float, work_px: float) -> tuple[torch.Tensor, float]:  # fmt: skip
+    """(the smoothed delta (3,h,w) of ``current``, the mean weight the ``pasts`` got on the face):
+    its base is the weighted mean of the current base and the pasts' bases carried along the
+    mesh motion (see the module doc); its finest detail is the current frame's."""
+    x0, y0, x1, y1 = current.box
+    h, w = y1 - y0, x1 - x0
+    if not pasts:
+        return current.base + current.detail, 0.0
+    s = min(1.0, work_px / bbox_scale(current.mesh))
+    flow = MeshFlow(current.mesh, triangles.to(current.mesh.device), current.box,
+                    (max(2, round(h * s)), max(2, round(w * s))))  # fmt: skip
+    dev = current.base.device
+    xs = torch.arange(x0, x1, device=dev, dtype=torch.float32)[None].expand(h, w)
+    ys = torch.arange(y0, y1, device=dev, dtype=torch.float32)[:, None].expand(h, w)
+    acc, total = current.base.clone(), torch.ones_like(current.base[:1])
+    for past in pasts:
+        d = flow.to(past.mesh)
+        base, plate, inside = sample_past(past, xs + d[0], ys + d[1])
+        diff = (current.plate - plate).abs().mean(0, keepdim=True)
+        weight = strength * torch.exp(-((diff / tolerance) ** 2)) * flow.cover * inside[None]
+        acc += weight * base
+        total += weight
+    mean_weight = float(((total - 1.0) * flow.cover).sum() / flow.cover.sum().clamp_min(1e-6))
+    return acc / total + current.detail, mean_weight
 
 
 class EditSmoother:
     """The smooth stage's transform: :class:`EditedChunk` -> :class:`EditedChunk` (see the
     module doc). landmarks: (T,N,>=2) tracked px at full resolution, rows ``frame_index``;
-    triangles (F,3) of the N-vertex mesh; scale: the frames' scale."""
+    triangles (F,3) of the N-vertex mesh; scale: the frames' scale; submit: runs per-frame work
+    on the worker threads (every frame's result depends on unsmoothed frames only)."""
 
     def __init__(self, landmarks, frame_index, triangles, scale: float, strength: float, window: int,
-                 tolerance: float, detail_px: float, work_px: float):  # fmt: skip
+                 tolerance: float, detail_px: float, work_px: float, submit):  # fmt: skip
         n = int(np.asarray(triangles).max()) + 1
         self.landmarks = np.asarray(landmarks, np.float32)[:, :n]
         self.rows = {int(f): r for r, f in enumerate(frame_index)}
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
-        self.scale, self.strength, self.tolerance = scale, strength, tolerance
-        self.detail_px, self.work_px = detail_px, work_px
-        self.history: deque[_Past] = deque(maxlen=window)
-        # (source index, the smoothed delta (3,h,w)) of the last frame smoothed
+        self.scale, self.strength, self.window, self.tolerance = scale, strength, window, tolerance
+        self.detail_px, self.work_px, self.submit = detail_px, work_px, submit
+        self.carried: list[FaceState] = []  # the last ``window`` states of the previous chunk
+        # (source index, the smoothed delta (3,h,w)) of the last frame smoothed, for a held repeat
         self.last: tuple[int, torch.Tensor] | None = None
         #: frames smoothed, and the sum over them of the mean weight previous frames got on the face
         self.stats = {"frames": 0, "weight_sum": 0.0}
 
     def __call__(self, chunk: EditedChunk) -> EditedChunk:
-        for t, index in enumerate(chunk.indices.tolist()):
-            if chunk.mattes[t] is None:
-                self.history.clear()
-                self.last = None
-                continue
-            (y0, y1, x0, x1), matte = chunk.mattes[t]
-            if chunk.held[t] and self.last is not None and self.last[0] == index - 1:
-                delta = self.last[1]  # a repeat takes its predecessor's smoothed edit
-                if self.history:
-                    self.history[-1] = self.history[-1]._replace(index=index)
-            else:
-                delta = self._smoothed(chunk.frames[t], chunk.plate[t], (x0, y0, x1, y1), index)
-            if delta is None:
-                self.last = None
-                continue
-            crop = chunk.frames[t, :, y0:y1, x0:x1]
-            plate = chunk.plate[t, :, y0:y1, x0:x1]
-            crop.copy_(torch.where(matte > 0, (plate + delta).clamp(0.0, 1.0).to(crop.dtype), crop))
-            self.last = (index, delta)
+        states = self._states(chunk)
+        pending = {}
+        for t, state in enumerate(states):
+            if state is not None and not chunk.held[t]:
+                pasts = self._pasts(states, t)
+                pending[t] = self.submit(smoothed_delta, state, pasts, self.triangles, self.strength, self.tolerance,
+                                         self.work_px)  # fmt: skip
+        for t, state in enumerate(states):
+            delta = self._delta(chunk, t, state, pending.get(t))
+            self.last = None if delta is None else (int(chunk.indices[t]), delta)
+            if delta is not None:
+                (y0, y1, x0, x1), matte = chunk.mattes[t]
+                bx0, by0, bx1, by1 = state.box
+                crop = chunk.frames[t, :, by0:by1, bx0:bx1]
+                m = matte[:, by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
+                crop.copy_(torch.where(m > 0, (state.plate + delta).clamp(0.0, 1.0).to(crop.dtype), crop))
+        self.carried = [s for s in states[-self.window :] if s is not None] if self.window else []
         return chunk
+
+    def _states(self, chunk: EditedChunk) -> list[FaceState | None]:
+        """Per frame its :class:`FaceState` (computed on the worker threads), None where it has no
+        matte or no mesh."""
+        jobs = []
+        for t, index in enumerate(chunk.indices.tolist()):
+            mesh = self._mesh(index, chunk.frames.device)
+            box = None if chunk.mattes[t] is None or mesh is None else _support(chunk.mattes[t])
+            jobs.append(None if box is None else self.submit(face_state, index, mesh, chunk.frames[t], chunk.plate[t],
+                                                             box, self.detail_px))  # fmt: skip
+        return [None if j is None else j.result() for j in jobs]
+
+    def _pasts(self, states: list[FaceState | None], t: int) -> list[FaceState]:
+        """The states of the up to ``window`` frames right before frame t, consecutive, each with
+        a mesh and a matte (from this chunk, then the previous one's)."""
+        before = [*self.carried, *states[:t]]
+        out = []
+        index = states[t].index
+        for s in reversed(before):
+            if len(out) == self.window or s is None or s.index != index - 1:
+                break
+            out.append(s)
+            index = s.index
+        return out
+
+    def _delta(self, chunk: EditedChunk, t: int, state: FaceState | None, job) -> torch.Tensor | None:
+        if state is None:
+            return None
+        if chunk.held[t]:  # a repeat takes its predecessor's smoothed edit
+            return self.last[1] if self.last is not None and self.last[0] == state.index - 1 else None
+        delta, weight = job.result()
+        self.stats["frames"] += 1
+        self.stats["weight_sum"] += weight
+        return delta
 
     def _mesh(self, index: int, device) -> torch.Tensor | None:
         row = self.rows.get(index)
@@ -133,43 +213,15 @@ class EditSmoother:
         mesh = (self.landmarks[row, :, :2] + 0.5) * self.scale - 0.5
         return torch.from_numpy(mesh).to(device)
 
-    def _smoothed(self, edited, plate, box: Box, index: int) -> torch.Tensor | None:
-        """(3,h,w) the smoothed delta of frame ``index`` over ``box``; None where the frame has no
-        mesh (its history restarts)."""
-        mesh = self._mesh(index, edited.device)
-        if mesh is None or (self.history and self.history[-1].index != index - 1):
-            self.history.clear()
-        if mesh is None:
-            return None
-        x0, y0, x1, y1 = box
-        plate = plate[:, y0:y1, x0:x1].float()
-        delta = edited[:, y0:y1, x0:x1].float() - plate
-        base = blur(delta, self.detail_px)  # the part smoothed; finer detail stays the frame's own
-        smoothed = self._blend(base, plate, mesh, box) if self.history else base
-        self.history.append(_Past(index, mesh, box, base, plate))
-        return delta - base + smoothed
 
-    def _blend(self, delta, plate, mesh, box: Box) -> torch.Tensor:
-        """The weighted mean of the current delta (3,h,w) and the aligned previous ones."""
-        x0, y0, x1, y1 = box
-        h, w = y1 - y0, x1 - x0
-        s = min(1.0, self.work_px / bbox_scale(mesh))
-        work = (max(2, round(h * s)), max(2, round(w * s)))
-        tris = self.triangles.to(delta.device)
-        xs = torch.arange(x0, x1, device=delta.device, dtype=torch.float32)[None].expand(h, w)
-        ys = torch.arange(y0, y1, device=delta.device, dtype=torch.float32)[:, None].expand(h, w)
-        acc, total, on_face = delta.clone(), torch.ones_like(delta[:1]), None
-        for past in self.history:
-            flow, cover = mesh_flow(mesh, past.mesh, tris, box, work)
-            d_past, p_past, inside = sample_past(past, xs + flow[0], ys + flow[1])
-            diff = (plate - p_past).abs().mean(0, keepdim=True)
-            weight = self.strength * torch.exp(-((diff / self.tolerance) ** 2)) * cover * inside[None]
-            acc += weight * d_past
-            total += weight
-            on_face = cover if on_face is None else on_face
-        self.stats["frames"] += 1
-        self.stats["weight_sum"] += float(((total - 1.0) * on_face).sum() / on_face.sum().clamp_min(1e-6))
-        return acc / total
+def _support(matte_crop) -> Box | None:
+    """The frame box (x0, y0, x1, y1) of a matte crop's support (None: empty)."""
+    (y0, _, x0, _), matte = matte_crop
+    box = support_box(matte[None])
+    if box is None:
+        return None
+    sy0, sy1, sx0, sx1 = box
+    return (x0 + sx0, y0 + sy0, x0 + sx1, y0 + sy1)
 
 
 @dataclass
@@ -202,4 +254,4 @@ class SmoothStage(FrameStage):
             return unchanged
         tracks = inputs["track"]
         return EditSmoother(tracks.landmarks, tracks.frame_index, load_model().triangles, scale, self.strength,
-                            self.window, self.tolerance, self.detail_px, self.work_px)  # fmt: skip
+                            self.window, self.tolerance, self.detail_px, self.work_px, ctx.submit)  # fmt: skip
