@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import file_hash, leftovers
 
 from facepipe.cli import main
-from facepipe.io.compare import timing_report
+from media_checks import timing_report
 from facepipe.io.media import probe
 
 USER_ERROR = 2  # FacepipeError.exit_code; internal errors exit 1

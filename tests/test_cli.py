@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facepipe.demo import make_demo_clip
-from facepipe.io.compare import timing_report
+from media_checks import timing_report
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 

@@ -16,7 +16,7 @@ import torch
 from facepipe import api
 from facepipe.demo import make_demo_clip
 from facepipe.errors import OutputExistsError, RequestError
-from facepipe.io.compare import timing_report
+from media_checks import timing_report
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 

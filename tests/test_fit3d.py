@@ -157,21 +157,3 @@ def test_stage_refuses_68_point_tracks():
                         confidence=np.ones(3, np.float32), flags=np.zeros(3, np.int32), width=64, height=64)  # fmt: skip
     with pytest.raises(FacepipeError, match="468-point"):
         Fit3DStage().run(SimpleNamespace(device="cpu"), {"track": tracks})
-
-
-def test_exports(model, fitted, tmp_path):
-    from fractions import Fraction
-
-    from facepipe.face.export import write_au_csv, write_au_json, write_frame_obj
-
-    csv_path = write_au_csv(fitted, tmp_path / "au.csv", fps=Fraction(25))
-    rows = csv_path.read_text().splitlines()
-    assert rows[0].split(",")[:4] == ["frame", "time_s", "valid", "residual_iod"]
-    assert rows[0].split(",")[4:] == list(model.au_names)
-    assert len(rows) == T + 1 and rows[2].split(",")[1] == "0.040000"
-    doc = json.loads(write_au_json(fitted, tmp_path / "au.json", fps=Fraction(25)).read_text())
-    assert doc["fps"] == "25" and len(doc["au"]["AU12L"]) == T
-    for space in ("model", "image"):
-        lines = write_frame_obj(fitted, model, 14, tmp_path / f"f14_{space}.obj", space=space).read_text().splitlines()
-        assert sum(line.startswith("v ") for line in lines) == 468
-        assert sum(line.startswith("f ") for line in lines) == len(model.triangles)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facepipe.errors import MediaError
-from facepipe.io.compare import audio_packets
+from media_checks import audio_packets
 from facepipe.io.media import probe
 
 

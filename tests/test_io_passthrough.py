@@ -10,7 +10,7 @@ import pytest
 from conftest import FAST_CLIP, SHARED_CLIPS, leftovers
 
 from facepipe import api
-from facepipe.io.compare import audio_packets, frame_psnr, frame_times, timing_report
+from media_checks import audio_packets, frame_psnr, frame_times, timing_report
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 

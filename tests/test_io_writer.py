@@ -17,7 +17,7 @@ from conftest import ffmpeg_decode, leftovers, pattern
 from facepipe import api
 from facepipe.errors import OutputExistsError, RequestError
 from facepipe.io.codecs import CODECS
-from facepipe.io.compare import audio_packets, frame_psnr, timing_report
+from media_checks import audio_packets, frame_psnr, timing_report
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 

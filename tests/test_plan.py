@@ -277,7 +277,7 @@ def test_real_rig_names_and_artifact_round_trip(tmp_path):
     p.save(tmp_path / "plan")
     q = EditPlan.load(tmp_path / "plan")
     assert np.array_equal(q.target, p.target) and q.fps == Fraction(24000, 1001) and q.au_names == list(AU_NAMES)
-    assert q.edit_request() == req and q.segments == p.segments
+    assert EditRequest.from_dict(json.loads(q.request)) == req and q.segments == p.segments
 
 
 def test_smoothstep_symmetry():

@@ -388,19 +388,6 @@ def warp_error_summary(source_pairs: np.ndarray, edited_pairs: np.ndarray) -> di
     return {"warp_error_source": mean(s), "warp_error_edited": mean(e), "warp_error_ratio": ratio(e, s)}
 
 
-def warping_error(source, edited, regions: np.ndarray, cuts=()) -> dict:
-    """Temporal warping error (Lai et al. 2018) of ``edited`` against ``source``, both (T,3,H,W)
-    float32 0..1 aligned frames, measured inside ``regions`` (T,H,W) bool (the source's face per
-    frame); pairs (t-1, t) with t in ``cuts`` (a new shot starts at t) are skipped.
-    See :func:`warp_error_pair` and :func:`warp_error_summary`."""
-    per = np.full((len(source), 2), np.nan)
-    for t in range(1, len(source)):
-        if t not in cuts:
-            per[t] = warp_error_pair(np.stack([source[t - 1], edited[t - 1]]), np.stack([source[t], edited[t]]),
-                                     regions[t])  # fmt: skip
-    return warp_error_summary(per[:, 0], per[:, 1])
-
-
 # --- verdicts -------------------------------------------------------------------------------------
 
 

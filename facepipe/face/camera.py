@@ -85,21 +85,3 @@ def matrix_to_rotvec(r: np.ndarray) -> np.ndarray:
 
     shape = r.shape[:-2]
     return Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(*shape, 3)
-
-
-def euler_degrees(rotvec: np.ndarray) -> np.ndarray:
-    """Head angles (...,3) = (yaw, pitch, roll) in degrees from rotvec (...,3).
-
-    yaw > 0: the face turns towards the image's right; pitch > 0: chin up; roll > 0: the face
-    turns clockwise in the image (the tracker's ``head_pose`` convention).
-    """
-    from scipy.spatial.transform import Rotation
-
-    shape = rotvec.shape[:-1]
-    r = Rotation.from_rotvec(np.asarray(rotvec, np.float64).reshape(-1, 3)).as_matrix()
-    fwd = r[:, :, 2]  # the face's +Z axis in the camera frame (Y up, Z to viewer)
-    side = r[:, :, 0]
-    yaw = np.degrees(np.arctan2(fwd[:, 0], fwd[:, 2]))
-    pitch = np.degrees(np.arcsin(np.clip(fwd[:, 1], -1, 1)))
-    roll = np.degrees(np.arctan2(-side[:, 1], side[:, 0]))
-    return np.stack([yaw, pitch, roll], -1).reshape(*shape, 3)

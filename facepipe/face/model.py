@@ -46,11 +46,6 @@ class FaceModel:
     def n_vertices(self) -> int:
         return len(self.template)
 
-    @property
-    def au_regions(self) -> np.ndarray:
-        """(K,V) bool: the vertices each AU moves."""
-        return np.abs(self.au_deltas).sum(-1) > 0
-
     def au_index(self, name: str) -> int:
         return self.au_names.index(name)
 

@@ -33,7 +33,6 @@ Everything runs in torch on the device of the inputs (or ``device``); the artifa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -67,9 +66,6 @@ class EditPlan(Artifact):
     fps: Fraction = Fraction(0)
     speech_aus: list = field(default_factory=list)
     segments: list = field(default_factory=list)
-
-    def edit_request(self) -> EditRequest:
-        return EditRequest.from_dict(json.loads(self.request))
 
 
 # ------------------------------------------------------------------ weights

@@ -173,7 +173,7 @@ def render_transfer_box(
     frame: torch.Tensor,
     dst,
     donors: Mapping[int, DonorImage],
-    plan: TransferPlan,
+    transfer: TransferPlan,
     t: int,
     regions: Sequence[TransferRegion] | None = None,
     *,
@@ -192,7 +192,7 @@ def render_transfer_box(
     dst = torch.as_tensor(dst, device=dev).float()[:, :2]
     z = None if depth is None else torch.as_tensor(depth, device=dev).float().reshape(-1, 1)
     feather_px = max(1.0, cfg.feather * bbox_scale(dst))
-    parts = _render_regions(frame, dst, z, donors, plan, t, regions, cfg, feather_px)
+    parts = _render_regions(frame, dst, z, donors, transfer, t, regions, cfg, feather_px)
     if not parts:
         return None
     box, layer, alpha, den_a = _merge_regions(parts, feather_px, dev)
@@ -201,17 +201,17 @@ def render_transfer_box(
     return _finish_layer(frame, box, layer, alpha, den_a, velocity, shutter)
 
 
-def _render_regions(frame, dst, z, donors, plan: TransferPlan, t: int, regions, cfg, feather_px) -> list:
-    """[(alpha, box, layer, cover, matte)] of the regions the plan shows at frame ``t`` (see
+def _render_regions(frame, dst, z, donors, transfer: TransferPlan, t: int, regions, cfg, feather_px) -> list:
+    """[(alpha, box, layer, cover, matte)] of the regions the transfer shows at frame ``t`` (see
     :func:`_render_region`); dst (N,2) the edited mesh, z (N,1) its depth or None."""
     by_name = {rg.name: rg for rg in regions}
     parts = []
-    for r, name in enumerate(plan.regions):
-        a = float(plan.alpha[r, t])
+    for r, name in enumerate(transfer.regions):
+        a = float(transfer.alpha[r, t])
         if a <= 0 or name not in by_name:
             continue
         region = by_name[name]
-        sources = _region_sources(plan, donors, r, t)
+        sources = _region_sources(transfer, donors, r, t)
         if not sources:
             continue
         dst_e = region.extend(dst)
@@ -222,15 +222,15 @@ def _render_regions(frame, dst, z, donors, plan: TransferPlan, t: int, regions, 
     return parts
 
 
-def _region_sources(plan: TransferPlan, donors: Mapping[int, DonorImage], r: int, t: int) -> list:
+def _region_sources(transfer: TransferPlan, donors: Mapping[int, DonorImage], r: int, t: int) -> list:
     """[(donor, share)] of region ``r`` at frame ``t``: donor_a at 1 - mix and donor_b at mix,
     those with a share > 0 (KeyError when ``donors`` lacks one)."""
-    m = float(plan.mix[r, t])
+    m = float(transfer.mix[r, t])
     sources = []
-    for row, share in ((int(plan.donor_a[r, t]), 1.0 - m), (int(plan.donor_b[r, t]), m)):
+    for row, share in ((int(transfer.donor_a[r, t]), 1.0 - m), (int(transfer.donor_b[r, t]), m)):
         if row >= 0 and share > 0:
             if row not in donors:
-                raise KeyError(f"frame {t}: region {plan.regions[r]} needs pool row {row}, which was not given")
+                raise KeyError(f"frame {t}: region {transfer.regions[r]} needs pool row {row}, which was not given")
             sources.append((donors[row], share))
     return sources
 
@@ -297,7 +297,7 @@ def render_transfer(
     frame: torch.Tensor,
     dst,
     donors: Mapping[int, DonorImage],
-    plan: TransferPlan,
+    transfer: TransferPlan,
     t: int,
     regions: Sequence[TransferRegion] | None = None,
     *,
@@ -310,11 +310,12 @@ def render_transfer(
 
     frame: (3,H,W) float 0..1, the current frame *after the warp* (its low frequencies set the
     layer's shading); dst: (N,2) px the current frame's edited mesh (the geometry the warp
-    rendered); donors: pool row -> :class:`DonorImage` for (at least) ``plan.rows_at(t)``; plan:
-    from :func:`~facepipe.render.transfer_plan.plan_transfer`; regions: the plan's regions
-    (default :func:`~facepipe.face.regions.facemesh_regions` of the shipped rig); depth: (N,) per-vertex depth of the edited mesh (smaller = nearer) for the
-    z-buffer of a turned head, or None; config: ``feather``, ``gain_sigma``, ``max_gain`` are used
-    (``strength`` is already in the plan's alpha); velocity: (2,) px/frame face motion of the
+    rendered); donors: pool row -> :class:`DonorImage` for (at least) ``transfer.rows_at(t)``;
+    transfer: the shot's transfer plan (:func:`~facepipe.render.transfer_plan.plan_transfer`);
+    regions: its regions (default :func:`~facepipe.face.regions.facemesh_regions` of the shipped
+    rig); depth: (N,) per-vertex depth of the edited mesh (smaller = nearer) for the z-buffer of
+    a turned head, or None; config: ``feather``, ``gain_sigma``, ``max_gain`` are used
+    (``strength`` is already in the transfer plan's alpha); velocity: (2,) px/frame face motion of the
     current frame: if given, the layer is motion-blurred like the plate (``shutter`` degrees,
     :func:`facepipe.composite.reblur.reblur`); by default it is not (the renderer re-blurs).
 
@@ -324,7 +325,7 @@ def render_transfer(
     H, W = frame.shape[-2:]
     layer = frame.to(torch.float32).clone()
     alpha = torch.zeros(1, H, W, device=frame.device)
-    out = render_transfer_box(frame, dst, donors, plan, t, regions, depth=depth, config=config,
+    out = render_transfer_box(frame, dst, donors, transfer, t, regions, depth=depth, config=config,
                               velocity=velocity, shutter=shutter)
     if out is not None:
         (x0, y0, x1, y1), lb, ab = out

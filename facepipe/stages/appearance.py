@@ -29,13 +29,13 @@ class AppearanceTransfer:
     """The :class:`~facepipe.stages.render.AppearanceSource` of one shot: ``(warped, pos, dst)``
     -> ``(box, layer (3,h,w), alpha (1,h,w))`` or None where the transfer plan lays nothing."""
 
-    def __init__(self, plan, donors: dict, regions, config):
-        self.plan, self.donors, self.regions, self.config = plan, donors, regions, config
+    def __init__(self, transfer, donors: dict, regions, config):
+        self.transfer, self.donors, self.regions, self.config = transfer, donors, regions, config
 
     def __call__(self, warped: torch.Tensor, pos: int, dst: torch.Tensor):
-        if pos < 0 or not (self.plan.alpha[:, pos] > 0).any():
+        if pos < 0 or not (self.transfer.alpha[:, pos] > 0).any():
             return None
-        return render_transfer_box(warped, dst, self.donors, self.plan, pos, self.regions, config=self.config)
+        return render_transfer_box(warped, dst, self.donors, self.transfer, pos, self.regions, config=self.config)
 
 
 def library_clips(folder: Path) -> list[Path]:
@@ -63,16 +63,16 @@ def appearance_for_shot(ctx, tracks, fit, edit_plan, model, strength: float, lib
     ]
     pool = DonorPool.concat(pools)
     config = TransferConfig(strength=strength)
-    plan = plan_transfer(pool, fit.au, edit_plan.target, fit.rotation, edit_plan.weight, fit.au_names,
+    transfer = plan_transfer(pool, fit.au, edit_plan.target, fit.rotation, edit_plan.weight, fit.au_names,
                          frame_rows=np.arange(len(fit.au)), config=config, regions=regions)  # fmt: skip
-    donors = _decode_donors(plan, sources, scale, model.n_vertices)
+    donors = _decode_donors(transfer, sources, scale, model.n_vertices)
     report = {
         "pool_frames": int(len(pool.au)),
         "library_clips": [str(c.media.path) for c, _, _ in sources[1:]],
         "donor_frames_decoded": len(donors),
-        "regions": plan.report(),
+        "regions": transfer.report(),
     }
-    return AppearanceTransfer(plan, donors, regions, config), report
+    return AppearanceTransfer(transfer, donors, regions, config), report
 
 
 def _analyse_library_clip(path: Path, face: str, ctx):
@@ -83,15 +83,15 @@ def _analyse_library_clip(path: Path, face: str, ctx):
     return other, tracks, fit
 
 
-def _decode_donors(plan, sources, scale: float, n_vertices: int) -> dict:
-    """{pool row: DonorImage} for every row the plan uses, decoded at ``scale`` as face crops
+def _decode_donors(transfer, sources, scale: float, n_vertices: int) -> dict:
+    """{pool row: DonorImage} for every row the transfer plan uses, decoded at ``scale`` as face crops
     (with the donor's first ``n_vertices`` tracked landmarks: the mesh's)."""
-    rows = plan.rows_used()
+    rows = transfer.rows_used()
     donors = {}
-    for clip in np.unique(plan.pool_clip[rows]) if len(rows) else ():
+    for clip in np.unique(transfer.pool_clip[rows]) if len(rows) else ():
         ctx, tracks, fit = sources[int(clip)]
-        mine = rows[plan.pool_clip[rows] == clip]
-        frames = plan.pool_frame[mine]
+        mine = rows[transfer.pool_clip[rows] == clip]
+        frames = transfer.pool_frame[mine]
         order = np.argsort(frames)
         pos = np.searchsorted(np.asarray(tracks.frame_index), frames)
         for chunk in ctx.reader.chunks(frames[order], chunk_size=None, scale=scale):

@@ -340,9 +340,3 @@ class FaceTracker:
 def _inside_any(box: np.ndarray, boxes: list[np.ndarray]) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes)
-
-
-def track_frames(frames, backend: LandmarkBackend, config: TrackerConfig | None = None, start: int = 0):
-    """Track an iterable of (H,W,3) uint8 frames; a list of :class:`FrameResult`."""
-    tracker = FaceTracker(backend, config)
-    return [tracker.step(f, start + i) for i, f in enumerate(frames)]

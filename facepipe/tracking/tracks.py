@@ -164,21 +164,6 @@ class FaceTracks(Artifact):
             })  # fmt: skip
         return out
 
-    def face_track(self, face_id: int) -> dict[str, np.ndarray]:
-        """Per-frame arrays (T, ...) of any face id: box, landmarks (raw), confidence; NaN/0 where absent."""
-        t = len(self.frame_index)
-        n = self.face_landmarks.shape[1] if self.face_landmarks.ndim == 3 else 0
-        pos = {int(f): i for i, f in enumerate(self.frame_index)}
-        box = np.full((t, 4), np.nan, np.float32)
-        lms = np.full((t, n, 3), np.nan, np.float32)
-        conf = np.zeros(t, np.float32)
-        for r in np.flatnonzero(self.face_id == face_id):
-            i = pos[int(self.face_frame[r])]
-            box[i] = self.face_box[r]
-            lms[i] = self.face_landmarks[r]
-            conf[i] = self.face_confidence[r]
-        return {"box": box, "landmarks": lms, "confidence": conf}
-
     def describe_flags(self) -> dict[str, int]:
         """How many frames carry each flag."""
         return {f.name: int(((self.flags & int(f)) != 0).sum()) for f in Flag}
