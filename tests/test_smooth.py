@@ -119,3 +119,13 @@ def test_strength_zero_is_off():
     from facepipe.stages.deblur import unchanged
 
     assert SmoothStage(strength=0.0).open(None, {}, 1.0) is unchanged
+
+
+def test_the_lips_keep_the_current_frame_s_edit():
+    """Inside the ``keep`` loop (the lips on the FaceMesh) nothing is averaged."""
+    mesh, tris = grid_mesh()
+    loop = (6, 7, 8, 13, 18, 17, 16, 11)  # the ring around the centre vertex of the 5x5 grid
+    flow = MeshFlow(torch.from_numpy(mesh), torch.from_numpy(tris), (8, 8, 40, 40), (32, 32), keep=loop)
+    centre = mesh[12] - 8  # the grid's centre vertex, in box pixels
+    assert float(flow.cover[0, int(centre[1]), int(centre[0])]) == 0.0
+    assert float(flow.cover[0, 4, 4]) > 0.9  # a corner of the mesh is smoothed

@@ -16,6 +16,8 @@ carried to the current frame along the face's own motion (a flow-guided temporal
   source itself changed (speech, a blink, a head turn the mesh does not explain, a misaligned
   texture edge) the weight falls to 0 and the current delta stands, so real motion is not
   blurred and detail is not smeared;
+- the lips (inside the outer lip contour) keep the current frame's edit: speech is the actor's,
+  and averaging it moved the lip-sync measure of the smallest face (dpe) from 0.908 to 0.899;
 - the result is laid in with the frame's matte: pixels outside it are not touched (bit for bit).
 
 The window is finite and reads unsmoothed deltas (no recursion), so a frame's result depends
@@ -38,8 +40,10 @@ import torch.nn.functional as F
 from facepipe import defaults
 from facepipe.face.extent import Box, bbox_scale
 from facepipe.face.model import load_model
+from facepipe.face.topology import LIP_OUTER_LOOP, N_VERTICES
 from facepipe.pipeline.stage import FrameStage
 from facepipe.composite.filters import support_box
+from facepipe.composite.matte import polygon_mask
 from facepipe.render.barycentric import box_to_grid, interpolate, rasterize_barycentric
 from facepipe.stages.composite import EditedChunk
 from facepipe.stages.deblur import unchanged
@@ -90,13 +94,19 @@ class MeshFlow:
     """Where each pixel of a frame's ``box`` was in other frames, from the tracked meshes (N,2) px:
     the current mesh is rasterised once on a coarse ``work`` (h', w') grid; :meth:`to` gives the
     displacement (2,h,w) px to a past mesh (barycentric, upsampled bilinearly). ``cover`` (1,h,w)
-    is the share of the mesh covering each pixel (0..1)."""
+    is the share of the mesh that may be smoothed at each pixel (0..1): covered by the mesh and
+    outside the ``keep`` loop of vertices (the lips: speech keeps the current frame's edit)."""
 
-    def __init__(self, mesh: torch.Tensor, triangles: torch.Tensor, box: Box, work: tuple[int, int]):
+    def __init__(self, mesh: torch.Tensor, triangles: torch.Tensor, box: Box, work: tuple[int, int],
+                 keep: tuple[int, ...] = ()):  # fmt: skip
         x0, y0, x1, y1 = box
         self.mesh, self.triangles, self.size = mesh, triangles, (y1 - y0, x1 - x0)
-        self.raster = rasterize_barycentric(box_to_grid(mesh, box, work), triangles, work)
-        self.cover = self._up(self.raster.mask[None].to(torch.float32).to(mesh.device))
+        on_grid = box_to_grid(mesh, box, work)
+        self.raster = rasterize_barycentric(on_grid, triangles, work)
+        cover = self.raster.mask[None].to(torch.float32).to(mesh.device)
+        if keep:
+            cover = cover * (1.0 - polygon_mask(on_grid[list(keep)], work))
+        self.cover = self._up(cover)
 
     def to(self, past_mesh: torch.Tensor) -> torch.Tensor:
         return self._up(interpolate(past_mesh - self.mesh, self.triangles, self.raster).to(self.mesh.device))
@@ -106,7 +116,7 @@ class MeshFlow:
 
 
 def smoothed_delta(current: FaceState, pasts: list[FaceState], triangles: torch.Tensor, strength: float,
-                   tolerance: float, work_px: float) -> tuple[torch.Tensor, float]:  # fmt: skip
+                   tolerance: float, work_px: float, keep: tuple[int, ...] = ()) -> tuple[torch.Tensor, float]:  # fmt: skip
     """(the smoothed delta (3,h,w) of ``current``, the mean weight the ``pasts`` got on the face):
     its base is the weighted mean of the current base and the pasts' bases carried along the
     mesh motion (see the module doc); its finest detail is the current frame's."""
@@ -116,7 +126,7 @@ def smoothed_delta(current: FaceState, pasts: list[FaceState], triangles: torch.
         return current.base + current.detail, 0.0
     s = min(1.0, work_px / bbox_scale(current.mesh))
     flow = MeshFlow(current.mesh, triangles.to(current.mesh.device), current.box,
-                    (max(2, round(h * s)), max(2, round(w * s))))  # fmt: skip
+                    (max(2, round(h * s)), max(2, round(w * s))), keep)  # fmt: skip
     dev = current.base.device
     xs = torch.arange(x0, x1, device=dev, dtype=torch.float32)[None].expand(h, w)
     ys = torch.arange(y0, y1, device=dev, dtype=torch.float32)[:, None].expand(h, w)
@@ -146,6 +156,8 @@ class EditSmoother:
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         self.scale, self.strength, self.window, self.tolerance = scale, strength, window, tolerance
         self.detail_px, self.work_px, self.submit = detail_px, work_px, submit
+        # the lips keep the current frame's edit (speech) on the FaceMesh topology
+        self.keep = LIP_OUTER_LOOP if n == N_VERTICES else ()
         self.carried: list[FaceState] = []  # the last ``window`` states of the previous chunk
         # (source index, the smoothed delta (3,h,w)) of the last frame smoothed, for a held repeat
         self.last: tuple[int, torch.Tensor] | None = None
@@ -159,7 +171,7 @@ class EditSmoother:
             if state is not None and not chunk.held[t]:
                 pasts = self._pasts(states, t)
                 pending[t] = self.submit(smoothed_delta, state, pasts, self.triangles, self.strength, self.tolerance,
-                                         self.work_px)  # fmt: skip
+                                         self.work_px, self.keep)  # fmt: skip
         for t, state in enumerate(states):
             delta = self._delta(chunk, t, state, pending.get(t))
             self.last = None if delta is None else (int(chunk.indices[t]), delta)
