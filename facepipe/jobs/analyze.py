@@ -16,6 +16,10 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
+from facepipe.analysis import report
+from facepipe.analysis.expression import CLASSES
 from facepipe.analysis.result import AnalysisResult
 from facepipe.errors import FacepipeError
 from facepipe.io.media import probe
@@ -94,8 +98,6 @@ def analyze(
     """Analyse ``clip`` and write ``out_dir/CLIP.analysis.{json,csv}``, ``CLIP.curves.png`` and
     ``CLIP.sheet.png`` (``json_path`` moves the JSON). Returns the :class:`AnalysisResult` with
     ``outputs`` naming the files."""
-    from facepipe.analysis import report
-
     clip = Path(clip)
     out = Path(out_dir) if out_dir else default_out_dir(clip)
     try:
@@ -117,11 +119,6 @@ def analyze(
 
 def summary(result: AnalysisResult) -> dict:
     """Short numbers for a terminal: frames with a face, dominant-emotion shares, peak AUs."""
-    import numpy as np
-
-    from facepipe.analysis.expression import CLASSES
-    from facepipe.analysis.report import au_table
-
     em = result.emotions
     valid = np.asarray(em.valid, bool)
     top = np.argmax(np.nan_to_num(em.probs[valid]), axis=1) if valid.any() else np.zeros(0, int)
@@ -132,7 +129,7 @@ def summary(result: AnalysisResult) -> dict:
         "dominant_share": dict(sorted(shares.items(), key=lambda kv: -kv[1])),
     }
     if result.fit is not None:
-        au, names = au_table(result.fit.au, list(result.fit.au_names))
+        au, names = report.au_table(result.fit.au, list(result.fit.au_names))
         ok = np.asarray(result.fit.valid, bool)
         if ok.any():
             peaks = {

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from facepipe import __version__
+from facepipe.io.atomic import StagedFile
 
 
 def report_path(out: Path) -> Path:
@@ -86,8 +87,6 @@ def smoothing_report(smoother) -> dict:
 
 
 def write_report(doc: dict, path: Path) -> Path:
-    from facepipe.io.atomic import StagedFile
-
     with StagedFile(Path(path)) as tmp:
         tmp.write_text(json.dumps(doc, indent=None, separators=(",", ":"), default=str))
     return Path(path)

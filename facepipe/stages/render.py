@@ -39,6 +39,7 @@ from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, warp_field
+from facepipe.stages.appearance import appearance_for_shot
 
 class AppearanceSource(Protocol):
     """Transferred appearance for one frame in the frame's edited geometry: ``(box, layer (3,h,w),
@@ -244,8 +245,6 @@ class RenderStage(FrameStage):
     work_px: float = 96.0
 
     def open(self, ctx, inputs, scale) -> FaceRenderer:
-        from facepipe.stages.appearance import appearance_for_shot
-
         tracks, fit, plan = inputs["track"], inputs["fit3d"], inputs["plan"]
         model = load_model()
         geometry = EditGeometry(model, tracks.landmarks, fit, plan.target, plan.weight, fit.frame_index)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from facepipe.pipeline.artifacts import Artifact
 from facepipe.pipeline.stage import ChunkedStage
@@ -29,9 +31,6 @@ class FrameStats(Artifact):
 
 def frame_statistics(frames) -> FrameStats:
     """Statistics of frames (T,3,H,W) float32 0..1 (torch)."""
-    import torch
-    import torch.nn.functional as F
-
     t = frames.shape[0]
     small = F.interpolate(frames, size=(256, 256), mode="area") if frames.shape[-1] > 256 else frames
     bins = (small.clamp(0, 1) * (HIST_BINS - 1e-4)).long().flatten(2)  # (T,3,N)

@@ -17,6 +17,7 @@ import numpy as np
 from facepipe.errors import RequestError
 from facepipe.io.reader import to_uint8_images
 from facepipe.pipeline.stage import ChunkedStage
+from facepipe.tracking.tracker import FaceTracker, TrackerConfig
 from facepipe.tracking.tracks import FaceTracks, finalize
 
 SMOOTHING = ("offline", "causal", "none")
@@ -78,12 +79,10 @@ class TrackStage(ChunkedStage):
             raise RequestError("detect_every and max_faces must be at least 1")
 
     @property
-    def frame_scale(self) -> float:  # the runner decodes chunks at this scale
+    def frame_scale(self) -> float:  # the graph decodes this stage's chunks at this scale
         return float(self.scale)
 
     def tracker_config(self):
-        from facepipe.tracking.tracker import TrackerConfig
-
         return TrackerConfig(
             detect_every=self.detect_every,
             max_faces=self.max_faces,
@@ -107,8 +106,6 @@ class TrackStage(ChunkedStage):
             ctx.log(f"track: {tracks.message}")
 
     def run_chunk(self, ctx, chunk, inputs, previous) -> FaceTracks:
-        from facepipe.tracking.tracker import FaceTracker
-
         backend = self._get_backend(ctx)
         state = previous.tracker_state if previous is not None else None
         tracker = FaceTracker(backend, self.tracker_config(), state=state or None)
