@@ -3,6 +3,7 @@
     from facepipe import api
     info = api.probe("clip.mp4")
     result = api.edit("clip.mp4", emotion="happy")            # -> clip.happy.mp4 + clip.happy.report.json
+    api.prepare("shot.mov")                                   # the analysis pass alone (a farm's first step)
     api.preview("clip.mp4", emotion="sad", frames="40-120")   # half size, side by side with the source
     api.analyze("clip.mp4")                                   # AU / emotion curves: CSV, JSON, plot, sheet
     api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
@@ -28,16 +29,31 @@ from facepipe.jobs.context import open_context
 from facepipe.jobs.edit import EditResult, EditSettings, run_edit
 from facepipe.jobs.evaluate import evaluate
 from facepipe.jobs.faces import list_faces as faces
+from facepipe.jobs.prepare import PrepareResult, run_prepare
 from facepipe.jobs.preview import PreviewResult, run_preview
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
 
-__all__ = ["EMOTIONS", "analyze", "edit", "evaluate", "faces", "preview", "probe"]
+__all__ = ["EMOTIONS", "analyze", "edit", "evaluate", "faces", "prepare", "preview", "probe"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Facts about a media file's video stream and audio (see :class:`MediaInfo`)."""
     return _probe(path)
+
+
+def prepare(
+    src: str | os.PathLike,
+    face: str = "largest",
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+) -> PrepareResult:
+    """The analysis pass of a shot (tracking, the 3D fit) into ``workdir``, once, before the
+    chunks of its edit run (on a farm, each on its own machine, all reading that cache)."""
+    return run_prepare(src, face, lambda info: open_context(info, workdir, device, progress, chunk_mb, log))
 
 
 def edit(

@@ -12,7 +12,7 @@ import click
 
 from facepipe import __version__
 from facepipe.cli.analyze import analyze_command
-from facepipe.cli.edit import demo, edit, preview, probe
+from facepipe.cli.edit import demo, edit, prepare, preview, probe
 from facepipe.cli.evaluate import eval_command
 from facepipe.cli.faces import faces_command
 from facepipe.cli.weights import weights_group
@@ -25,7 +25,7 @@ def main(debug: bool) -> None:
     """Change an actor's facial expression in a finished shot."""
 
 
-for command in (probe, edit, preview, demo):
+for command in (probe, prepare, edit, preview, demo):
     main.add_command(command)
 main.add_command(weights_group, "weights")
 main.add_command(faces_command, "faces")
