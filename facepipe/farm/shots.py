@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facepipe.errors import FacepipeError, RequestError
+from facepipe.io.media import probe
+from facepipe.io.timecode import timecode_to_frames
 
 
 @dataclass(frozen=True)
@@ -77,20 +79,35 @@ def timeline_rows(path: Path) -> list[dict]:
     except ImportError as exc:
         raise FacepipeError(f"--shots {path.name}: reading timelines needs OpenTimelineIO: "
                             "pip install 'facepipe[farm]'") from exc  # fmt: skip
+    edl = path.suffix.lower() == ".edl"
     try:
-        timeline = otio.adapters.read_from_file(str(path))
+        # An EDL has no rate: read it at 60 so every FF up to 59 parses, and map its timecodes to
+        # each clip's own frames below.
+        timeline = otio.adapters.read_from_file(str(path), rate=60) if edl else otio.adapters.read_from_file(str(path))
     except Exception as exc:  # noqa: BLE001 - adapters raise their own kinds
         raise RequestError(f"--shots {path}: not a readable timeline ({exc})") from exc
     rows = []
     for clip in timeline.find_clips():
-        ref = clip.media_reference
-        url = getattr(ref, "target_url", None)
+        url = getattr(clip.media_reference, "target_url", None)
         if not url:
-            raise RequestError(f"--shots {path}: clip {clip.name!r} has no media file")
-        start = round(clip.source_range.start_time.to_frames()) if clip.source_range else None
-        length = round(clip.source_range.duration.to_frames()) if clip.source_range else 0
-        frames = f"{start}-{start + length - 1}" if start is not None and length > 0 else None
-        # An EDL's source ranges are the tape's timecode; an OTIO file's, the media's frames.
-        base = "timecode" if path.suffix.lower() == ".edl" else None
-        rows.append({"clip": url.removeprefix("file://"), "frames": frames, "name": clip.name, "frame_base": base})
+            raise RequestError(f"--shots {path}: clip {clip.name!r} has no media file (an EDL names it in '* FROM CLIP:')")
+        file = url.removeprefix("file://")
+        file = file if Path(file).is_absolute() else str(path.parent / file)
+        rows.append({"clip": file, "frames": _clip_frames(otio, clip, file if edl else None), "name": clip.name,
+                     "frame_base": "timecode" if edl else None})  # fmt: skip
     return rows
+
+
+def _clip_frames(otio, clip, edl_media: str | None) -> str | None:
+    """The clip's source range in farm syntax: media frames (OTIO), or for an EDL the source
+    timecode's frame numbers at the media's own rate (``--frame-base timecode``)."""
+    span = clip.source_range
+    if span is None or span.duration.value <= 0:
+        return None
+    if edl_media is None:
+        start = round(span.start_time.to_frames())
+        return f"{start}-{start + round(span.duration.to_frames()) - 1}"
+    fps = probe(Path(edl_media)).fps
+    first = timecode_to_frames(otio.opentime.to_timecode(span.start_time, 60), fps)
+    end = timecode_to_frames(otio.opentime.to_timecode(span.end_time_exclusive(), 60), fps)
+    return f"{first}-{end - 1}"
