@@ -169,3 +169,15 @@ def test_a_worker_killed_mid_job_changes_nothing(batch, tmp_path):
         killer.join()
     assert killed, "no worker was running a chunk to kill"
     check_output(result, batch)
+
+
+def test_cli_refusals_are_one_line_and_exit_codes(make_clip, tmp_path):
+    import subprocess
+
+    clip = make_clip("sh010.mp4", frames=10)
+    cmd = [sys.executable, "-m", "facepipe", "farm", "edit", "--out", str(tmp_path)]
+    no_emotion = subprocess.run(cmd + [str(clip)], capture_output=True, text=True)
+    assert no_emotion.returncode == 2 and "--emotion is needed" in no_emotion.stderr
+    (tmp_path / "sh010.sad.mp4").write_bytes(b"x")
+    exists = subprocess.run(cmd + [str(clip), "--emotion", "sad"], capture_output=True, text=True)
+    assert exists.returncode == 3 and len(exists.stderr.strip().splitlines()) == 1, exists.stderr

@@ -48,13 +48,22 @@ def common_options(fn):
         click.option("--workdir", type=click.Path(file_okay=False), default=None,
                      help="Cache of analysis artifacts (default: $FACEPIPE_WORKDIR or ~/.cache/facepipe/work)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--chunk-mb", type=click.IntRange(1, None), default=32, show_default=True,
+                     help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return progress_options(fn)
+
+
+def progress_options(fn):
+    """``--progress``, ``--progress-format`` and ``--debug``, folded into the command's job progress."""
+    options = [
         click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
                      show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
         click.option("--progress-format", type=click.Choice(PROGRESS_FORMATS), default="plain", show_default=True,
                      help="Lines for a farm manager, one 0..100 over the whole command: plain/deadline "
                           "'Progress: N%', openjd 'openjd_progress: N', tractor 'ALF_PROGRESS N%'."),
-        click.option("--chunk-mb", type=click.IntRange(1, None), default=32, show_default=True,
-                     help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
         click.option("--debug", is_flag=True, help="Show full tracebacks."),
     ]
     for option in reversed(options):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from facepipe.cli.common import PROGRESS_FORMATS, handle_errors, with_job_progress
+from facepipe.cli.common import handle_errors, progress_options
 
 
 @click.command()
@@ -19,12 +19,7 @@ from facepipe.cli.common import PROGRESS_FORMATS, handle_errors, with_job_progre
 @click.option("--frames", default=None, help="Frames of the sequence to assemble (default: first to last on disk).")
 @click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
               help="How the sequence is numbered: source index, 1-based, or timecode frame numbers (as edit's).")
-@click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto", show_default=True,
-              help="Bar on a terminal, 'Progress: N%' lines otherwise.")
-@click.option("--progress-format", type=click.Choice(PROGRESS_FORMATS), default="plain", show_default=True,
-              help="Line format for a farm manager (see facepipe edit --help).")
-@click.option("--debug", is_flag=True, help="Show full tracebacks.")
-@with_job_progress
+@progress_options
 @handle_errors
 def assemble(pattern, debug, **options) -> None:
     """Encode an image sequence (a farm's chunks) as a movie timed like the source clip: same
@@ -66,12 +61,7 @@ def farm() -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing movies.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Analysis cache, shared by every worker (default: $FACEPIPE_WORKDIR or ~/.cache/facepipe/work).")
-@click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto", show_default=True,
-              help="Tasks done: a bar on a terminal, 'Progress: N%' lines otherwise.")
-@click.option("--progress-format", type=click.Choice(PROGRESS_FORMATS), default="plain", show_default=True,
-              help="Line format for a farm manager (see facepipe edit --help).")
-@click.option("--debug", is_flag=True, help="Show full tracebacks.")
-@with_job_progress
+@progress_options
 @handle_errors
 def farm_edit(shots, emotion, shot_list, frames, frame_base, scheduler, workers, chunk, out_dir, sequence, intensity,
               appearance, smooth, threads, retries, force, workdir, progress, debug) -> None:  # fmt: skip
@@ -82,12 +72,13 @@ def farm_edit(shots, emotion, shot_list, frames, frame_base, scheduler, workers,
     """
     from pathlib import Path
 
+    from facepipe.errors import RequestError
     from facepipe.farm.engine import FarmSettings, run_farm
     from facepipe.farm.shots import read_shot_list, shots_from_args
 
-    batch = shots_from_args(shots, emotion or "", frames) if shots else []
     if shots and not emotion:
-        raise click.UsageError("--emotion is needed for shots named on the command line")
+        raise RequestError("--emotion is needed for shots named on the command line")
+    batch = shots_from_args(shots, emotion, frames) if shots else []
     if shot_list:
         batch += read_shot_list(shot_list, emotion)
     named = {"intensity": intensity, "appearance": appearance, "smooth": smooth, "threads": threads}
