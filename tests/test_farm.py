@@ -132,16 +132,14 @@ def test_two_workers_give_the_frames_of_local_runs(batch, tmp_path):
     result = run_farm(shots_from_args(batch["clips"], "happy"), settings, workers=2)
     assert result.workers == 2
     check_output(result, batch)
-    # and a whole-shot `facepipe edit` gives the same frames once chunk edges are exact
+    # and a whole-shot `facepipe edit` gives the same frames: chunk edges are exact
     whole = batch["folder"] / "whole" / "sh010.%06d.png"
     whole.parent.mkdir(exist_ok=True)
     api.edit(batch["clips"][0], emotion="happy", out=whole, force=True, workdir=batch["work"], progress="off",
              log=lambda m: None, **EDIT)
     farm = pixels(result.shots[0].output.parent / "sh010.happy.frames" / "sh010.%06d.png")
     differ = [n for n, img in pixels(whole).items() if not np.array_equal(img, farm[n])]
-    if differ:
-        pytest.xfail(f"frames {differ} differ from a whole-shot edit: chunk-exact temporal filters are the other "
-                     "half of issue 17")
+    assert not differ, f"frames {differ} differ from a whole-shot edit"
 
 
 def kill_a_worker_running_a_chunk(client, killed: list) -> None:

@@ -10,6 +10,7 @@ import pytest
 from skimage import data
 
 from facepipe import api
+from facepipe.errors import OutputExistsError
 from facepipe.demo import camera_move, write_h264
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
@@ -59,6 +60,11 @@ def test_chunks_give_the_frames_of_one_run(shot, work, whole, tmp_path):
     differ = [name for name in whole if not (whole[name] == chunked[name]).all()]
     assert not differ, f"frames differ from the whole run: {differ}"
     assert len(list(tmp_path.glob("f.*.report.json"))) == 3  # one report per chunk
+    movie = api.assemble(tmp_path / "f.%04d.png", like=shot, out=tmp_path / "shot.happy.mkv", codec="ffv1", progress="off")
+    assembled = VideoReader(probe(movie.output)).read(range(N))
+    assert all((assembled[k] == whole[f"f.{k:04d}.png"]).all() for k in range(N))
+    out, src = probe(movie.output), probe(shot)
+    assert [out.frame_time(k) for k in range(N)] == [src.frame_time(k) for k in range(N)]
 
 
 def test_a_killed_chunk_rerun_renders_only_the_missing_frames(shot, work, whole, tmp_path):
@@ -87,3 +93,12 @@ def test_a_chunk_without_a_face_passes_through_with_a_warning(tmp_path):
     src = VideoReader(probe(clip)).read(range(12, 20))
     out = sequence(tmp_path, "h.%04d.png")
     assert all((out[f"h.{12 + k:04d}.png"] == src[k]).all() for k in range(8))
+
+
+def test_frames_of_another_edit_are_not_mixed_in(shot, work, tmp_path):
+    out = tmp_path / "f.%04d.png"
+    api.edit(shot, emotion="happy", frames="0-4", out=out, workdir=work, **QUIET)
+    with pytest.raises(OutputExistsError, match="another edit"):
+        api.edit(shot, emotion="sad", frames="0-9", out=out, workdir=work, **QUIET)
+    assert not (tmp_path / "f.0005.png").exists()
+    assert api.edit(shot, emotion="sad", frames="0-9", out=out, workdir=work, force=True, **QUIET).frames_written == 10

@@ -151,7 +151,7 @@ def submit_shot(client, plan: ShotPlan, settings: FarmSettings, workdir: str, to
     retries = settings.retries
     prepared = client.submit(prepare_task, clip, settings.face, workdir, key=f"prepare-{name}-{token}", retries=retries)
     edit = {"emotion": shot.emotion, "face": settings.face, **settings.edit}
-    chunks = [client.submit(chunk_task, clip, r, plan.frame_base, str(plan.pattern), edit, workdir, prepared,
+    chunks = [client.submit(chunk_task, clip, r, plan.frame_base, str(plan.pattern), edit, workdir, settings.force, prepared,
                             key=f"chunk-{name}-{r}-{token}", retries=retries) for r in plan.ranges]  # fmt: skip
     assembled = client.submit(assemble_task, str(plan.pattern), clip, str(plan.out), plan.frame_base, plan.frames,
                               settings.force, chunks, key=f"assemble-{name}-{token}", retries=retries)  # fmt: skip

@@ -1,8 +1,7 @@
 """What one Dask task runs on a worker: a shot's analysis, one chunk of its edit, its assembly.
 
-Each returns a small dict (timings, what ran) for the batch's report. Chunks overwrite their own
-frames (``force``): the engine owns the shot's frame folder, and a chunk retried after its worker
-died writes the frames it had written again, the same.
+Each returns a small dict (timings, what ran) for the batch's report. A chunk retried after its
+worker died writes only the frames that are still missing (``force`` renders them all again).
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ def prepare_task(clip: str, face: str, workdir: str) -> dict:
             "ran": list(result.stats.get("ran", []))}  # fmt: skip
 
 
-def chunk_task(clip: str, frames: str, frame_base: str, pattern: str, edit: dict, workdir: str, prepared=None) -> dict:
+def chunk_task(clip: str, frames: str, frame_base: str, pattern: str, edit: dict, workdir: str, force: bool,
+               prepared=None) -> dict:  # fmt: skip
     """The edit of frames ``frames`` of ``clip`` into the image sequence ``pattern``.
     ``prepared``: the shot's prepare result (a dependency: the chunk runs after it)."""
     t0 = time.perf_counter()
-    result = api.edit(clip, frames=frames, frame_base=frame_base, out=pattern, force=True, workdir=workdir,
+    result = api.edit(clip, frames=frames, frame_base=frame_base, out=pattern, force=force, workdir=workdir,
                       progress="off", log=_quiet, **edit)  # fmt: skip
     return {"frames": frames, "written": result.frames_written, "seconds": time.perf_counter() - t0,
             "pid": os.getpid(), "ran": list(result.stats.get("ran", []))}  # fmt: skip

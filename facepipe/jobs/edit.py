@@ -12,6 +12,7 @@ The preview (:mod:`facepipe.jobs.preview`) is the same graph with a compare node
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -241,7 +242,15 @@ def make_writer(out: Path, info, spec, indices, first_number: int, provenance: d
 
 def frames_to_write(writer, indices: np.ndarray, force: bool) -> np.ndarray:
     """The frames of ``indices`` to render: all of a movie; of an image sequence those whose file
-    does not exist yet (every one with ``force``), so a killed chunk re-run finishes the rest."""
+    does not exist yet (every one with ``force``), so a killed chunk re-run finishes the rest.
+    Frames another edit made (its sidecar says so) are not mixed in: OutputExistsError."""
     if force or not isinstance(writer, ImageSequenceWriter):
         return np.asarray(indices, np.int64)
-    return np.array([i for i, p in zip(indices, writer.paths()) if not p.exists()], np.int64)
+    todo = np.array([i for i, p in zip(indices, writer.paths()) if not p.exists()], np.int64)
+    if len(todo) < len(indices) and writer.sidecar.exists():
+        made = {k: v for k, v in json.loads(writer.sidecar.read_text()).items() if k != "frames"}
+        ours = json.loads(json.dumps({k: v for k, v in writer.provenance.items() if k != "frames"}, default=str))
+        if made != ours:
+            raise OutputExistsError(f"frames of another edit exist in {writer.pattern.parent} (see {writer.sidecar.name}); "
+                                    "pass --force to replace them")  # fmt: skip
+    return todo
