@@ -33,7 +33,7 @@ def build(clip: Path, emotion: str, last_frame: int, out: Path, workdir: Path, c
     # #FRAME_START# / #FRAME_END#: the first and last frame of the chunk this task renders.
     edit = Shell("edit", range=f"1-{last_frame}", chunk=chunk, command=shlex.split(facepipe(
         python, "edit", clip, "--emotion", emotion, "--frames", "#FRAME_START#-#FRAME_END#", "--frame-base", "1",
-        "--out", frames, "--force", "--workdir", workdir)))
+        "--out", frames, "--workdir", workdir)))  # a retried task renders only its missing frames
     assemble = Shell("assemble", range="1", command=shlex.split(facepipe(
         python, "assemble", frames, "--like", clip, "--frames", f"1-{last_frame}", "--frame-base", "1",
         "--out", out / f"{shot}.{emotion}{clip.suffix}", "--force")))
