@@ -114,7 +114,8 @@ def edit(
     """Change the actor's expression in ``src`` and write the result and its report.
 
     emotion: one emotion (``"happy"``) or keyframes (``["happy@0s-2.5s", "sad@3s-"]``);
-    intensity 0..1 (default 1); ramp: ease in/out (``"0.25s"``, ``"6"`` frames); au: overrides
+    intensity 0..1.5 (default 1: the emotion's real peak; above 1 exaggerated, see
+    :data:`facepipe.plan.emotions.MAX_INTENSITY`); ramp: ease in/out (``"0.25s"``, ``"6"`` frames); au: overrides
     (``["AU12=0.6"]``); keyframes: a JSON/YAML keyframe file. ``neutral`` at intensity 0 is the
     exact pass-through (no analysis). appearance: strength 0..1 of appearance transferred from
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;

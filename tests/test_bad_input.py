@@ -137,7 +137,7 @@ def test_bad_requests(inputs, tmp_path, args, needles):
     "extra, needles",
     [
         (["--emotion", "giddy"], ["unknown emotion 'giddy'"]),
-        (["--emotion", "neutral", "--intensity", "1.5"], ["out of range"]),
+        (["--emotion", "neutral", "--intensity", "1.6"], ["out of range", "from 0 to 1.5"]),
         (["--emotion", "neutral", "--intensity", "-0.1"], ["out of range"]),
         (["--emotion", "neutral", "--intensity", "nan"], ["out of range"]),
     ],

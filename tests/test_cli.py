@@ -50,7 +50,7 @@ def test_bad_edit_requests_fail_in_one_line_before_any_analysis(tmp_path):
     clip = make_demo_clip(tmp_path / "c.mp4", seconds=0.5, size=64, audio=False)
     cases = {
         ("--emotion", "joyful"): "unknown emotion",
-        ("--emotion", "happy", "--intensity", "1.5"): "out of range",
+        ("--emotion", "happy", "--intensity", "1.6"): "out of range",
         ("--emotion", "happy@0s-9s",): "past the clip's end",
         ("--emotion", "happy@0-8", "--emotion", "sad@5-10"): "overlap",
         ("--au", "AU99=0.5"): "unknown AU",

@@ -180,6 +180,36 @@ def test_inner_brow_rises_and_draws_in_when_au1_and_au4_combine(model):
     assert inner_sad[1] > 0.75 * brow(AU1=0.8)[0][1]
 
 
+def test_corrective_saturates_when_the_dominant_au_is_driven_above_one(model):
+    """An edit's gain drives AU1 above 1 (sad: 1E x gain 2): the 1+4 corrective removes AU4's
+    lowering where AU1 acts, all of it at AU1 >= 1 and never more (the product alone would lift
+    the inner brow by AU4's own depth again at AU1 = 2)."""
+    import torch
+
+    from facepipe.face.model import blend
+
+    def at(**values):
+        au = np.zeros(len(model.au_names), np.float32)
+        for name, v in values.items():
+            au[model.au_index(name)] = v
+        return au
+
+    i, j = model.au_index("AU1"), model.au_index("AU4")
+    lifted = model.shape(None, at(AU1=2.0, AU4=1.0)) - model.shape(None, at(AU1=2.0))
+    expected = model.au_deltas[j] + 1.0 * model.combination_deltas[0]  # the corrective's weight: min(2, 1) x 1
+    np.testing.assert_allclose(lifted, expected, atol=1e-6)
+    assert lifted[INNER_BROW_R, 1].mean() <= 1e-4, "AU4 does not raise the inner brow"
+    # within [0, 1] (every fit) the corrective is the plain product
+    low = at(AU1=0.7, AU4=0.5)
+    plain = model.template + np.tensordot(low, model.au_deltas, 1) + 0.7 * 0.5 * model.combination_deltas[0]
+    np.testing.assert_allclose(model.shape(None, low), plain, atol=1e-6)
+    both = np.stack([at(AU1=2.0, AU4=1.0), low])
+    got = blend(torch.from_numpy(model.template), torch.from_numpy(both), torch.from_numpy(model.au_deltas),
+                torch.from_numpy(model.combination_pairs), torch.from_numpy(model.combination_deltas))
+    np.testing.assert_allclose(got.numpy(), model.shape(None, both), atol=1e-5)
+    assert tuple(model.combination_pairs[0]) == (i, j)
+
+
 def test_corrective_shapes_match_between_numpy_and_torch(model):
     import torch
 

@@ -66,7 +66,7 @@ def test_fast_source_motion_is_kept_and_the_slow_baseline_moves():
     "kwargs, words",
     [
         (dict(emotions=["elated"]), "unknown emotion"),
-        (dict(emotions=["happy"], intensity=1.5), "out of range"),
+        (dict(emotions=["happy"], intensity=1.6), "from 0 to 1.5"),
         (dict(emotions=["happy"], intensity=-0.1), "out of range"),
         (dict(emotions=["happy"], intensity="nan"), "out of range"),
         (dict(emotions=["happy"], intensity="lots"), "bad --intensity"),
@@ -192,8 +192,8 @@ def test_touching_keyframes_cross_fade():
     p = plan(parse_request(emotions=["happy@-39", "sad@40-"], ramp="6"), src)
     assert np.allclose(p.weight, 1.0)
     sad = S(3 / 7)  # frame 39 is the third of the cross-fade's six frames (37..42)
-    assert p.target[39, COL["AU12L"]] == pytest.approx((1 - sad) * 0.8, abs=1e-6)  # happy 6D+12D
-    assert p.target[39, COL["AU15"]] == pytest.approx(sad * 0.8, abs=1e-6)  # sad 1D+4C+15D
+    assert p.target[39, COL["AU12L"]] == pytest.approx((1 - sad) * 1.0, abs=1e-6)  # happy 6E+12E
+    assert p.target[39, COL["AU15"]] == pytest.approx(sad * 0.8, abs=1e-6)  # sad 1E+4C+15D
 
 
 def test_reliability_fade():
@@ -224,10 +224,10 @@ def test_happy_targets_and_speech_untouched_exactly():
     for name in ["AU17", "AU18", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU45L", "AU45R", "AU30L", "AU34"]:
         assert np.array_equal(p.target[:, COL[name]], src[:, COL[name]]), name  # surprise's 26 not applied
     p = plan(parse_request(emotions=["surprised"]), src, smooth_sigma=0.0)
-    assert np.allclose(p.target[:, COL["AU1"]], 0.8, atol=1e-6) and np.allclose(p.target[:, COL["AU5"]], 0.4, atol=1e-6)
+    assert np.allclose(p.target[:, COL["AU1"]], 1.0, atol=1e-6) and np.allclose(p.target[:, COL["AU5"]], 0.6, atol=1e-6)
     assert np.allclose(p.target[:, COL["AU12L"]], 0.0, atol=1e-6)  # other emotional AUs relaxed
     p = plan(parse_request(emotions=["happy"]), src)
-    assert np.allclose(p.target[:, [COL["AU6"], COL["AU12L"], COL["AU12R"]]], 0.8, atol=1e-6)
+    assert np.allclose(p.target[:, [COL["AU6"], COL["AU12L"], COL["AU12R"]]], 1.0, atol=1e-6)
     assert "AU26" in p.speech_aus and "AU12L" not in p.speech_aus
 
 
@@ -255,7 +255,7 @@ def test_override_wins():
     assert np.allclose(p.target[:, COL["AU12L"]], 0.3) and np.allclose(p.target[:, COL["AU12R"]], 0.3)
     assert np.all(p.target[38:52, COL["AU26"]] == 0.0)  # explicit overrides may change speech AUs (ramp 8)
     assert np.array_equal(p.target[:29, COL["AU26"]], src[:29, COL["AU26"]])
-    assert np.allclose(p.target[:, COL["AU6"]], 0.8, atol=1e-6)
+    assert np.allclose(p.target[:, COL["AU6"]], 1.0, atol=1e-6)
 
 
 def test_outside_the_schedule_is_the_source_exactly_and_smoothing_is_local():
@@ -283,3 +283,46 @@ def test_real_rig_names_and_artifact_round_trip(tmp_path):
 def test_smoothstep_symmetry():
     x = torch.linspace(0, 1, 11)
     assert torch.allclose(smoothstep(1 - x), 1 - smoothstep(x), atol=1e-6)
+
+
+# ------------------------------------------------------------------ intensity 1 = the real peak (issue 18)
+
+
+def test_calibrated_targets_at_intensity_one():
+    """Happy, sad and surprised at intensity 1 ask for the real peaks the fit reads on the shared
+    footage (benchmarks/expression_amplitudes.py): smiles 6E+12E, brow raises 1E+2E, lowered
+    corners 15D; sad's 4C and surprise's 5C are set by what the warp draws (emotions docstring)."""
+    assert em.prototype("happy") == {(6, ""): 1.0, (12, ""): 1.0}
+    assert em.prototype("sad") == {(1, ""): 1.0, (4, ""): 0.6, (15, ""): 0.8}
+    assert em.prototype("surprised") == {(1, ""): 1.0, (2, ""): 1.0, (5, ""): 0.6, (26, ""): 0.6}
+    assert 1.0 < em.MAX_INTENSITY <= 2.0
+
+
+def test_intensity_is_linear_up_to_the_limit_and_refused_above_it():
+    src = np.zeros((T, len(AUS)), np.float32)
+    src[:, COL["AU25"]] = 0.3  # speech stays whatever the intensity
+    for x in (0.25, 0.5, 1.0, 1.25, em.MAX_INTENSITY):
+        p = plan(parse_request(emotions=["surprised"], intensity=x), src)
+        assert np.allclose(p.target[:, COL["AU1"]], x * 1.0, atol=1e-6), x  # not clipped at 1
+        assert np.allclose(p.target[:, COL["AU5"]], x * 0.6, atol=1e-6), x
+        assert np.array_equal(p.target[:, COL["AU25"]], src[:, COL["AU25"]])
+        assert np.allclose(p.weight, min(x, 1.0))  # the edit's strength (appearance alpha) stays 0..1
+    p = plan(parse_request(emotions=[f"happy:{em.MAX_INTENSITY}@0-44", "sad:0.5@45-"], ramp="0"), src)
+    assert p.target[10, COL["AU12L"]] == pytest.approx(em.MAX_INTENSITY) and p.target[60, COL["AU1"]] == pytest.approx(0.5)
+    for bad in (em.MAX_INTENSITY + 0.01, 2, 10):
+        with pytest.raises(RequestError, match=f"from 0 to {em.MAX_INTENSITY:g}") as e:
+            parse_request(emotions=["happy"], intensity=bad)
+        assert "out of range" in str(e.value) and "\n" not in str(e.value)
+        with pytest.raises(RequestError, match="out of range"):
+            parse_request(emotions=[f"happy:{bad}@0s-1s"])
+    with pytest.raises(RequestError, match="from 0 to 1"):
+        parse_request(aus=["AU12=1.2"])  # an AU override stays an AU intensity (0..1)
+
+
+def test_plan_cache_key_follows_the_emotion_table(monkeypatch):
+    from facepipe.stages.plan import PlanStage
+
+    stage = PlanStage.of(parse_request(emotions=["sad"]))
+    before = stage.params()
+    monkeypatch.setitem(em.PROTOTYPE_CODES, "sad", "1D+4C+15D")
+    assert stage.params() != before, "a recalibrated table must not reuse cached plans"

@@ -8,6 +8,7 @@ import click
 
 from facepipe import defaults
 from facepipe.cli.common import common_options, handle_errors
+from facepipe.plan.emotions import MAX_INTENSITY
 
 
 @click.command()
@@ -51,7 +52,8 @@ def edit_options(fn):
         click.option("--emotion", "emotion", multiple=True,
                      help="neutral, happy, sad, angry, surprised, fearful, disgusted, contempt; a keyframe "
                           "adds a span: happy@0s-2.5s, sad@3s-, happy@40-90 (frames), happy@01:00:10:00-. Repeatable."),
-        click.option("--intensity", type=float, default=None, help="Strength 0..1 of every keyframe without its own [default: 1]."),
+        click.option("--intensity", type=float, default=None, help=f"Strength 0..{MAX_INTENSITY:g} of every keyframe without its own: 1 = the emotion "
+                          "as real actors make it at its peak, above 1 exaggerated [default: 1]."),
         click.option("--ramp", default=None, help="Ease in/out: seconds (0.5s) or frames (12) [default: 0.25s]."),
         click.option("--au", "au", multiple=True, help="AU override, e.g. AU12=0.6 or AU4=0.8@1s-2s. Repeatable."),
         click.option("--keyframes", type=click.Path(dir_okay=False), default=None, help="JSON/YAML keyframe file."),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from facepipe.cli.common import handle_errors, progress_options
+from facepipe.plan.emotions import MAX_INTENSITY
 
 
 @click.command()
@@ -53,7 +54,7 @@ def farm() -> None:
               help="Folder of the movies (SHOT.EMOTION.ext) and of each shot's frames (SHOT.EMOTION.frames/).")
 @click.option("--sequence", type=click.Choice(["png", "exr", "tiff"]), default="png", show_default=True,
               help="Image format of the chunks (png: lossless at the source's bit depth).")
-@click.option("--intensity", type=float, default=None, help="Strength 0..1 of the emotion [default: 1].")
+@click.option("--intensity", type=float, default=None, help=f"Strength 0..{MAX_INTENSITY:g} of the emotion (1 = its real peak) [default: 1].")
 @click.option("--appearance", type=float, default=None, help="Appearance strength 0..1 (see facepipe edit).")
 @click.option("--smooth", type=float, default=None, help="Temporal smoothing 0..1 (see facepipe edit).")
 @click.option("--threads", type=int, default=None, help="Render threads per task [default: this machine's cores / workers].")

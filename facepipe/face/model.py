@@ -1,10 +1,13 @@
 """The parametric face model: neutral template, per-shot identity, AU blendshapes.
 
     shape(identity, au) = template + identity_offset + sum_k au[k] * au_deltas[k]
-                          + sum_p au[i_p] * au[j_p] * combination_deltas[p]         (V,3)
+                          + sum_p min(au[i_p], 1) * au[j_p] * combination_deltas[p]  (V,3)
 
 The last sum holds the corrective shapes of AU pairs that FACS describes as more than the sum
-of their parts (:data:`facepipe.face.rig.COMBINATIONS`, e.g. 1+4).
+of their parts (:data:`facepipe.face.rig.COMBINATIONS`, e.g. 1+4). A corrective takes the
+yielding AU ``j``'s motion away where the dominant ``i`` acts, so its weight saturates with the
+dominant at 1: an edit that drives AU1 above 1 (its gain, intensity > 1) removes all of AU4's
+lowering at the inner brow, never more (the fit's AUs stay in [0, 1], where nothing changes).
 
 All shapes live in the canonical model frame of :mod:`facepipe.face.camera` (X to the
 subject's left, Y up, Z out of the face; unit = the template's inter-ocular distance). The
@@ -60,7 +63,7 @@ class FaceModel:
         au = np.asarray(au, np.float32)
         out = base + np.tensordot(au, self.au_deltas, axes=(-1, 0))
         if len(self.combination_pairs):
-            both = au[..., self.combination_pairs[:, 0]] * au[..., self.combination_pairs[:, 1]]
+            both = np.minimum(au[..., self.combination_pairs[:, 0]], 1.0) * au[..., self.combination_pairs[:, 1]]
             out = out + np.tensordot(both, self.combination_deltas, axes=(-1, 0))
         return out
 
@@ -112,6 +115,6 @@ def blend(base, au, deltas, pairs=None, combination_deltas=None):
     k, v, _ = deltas.shape
     flat = au @ deltas.reshape(k, v * 3)
     if pairs is not None and len(pairs):
-        both = au[:, pairs[:, 0]] * au[:, pairs[:, 1]]
+        both = au[:, pairs[:, 0]].clamp(max=1.0) * au[:, pairs[:, 1]]
         flat = flat + both @ combination_deltas.reshape(len(pairs), v * 3)
     return base[None] + flat.reshape(-1, v, 3)

@@ -12,9 +12,9 @@ Guide (Ekman, Friesen & Hager 2002, table 10-1) and Matsumoto & Ekman's emotion 
 emotion    EMFACS prototype            target used here (intensity letter per AU)
 =========  ==========================  =====================================================
 neutral    (none)                      every emotional AU relaxed to 0
-happy      6+12                        6D + 12D
-sad        1+4+15                      1D + 4C + 15D
-surprised  1+2+5B+26                   1D + 2D + 5B + 26C
+happy      6+12                        6E + 12E
+sad        1+4+15                      1E + 4C + 15D
+surprised  1+2+5B+26                   1E + 2E + 5C + 26C
 fearful    1+2+4+5+7+20+26             1C + 2C + 4C + 5C + 7C + 20C + 26C
 angry      4+5+7+23                    4D + 5C + 7C + 23C
 disgusted  9+15+16 (variant 10+16)     9C + 10B + 15C + 16C
@@ -22,10 +22,31 @@ contempt   R12A+R14A (unilateral)      R12B + R14B
 =========  ==========================  =====================================================
 
 FACS intensity letters map to 0..1 as A trace 0.2, B slight 0.4, C marked 0.6, D severe 0.8,
-E maximum 1.0. The EMFACS letters are minimum criteria for coding an emotion; the targets use
-marked-to-severe intensities so the edit reads at ``--intensity 1``, and contempt B instead of
-trace A for the same reason. ``--intensity`` scales the blend from the actor's own expression
-toward the target, so weaker versions stay available.
+E maximum 1.0, in the units the fit reads AUs in (:mod:`facepipe.face.fit`). The EMFACS letters
+are minimum criteria for coding an emotion; the targets here are what real actors make.
+
+**Intensity 1 is the real peak** (issue 18). Happy, sad and surprised are calibrated against the
+real expressions in the shared footage, read by the project's own fit
+(``benchmarks/expression_amplitudes.py``, 90th percentile over the expression's frames):
+smiles read AU12 1.00 and AU6 1.00 (lp_d19, lp_d0 0.98 / 0.80), brow raises AU1 1.00 and AU2 1.00
+(lp_d7, lp_d9, lp_d10), frowns AU4 1.00 (lp_d8), lowered lip corners AU15 0.79 (lp_d18): so 6E,
+12E, 1E, 2E, 15D. The edited mesh draws each AU's change times its edit gain
+(:data:`facepipe.render.geometry.EDIT_GAIN`), so that the edit reads back what it plans. Two AUs
+the fit cannot read back set their letters by what the warp draws instead:
+
+- sad's 4C: in 1+4 AU1 owns the inner brow's vertical motion (the rig's corrective), and the fit
+  reads AU4 from what remains (the pull to the midline, the lowered middle of the brow) at 0.17 of
+  a 4C and 0.61 of a 4E even on noiseless landmarks drawn from the rig; on edits, at 0. C (EMFACS's
+  letter) with the gain draws the oblique brow of sadness; more AU4 flattens it into a frown.
+- surprise's 5C: the fit reads AU5 at 0 on every real surprise (lp_d7 0.01) and on the rig's own
+  landmarks (5E alone reads 0.00): the lid moves 0.014 IOD per unit, below its sparsity prior.
+  The tracked upper lid of the real surprises rises 0.017-0.020 IOD; 5C with its gain draws that.
+
+``--intensity`` scales the change from the actor's own expression toward the target linearly, so
+0.5 is half the real peak; above 1 it exaggerates, still linearly (targets above 1), up to
+:data:`MAX_INTENSITY` = 1.5: beyond it the warp's fold-free limiter starts to scale the smile
+down (at intensity 2 the mouth corners of vr_face4 / hdtf_edmarkey were drawn at 0.80 / 0.64 of
+the plan), and the tracker no longer sees more (the refit of a 1.5 edit reads no more than a 1).
 
 Some prototype AUs never reach the output on a talking actor: speech owns the mouth. The AUs
 that carry speech (:data:`facepipe.face.facs.SPEECH_AUS`: lips part 25, jaw drop 26, mouth
@@ -59,6 +80,10 @@ from facepipe.face.facs import (  # noqa: F401 - re-exported: the planner's voca
     rig_index,
 )
 
+#: The highest ``--intensity`` (and keyframe intensity): 1 is the real peak of each emotion; above
+#: it the edit exaggerates linearly (targets may exceed 1) up to this limit (module docstring).
+MAX_INTENSITY: float = 1.5
+
 #: FACS intensity letters -> 0..1.
 INTENSITY_LETTERS: dict[str, float] = {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
 
@@ -77,9 +102,9 @@ EMFACS_SOURCE: dict[str, str] = {
 #: The targets, in FACS notation: ``[R|L]<number><letter>`` joined by ``+``.
 PROTOTYPE_CODES: dict[str, str] = {
     "neutral": "",
-    "happy": "6D+12D",
-    "sad": "1D+4C+15D",
-    "surprised": "1D+2D+5B+26C",
+    "happy": "6E+12E",
+    "sad": "1E+4C+15D",
+    "surprised": "1E+2E+5C+26C",
     "fearful": "1C+2C+4C+5C+7C+20C+26C",
     "angry": "4D+5C+7C+23C",
     "disgusted": "9C+10B+15C+16C",
@@ -121,7 +146,7 @@ def canonical_emotion(name: str) -> str:
 
 
 def prototype(emotion: str) -> dict[AUKey, float]:
-    """AU targets of ``emotion`` keyed by (FACS number, side), intensities 0..1."""
+    """AU targets of ``emotion`` at intensity 1 keyed by (FACS number, side), intensities 0..1."""
     return parse_facs_code(PROTOTYPE_CODES[canonical_emotion(emotion)])
 
 

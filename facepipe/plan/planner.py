@@ -194,7 +194,7 @@ def plan_targets(
         active = (strength > 0).float()[:, None]
         delta = smooth_time(delta, smooth_sigma) * active
     lo = torch.minimum(source, torch.zeros_like(source))
-    hi = torch.maximum(source, torch.ones_like(source))
+    hi = torch.maximum(source, torch.full_like(source, em.MAX_INTENSITY))  # above 1: intensity > 1
     target = torch.minimum(torch.maximum(source + delta, lo), hi)
 
     ovs = schedule.overrides

@@ -96,13 +96,17 @@ def parse_ramp(text: Any) -> TimeSpec:
     return spec
 
 
-def parse_intensity(value: Any, where: str = "--intensity") -> float:
+def parse_intensity(value: Any, where: str = "--intensity", upper: float | None = None) -> float:
+    """A number from 0 to ``upper`` (default :data:`facepipe.plan.emotions.MAX_INTENSITY`: an
+    emotion's intensity, 1 = its real peak, above 1 exaggerated); RequestError otherwise."""
+    upper = em.MAX_INTENSITY if upper is None else upper
+    span = f"from 0 to {upper:g}" + (" (1 = the emotion's real peak)" if upper > 1 else "")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise RequestError(f"bad {where} {value!r}: give a number from 0 to 1") from None
-    if not 0.0 <= x <= 1.0:  # also rejects NaN
-        raise RequestError(f"{where} {value!r} is out of range: give a number from 0 to 1")
+        raise RequestError(f"bad {where} {value!r}: give a number {span}") from None
+    if not 0.0 <= x <= upper:  # also rejects NaN
+        raise RequestError(f"{where} {value!r} is out of range: give a number {span}")
     return x
 
 
@@ -160,7 +164,7 @@ def parse_au(text: str) -> AUOverride:
         raise RequestError(
             f"unknown AU {m[1].strip()!r} in {text!r}: write AU<number>, e.g. AU12 (AU12L/AU12R for one side)"
         )
-    value = parse_intensity(m[2], f"value of {name} in {text!r}")
+    value = parse_intensity(m[2], f"value of {name} in {text!r}", upper=1.0)
     start, end = _parse_span(m[3], text)
     return AUOverride(name, value, start, end, text.strip())
 

@@ -12,6 +12,26 @@ The lip gap is speech: the rig's emotional AUs (AU12 most) also part the inner l
 on a closed mouth "happy" alone opened it by 0.05 IOD. Each pair of facing inner-lip vertices
 therefore keeps the source's gap vector and moves only with its edited midpoint
 (:func:`keep_lip_gap`).
+
+The edit's gain (:data:`EDIT_GAIN`): the plan's targets are AU intensities as the fit reads a
+real face, and the edit should read back the same. But a change drawn on the actor's pixels reaches
+the tracker only in part (FaceMesh smooths the cheeks, lids and brows it re-finds on a warped face),
+and the fit then reads less again, so each AU's planned change ``target - source`` is scaled by its
+gain before it moves pixels::
+
+    dst = landmarks + P_t(shape(source_t + g * (target_t - source_t))) - P_t(shape(source_t))
+
+The forehead moves with the brows (:func:`forehead_follow`): FaceMesh holds its forehead
+landmarks nearly still when a real brow rises (lp_d7's brow raise lifts the brows 0.045 IOD, the
+forehead row above them 0.003-0.010), so the rig's brow AUs hardly move them, and a warp that
+follows the rig alone pushes the brows into a static forehead (at 1E+2E the skin between brow and
+the first forehead row shrank by half). On a real face the frontalis lifts the brow together with
+the skin above it, which bunches towards the hairline. So the edited mesh's forehead vertices
+take the model-space change of the brow below them, weighted from 1 at the brow line to 0 at the
+mesh's top edge (the displacement reaches 0 where the face matte does, so nothing ghosts there).
+
+Gains were measured with ``benchmarks/expression_amplitudes.py`` (AU read back from a refit of
+the edited clip / planned, median over clips; AUS.md, "Edit gains"). AUs not listed have gain 1.
 """
 
 from __future__ import annotations
@@ -23,7 +43,69 @@ import torch
 
 from facepipe.face import topology as tp
 from facepipe.face.camera import project
+from facepipe.face.facs import rig_index
 from facepipe.face.model import FaceModel
+
+#: FACS number -> gain of the AU's planned change on the edited mesh (both sides of a sided AU).
+#: See the module docstring and AUS.md ("Edit gains") for how each was measured.
+EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 4.5, 6: 3.0, 12: 1.5, 15: 1.6}
+
+
+def edit_gains(au_names, table: dict[int, float] | None = None) -> np.ndarray:
+    """(K,) float32 gain of each rig AU column (``table`` keyed by FACS number; default
+    :data:`EDIT_GAIN`; 1 for AUs it does not list)."""
+    table = EDIT_GAIN if table is None else table
+    out = np.ones(len(au_names), np.float32)
+    for num, sides in rig_index(au_names).items():
+        for col in sides.values():
+            out[col] = table.get(num, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class SkinFollow:
+    """Vertices that follow others: ``vertices`` (F,) take ``weight`` (F,) of the change of the
+    blend of ``anchors`` (F,2) with ``mix`` (F,2) (rows sum to 1), the rest of their own."""
+
+    vertices: np.ndarray
+    anchors: np.ndarray
+    mix: np.ndarray
+    weight: np.ndarray
+
+    def apply(self, delta: np.ndarray) -> np.ndarray:
+        """delta (...,V,3) model-space change of the mesh -> the same with the followers moved."""
+        if not len(self.vertices):
+            return delta
+        out = delta.copy()
+        lead = (delta[..., self.anchors, :] * self.mix[:, :, None]).sum(-2)  # (...,F,3)
+        w = self.weight[:, None]
+        out[..., self.vertices, :] = (1.0 - w) * delta[..., self.vertices, :] + w * lead
+        return out
+
+
+def forehead_follow(template: np.ndarray, above: float = 0.02) -> SkinFollow:
+    """The forehead vertices of ``template`` (V,3) (more than ``above`` over the brows' upper edge,
+    :data:`~facepipe.face.topology.BROW_UPPER_R` / ``_L``, within its width plus the brow's
+    thickness) following the brow line below them (linear in X between its two nearest vertices),
+    with weight 1 at the brow line falling linearly to 0 at the mesh's top."""
+    brow = np.array(tuple(reversed(tp.BROW_UPPER_R)) + tuple(tp.BROW_UPPER_L))  # subject's right -> left, by X
+    bx, by = template[brow, 0], template[brow, 1]
+    order = np.argsort(bx)
+    brow, bx, by = brow[order], bx[order], by[order]
+    top = float(template[:, 1].max())
+    x, y = template[: tp.N_VERTICES, 0], template[: tp.N_VERTICES, 1]
+    xc = np.clip(x, bx[0], bx[-1])
+    line = np.interp(xc, bx, by)
+    margin = 0.5 * float(np.diff(bx).mean())
+    keep = (y > line + above) & (x >= bx[0] - margin) & (x <= bx[-1] + margin)
+    verts = np.flatnonzero(keep)
+    j = np.clip(np.searchsorted(bx, xc[verts]), 1, len(bx) - 1)
+    t = ((xc[verts] - bx[j - 1]) / (bx[j] - bx[j - 1])).clip(0, 1)
+    anchors = np.stack([brow[j - 1], brow[j]], 1)
+    mix = np.stack([1 - t, t], 1)
+    weight = ((top - y[verts]) / np.maximum(top - line[verts], 1e-6)).clip(0, 1)
+    return SkinFollow(verts.astype(np.int64), anchors.astype(np.int64), mix.astype(np.float32), weight.astype(np.float32))
+
 
 #: Facing inner-lip vertices (upper, lower), right corner to left corner.
 LIP_GAP_PAIRS = tuple(zip(tp.LIP_INNER_UPPER_ROW, tp.LIP_INNER_LOWER_ROW))
@@ -64,16 +146,19 @@ class EditGeometry:
     landmarks: (T,N,3) tracked pixels (NaN where no face); fit arrays as in
     :class:`~facepipe.face.fit.ShotFit` (rotation (T,3), translation (T,3), scale (T,), identity
     (V,3), source AUs (T,K)); target: (T,K) planned AUs; weight: (T,) plan weight;
-    frame_index: (T,) source frame index of each row.
+    frame_index: (T,) source frame index of each row; gain: (K,) per-AU gain of the planned
+    change (None: :func:`edit_gains` of the model's AUs).
     """
 
-    def __init__(self, model: FaceModel, landmarks, fit, target, weight, frame_index):
+    def __init__(self, model: FaceModel, landmarks, fit, target, weight, frame_index, gain=None):
         self.model = model
         self.landmarks = np.asarray(landmarks, np.float32)
         self.fit = fit
         self.target = np.asarray(target, np.float32)
         self.weight = np.asarray(weight, np.float32)
         self.frame_index = np.asarray(frame_index, np.int64)
+        self.gain = edit_gains(model.au_names) if gain is None else np.asarray(gain, np.float32)
+        self.follow = forehead_follow(model.template) if model.n_vertices == tp.N_VERTICES else None
 
     def positions(self, indices) -> np.ndarray:
         """Rows of the shot arrays for source frame ``indices`` (-1 where the shot has none)."""
@@ -100,8 +185,14 @@ class EditGeometry:
         if len(rows):
             fit = self.fit
             pose = [torch.from_numpy(np.asarray(a, np.float32)[rows]) for a in (fit.rotation, fit.translation, fit.scale)]
-            base = torch.from_numpy(self.model.shape(fit.identity, np.asarray(fit.au, np.float32)[rows]))
-            moved = torch.from_numpy(self.model.shape(fit.identity, self.target[rows]))
+            source_au = np.asarray(fit.au, np.float32)[rows]
+            edited_au = source_au + self.gain * (self.target[rows] - source_au)
+            base_np = self.model.shape(fit.identity, source_au)
+            change = self.model.shape(fit.identity, edited_au) - base_np
+            if self.follow is not None:
+                change = self.follow.apply(change)
+            base = torch.from_numpy(base_np)
+            moved = torch.from_numpy(base_np + change)
             delta = (project(moved, *pose) - project(base, *pose)).numpy()  # (R,N,3) px
             lm = np.nan_to_num(lm)
             # pixel centres sit at integers: x -> (x + 0.5) * scale - 0.5

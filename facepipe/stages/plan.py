@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facepipe.plan import emotions as em
 from facepipe.plan.planner import EditPlan, make_plan
 from facepipe.plan.request import EditRequest
 from facepipe.pipeline.stage import AnalysisStage
@@ -20,11 +21,15 @@ class PlanStage(AnalysisStage):
     out of the edit; a shot with no fitted face gets weight 0 everywhere (it passes through)."""
 
     name = "plan"
-    version = "1"
+    version = "2"  # 2: targets may exceed 1 (intensity above 1, up to emotions.MAX_INTENSITY)
     inputs = ("track", "fit3d")
     artifact = EditPlan
 
     request: str = "{}"
+
+    def params(self) -> dict:
+        """The request and the emotion table it is resolved with (a recalibrated table is a new plan)."""
+        return {**super().params(), "prototypes": dict(em.PROTOTYPE_CODES)}
 
     @classmethod
     def of(cls, request: EditRequest) -> PlanStage:
