@@ -224,7 +224,8 @@ def summarise(model, real: list[dict], edits: list[dict], emotions: list[str]) -
             el, rl = row["edit_landmarks_iod"], row["real_landmarks_iod"]
             row["landmarks_over_real"] = round(el / rl, 3) if el is not None and rl and rl > 0 else None
             f = row["fidelity"]
-            row["suggested_gain"] = round(row["gain"] / f, 3) if f and f > 0.05 else None
+            # only where the fit reads the AU at all (AU5 and AU4 under AU1 it does not: see AUS.md)
+            row["suggested_gain"] = round(row["gain"] / f, 3) if f and f > 0.3 else None
             rows.append(row)
     return rows
 

@@ -12,7 +12,7 @@ import torch
 from facepipe.face import topology as tp
 from facepipe.face.camera import project
 from facepipe.face.model import load_model
-from facepipe.render.geometry import EDIT_GAIN, EditGeometry, edit_gains, forehead_follow
+from facepipe.render.geometry import EDIT_GAIN, EditGeometry, drawn_aus, edit_gains, forehead_follow
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_gains_are_per_facs_number_and_default_to_one(model):
         assert shipped[model.au_index(f"AU{n}" if f"AU{n}" in model.au_names else f"AU{n}L")] == pytest.approx(v)
     # speech AUs are never amplified: the plan keeps them, and so must the gain table
     assert not set(EDIT_GAIN) & {17, 18, 22, 23, 24, 25, 26, 27, 28}
-    assert all(1.0 <= v <= 5.0 for v in EDIT_GAIN.values())
+    assert all(1.0 <= v <= 6.0 for v in EDIT_GAIN.values())
 
 
 def test_edited_mesh_draws_the_planned_change_times_its_gain(model):
@@ -65,6 +65,16 @@ def test_edited_mesh_draws_the_planned_change_times_its_gain(model):
     d_gain = np.linalg.norm(m.dst[0, corner] - m.src[0, corner])
     d_plain = np.linalg.norm(plain.meshes(np.arange(2)).dst[0, corner] - m.src[0, corner])
     assert d_gain == pytest.approx(1.5 * d_plain, rel=0.05)
+
+
+def test_a_relaxed_au_is_drawn_down_to_the_rest_pose_never_past_it():
+    """Gain on a relaxation: a full brow raise (AU1 1.0) relaxed to 0 by "happy" with gain 2 must
+    be drawn at 0, not at -1 (a frown); a partial relaxation keeps its gain."""
+    source = np.array([[1.0, 0.5, 0.2, 0.0]], np.float32)
+    target = np.array([[0.0, 0.4, 0.6, 0.0]], np.float32)
+    got = drawn_aus(source, target, np.array([2.0, 2.0, 2.0, 2.0], np.float32))
+    np.testing.assert_allclose(got, [[0.0, 0.3, 1.0, 0.0]], atol=1e-6)
+    assert np.array_equal(drawn_aus(source, target, np.ones(4, np.float32)), target)
 
 
 def test_forehead_follows_the_brows_and_fades_to_the_mesh_top(model):

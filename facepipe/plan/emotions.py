@@ -40,13 +40,19 @@ the fit cannot read back set their letters by what the warp draws instead:
   letter) with the gain draws the oblique brow of sadness; more AU4 flattens it into a frown.
 - surprise's 5C: the fit reads AU5 at 0 on every real surprise (lp_d7 0.01) and on the rig's own
   landmarks (5E alone reads 0.00): the lid moves 0.014 IOD per unit, below its sparsity prior.
-  The tracked upper lid of the real surprises rises 0.017-0.020 IOD; 5C with its gain draws that.
+  Real surprises open the eye by 0.03-0.045 IOD as tracked (lp_d7: upper lid +0.017, lower lid
+  -0.022); the rig has no lower-lid drop, so 5C with its gain (6) draws the opening on the upper
+  lid, which the tracker then sees rise about as much as the real ones' (0.014-0.021 IOD).
 
 ``--intensity`` scales the change from the actor's own expression toward the target linearly, so
 0.5 is half the real peak; above 1 it exaggerates, still linearly (targets above 1), up to
-:data:`MAX_INTENSITY` = 1.5: beyond it the warp's fold-free limiter starts to scale the smile
-down (at intensity 2 the mouth corners of vr_face4 / hdtf_edmarkey were drawn at 0.80 / 0.64 of
-the plan), and the tracker no longer sees more (the refit of a 1.5 edit reads no more than a 1).
+:data:`MAX_INTENSITY` = 1.5. Where the warp stops: its fold-free limiter scales an edit down on
+frames where triangles would fold. Surprise is drawn in full at 1.5 on all four benchmark clips;
+the smile is not: at 1 the limiter trims the widest mouths on a few frames (lp_d3 4 of 40 frames,
+worst 0.87 of the plan; hdtf_edmarkey 2 frames, 0.95), at 1.5 it scales 2-24 of 40 frames
+(worst 0.64-0.88), so a smile is drawn at most about 1.3x its real peak; sad at 1.5 is trimmed on
+lp_d3 only (15 frames, 0.40). Above 1 the tracker also sees less than is drawn (the fit's
+AUs end at 1), so intensities above 1 are for the eye, not for the harness.
 
 Some prototype AUs never reach the output on a talking actor: speech owns the mouth. The AUs
 that carry speech (:data:`facepipe.face.facs.SPEECH_AUS`: lips part 25, jaw drop 26, mouth

@@ -19,7 +19,12 @@ the tracker only in part (FaceMesh smooths the cheeks, lids and brows it re-find
 and the fit then reads less again, so each AU's planned change ``target - source`` is scaled by its
 gain before it moves pixels::
 
-    dst = landmarks + P_t(shape(source_t + g * (target_t - source_t))) - P_t(shape(source_t))
+    dst = landmarks + P_t(shape(drawn_t)) - P_t(shape(source_t))
+    drawn_t = source_t + g * (target_t - source_t), not below 0 where the AU relaxes
+
+(the gain makes up for what the tracker misses of a change; relaxing an AU it must not carry the
+face past the actor's rest pose: an actor's full brow raise relaxed by "happy" with AU1's gain 2
+would otherwise be drawn as a frown.)
 
 The forehead moves with the brows (:func:`forehead_follow`): FaceMesh holds its forehead
 landmarks nearly still when a real brow rises (lp_d7's brow raise lifts the brows 0.045 IOD, the
@@ -48,7 +53,7 @@ from facepipe.face.model import FaceModel
 
 #: FACS number -> gain of the AU's planned change on the edited mesh (both sides of a sided AU).
 #: See the module docstring and AUS.md ("Edit gains") for how each was measured.
-EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 4.5, 6: 3.0, 12: 1.5, 15: 1.6}
+EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 6.0, 6: 3.4, 12: 1.3, 15: 1.6}
 
 
 def edit_gains(au_names, table: dict[int, float] | None = None) -> np.ndarray:
@@ -60,6 +65,13 @@ def edit_gains(au_names, table: dict[int, float] | None = None) -> np.ndarray:
         for col in sides.values():
             out[col] = table.get(num, 1.0)
     return out
+
+
+def drawn_aus(source: np.ndarray, target: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """(T,K) the AUs the edited mesh is drawn with: source + gain * (target - source), where an AU
+    relaxes (target < source) never below min(target, 0), the actor's rest pose."""
+    drawn = source + gain * (target - source)
+    return np.where(target < source, np.maximum(drawn, np.minimum(target, 0.0)), drawn).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,7 @@ class EditGeometry:
             fit = self.fit
             pose = [torch.from_numpy(np.asarray(a, np.float32)[rows]) for a in (fit.rotation, fit.translation, fit.scale)]
             source_au = np.asarray(fit.au, np.float32)[rows]
-            edited_au = source_au + self.gain * (self.target[rows] - source_au)
+            edited_au = drawn_aus(source_au, self.target[rows], self.gain)
             base_np = self.model.shape(fit.identity, source_au)
             change = self.model.shape(fit.identity, edited_au) - base_np
             if self.follow is not None:
