@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
+from tqdm import tqdm
+
 
 class Progress(Protocol):
     def update(self, n: int = 1) -> None: ...
@@ -51,7 +53,5 @@ def make_progress(total: int, desc: str, mode: str = "auto") -> Progress:
     if mode == "off":
         return SilentProgress()
     if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
-        from tqdm import tqdm
-
         return tqdm(total=total, desc=desc, unit="frame", leave=False, dynamic_ncols=True)
     return PlainProgress(total, desc)
