@@ -37,13 +37,14 @@ FORMATS = {
 }
 
 #: The steps of each job, in the order they run, with their relative cost on a CPU (decode
-#: bound steps by their frames: tracking ~ 3, the shot fit ~ 1, rendering ~ 6 per frame of a
-#: whole-shot edit). Bars of other names (an actor library's tracking) do not move the job.
+#: bound steps by their frames: tracking ~ 3, the shot fit ~ 1, finding repeated frames ~ 1,
+#: rendering ~ 6 per frame of a whole-shot edit). Bars of other names (an actor library's
+#: tracking) do not move the job.
 JOB_STEPS: dict[str, dict[str, float]] = {
-    "edit": {"track": 3, "fit3d": 1, "edit": 6},
-    "demo": {"track": 3, "fit3d": 1, "edit": 6},
-    "preview": {"track": 3, "fit3d": 1, "preview": 3},
-    "prepare": {"track": 3, "fit3d": 1},
+    "edit": {"track": 3, "fit3d": 1, "repeats": 1, "edit": 6},
+    "demo": {"track": 3, "fit3d": 1, "repeats": 1, "edit": 6},
+    "preview": {"track": 3, "fit3d": 1, "repeats": 1, "preview": 3},
+    "prepare": {"track": 3, "fit3d": 1, "repeats": 1},
     "analyze": {"track": 3, "expression": 1, "fit3d": 1},
     "faces": {"track": 1},
     "eval": {"track": 3, "expression": 1, "fit3d": 1},
