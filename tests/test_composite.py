@@ -99,13 +99,16 @@ def test_matte_stabilizer_follows_motion_and_stays_inside():
     shifts = [0.0, 0.0, 3.0, 6.0, 6.0]
     mattes = torch.stack([face_matte(v + torch.tensor([s, 0.0]), t, (H, W)) for s in shifts])
     centers = torch.tensor([[64 + s, 48.0] for s in shifts])
-    out = MatteStabilizer(0.6)(mattes, centers)
+    out = MatteStabilizer(0.6, window=3)(mattes, centers)
     assert torch.equal(out[0], mattes[0]) and torch.allclose(out[1], mattes[1])
     assert bool((out[mattes == 0] == 0).all())  # never outside the current frame's matte
     assert float((out[3] - mattes[3]).abs().max()) < 0.2  # motion-compensated: little lag
-    st = MatteStabilizer(0.6)
+    st = MatteStabilizer(0.6, window=3)
     chunked = torch.cat([st(mattes[:2], centers[:2]), st(mattes[2:], centers[2:])])
     assert torch.equal(chunked, out)
+    # finite memory: a run that starts window - 1 frames early gives the same last frames
+    late = MatteStabilizer(0.6, window=3)(mattes[2:], centers[2:])
+    assert torch.equal(late[2:], out[4:])
 
 
 # ------------------------------------------------------------------ blend

@@ -162,7 +162,7 @@ def test_renderer_returns_frames_the_plan_leaves_alone_bit_for_bit(clip, work):
     assert torch.equal(out.frames, frames) and all(m is None for m in out.mattes)
     first = VideoReader(info).read(range(3))
     edited = edit(FrameChunk(np.arange(0, 3), np.zeros(3, np.int64), first.clone()))
-    assert renderer.stats.edited == 3 and not torch.equal(edited.frames, first)
+    assert renderer.stats.to_dict(range(3))["edited"] == 3 and not torch.equal(edited.frames, first)
     assert torch.equal(edited.plate, first)
 
 
@@ -174,33 +174,37 @@ def test_a_repeated_frame_gets_the_previous_frames_edit(clip, work):
 
     info = probe(clip)
     renderer, edit = edit_nodes(clip, work, parse_request(emotions=["happy"]))
+    renderer.repeats = {6: True}  # as the repeats stage would find it
     idx = np.arange(10)
     frames = VideoReader(info).read(idx)
     frames[6] = frames[5]
     frames[6, :, 100, 100:110] += 1 / 255  # a re-encoded copy is not bit-identical
     out = edit(FrameChunk(idx, np.zeros(len(idx), np.int64), frames)).frames
-    assert renderer.stats.held == 1
+    assert renderer.stats.to_dict(idx)["frames_held"] == 1
     assert torch.allclose(out[6] - frames[6], out[5] - frames[5], atol=1e-6)
     assert not torch.allclose(out[7] - frames[7], out[5] - frames[5], atol=1e-3)  # real frames render afresh
+    # a repeat whose predecessor this stream did not edit is rendered afresh
+    renderer.repeats = {3: True}
+    edit(FrameChunk(np.arange(3, 5), np.zeros(2, np.int64), VideoReader(info).read([3, 4])))
+    assert not renderer.stats.frames[3].held
 
 
-def test_repeat_detector_needs_a_tiny_step_against_the_recent_ones():
-    from facepipe.stages.render import RepeatDetector
+def test_repeat_flags_need_a_tiny_step_against_the_recent_ones():
+    from facepipe.analysis.repeats import face_step, repeat_flags
 
     g = torch.Generator().manual_seed(0)
     mesh = torch.tensor([[10.0, 10.0], [90.0, 90.0]])
-    moving, still = RepeatDetector(), RepeatDetector()
     frame = torch.rand(3, 100, 100, generator=g)
-    found_moving, found_still = [], []
-    for i in range(20):
-        repeat = i in (8, 15)
-        step = torch.zeros(3, 100, 100) if repeat else 0.02 * torch.randn(3, 100, 100, generator=g)
-        found_moving.append(moving(frame + step, i, mesh))
+    moving, still = [np.nan], [np.nan]
+    for i in range(1, 20):
+        step = torch.zeros(3, 100, 100) if i in (8, 15) else 0.02 * torch.randn(3, 100, 100, generator=g)
+        moving.append(face_step(frame + step, frame, mesh))
         frame = frame + step
         # a still face: every step small (0.11 code values), none a repeat
-        found_still.append(still(frame + 0.14 / 255 * torch.randn(3, 100, 100, generator=g), i, mesh))
-    assert [i for i, r in enumerate(found_moving) if r] == [8, 15]
-    assert not any(found_still)
+        still.append(face_step(frame + 0.14 / 255 * torch.randn(3, 100, 100, generator=g), frame, mesh))
+    assert list(np.flatnonzero(repeat_flags(np.array(moving)))) == [8, 15]
+    assert not repeat_flags(np.array(still)).any()
+    assert not repeat_flags(np.array([0.01] * 6 + [np.nan, 0.0]))[-1]  # the history restarts after a gap
 
 
 def test_actor_library_clips_join_the_donor_pool(clip, work, tmp_path):

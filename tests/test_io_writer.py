@@ -15,7 +15,7 @@ import pytest
 from conftest import ffmpeg_decode, leftovers, pattern
 
 from facepipe import api
-from facepipe.errors import OutputExistsError, RequestError
+from facepipe.errors import RequestError
 from facepipe.io.codecs import CODECS
 from media_checks import audio_packets, frame_psnr, timing_report
 from facepipe.io.media import probe
@@ -158,17 +158,17 @@ def test_image_sequence_timecode_numbering(make_clip, tmp_path):
     assert np.abs(read_image(tmp_path / "tc.090004.png") - want).max() < 1e-6
 
 
-def test_image_sequence_existing_frames_and_force(make_clip, tmp_path):
+def test_image_sequence_existing_frames_are_skipped_unless_forced(make_clip, tmp_path):
+    """A farm chunk re-run after a kill writes only the frames that are missing."""
     src = make_clip(frames=6)
     out = tmp_path / "x.%04d.png"
     passthrough(src, out, frames="0-3")
     before = (tmp_path / "x.0003.png").stat().st_mtime_ns
-    with pytest.raises(OutputExistsError, match="x.0003.png exists"):
-        passthrough(src, out, frames="3-5")
-    assert not (tmp_path / "x.0004.png").exists()  # refused before writing anything
-    assert (tmp_path / "x.0003.png").stat().st_mtime_ns == before
-    passthrough(src, out, frames="3-5", force=True)
+    passthrough(src, out, frames="3-5")
+    assert (tmp_path / "x.0003.png").stat().st_mtime_ns == before  # existed: not written again
     assert sorted(p.name for p in tmp_path.glob("x.*.png")) == [f"x.{n:04d}.png" for n in range(6)]
+    passthrough(src, out, frames="3-5", force=True)
+    assert (tmp_path / "x.0003.png").stat().st_mtime_ns != before
 
 
 def test_image_sequence_frames_are_written_atomically(make_clip, tmp_path, monkeypatch):

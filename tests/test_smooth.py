@@ -44,7 +44,7 @@ def run_now(fn, *args) -> Future:
 
 def smoother(landmarks, tris, strength=1.0, window=2):
     return EditSmoother(landmarks, np.arange(len(landmarks)), tris, 1.0, strength, window, tolerance=0.02,
-                        detail_px=0.0, work_px=32.0, submit=run_now)  # fmt: skip
+                        edit_tolerance=1.0, detail_px=0.0, work_px=32.0, submit=run_now)  # fmt: skip
 
 
 def still_shot(T=12, seed=0):

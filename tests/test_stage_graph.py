@@ -16,7 +16,7 @@ from facepipe.pipeline.stage import AnalysisStage, ChunkedStage
 from facepipe.plan.request import parse_request
 from facepipe.stages.encode import EncodeStage
 
-EDIT_ORDER = ["decode", "deblur", "track", "fit3d", "plan", "render", "composite", "smooth", "encode"]
+EDIT_ORDER = ["decode", "deblur", "track", "fit3d", "plan", "repeats", "render", "composite", "smooth", "encode"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_the_edit_graph_pulls_its_nodes_in_order_and_a_second_pull_reuses_every_
     written = first.get("encode")
     assert written.frames == probe(clip).frame_count
     cacheable = [n for n in EDIT_ORDER if isinstance(first.stage(n), (AnalysisStage, ChunkedStage))]
-    assert cacheable == ["track", "fit3d", "plan"]
+    assert cacheable == ["track", "fit3d", "plan", "repeats"]
     assert set(ctx.stats["ran"]) == {*cacheable, "encode"} and not ctx.stats["cached"]
     assert ctx.stats["streamed"][-3:] == ["render", "composite", "smooth"]
 

@@ -12,9 +12,10 @@ import click
 
 from facepipe import __version__
 from facepipe.cli.analyze import analyze_command
-from facepipe.cli.edit import demo, edit, preview, probe
+from facepipe.cli.edit import demo, edit, prepare, preview, probe
 from facepipe.cli.evaluate import eval_command
 from facepipe.cli.faces import faces_command
+from facepipe.cli.farm import assemble, farm
 from facepipe.cli.weights import weights_group
 
 
@@ -25,9 +26,10 @@ def main(debug: bool) -> None:
     """Change an actor's facial expression in a finished shot."""
 
 
-for command in (probe, edit, preview, demo):
+for command in (probe, prepare, edit, preview, assemble, demo):
     main.add_command(command)
 main.add_command(weights_group, "weights")
 main.add_command(faces_command, "faces")
 main.add_command(analyze_command, "analyze")
 main.add_command(eval_command, "eval")
+main.add_command(farm, "farm")

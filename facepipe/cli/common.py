@@ -48,12 +48,49 @@ def common_options(fn):
         click.option("--workdir", type=click.Path(file_okay=False), default=None,
                      help="Cache of analysis artifacts (default: $FACEPIPE_WORKDIR or ~/.cache/facepipe/work)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
-                     show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
         click.option("--chunk-mb", type=click.IntRange(1, None), default=32, show_default=True,
                      help="Memory budget of one chunk of decoded frames; bounds memory on long shots."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return progress_options(fn)
+
+
+def progress_options(fn):
+    """``--progress``, ``--progress-format`` and ``--debug``, folded into the command's job progress."""
+    options = [
+        click.option("--progress", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
+                     show_default=True, help="Bar on a terminal, 'Progress: N%' lines otherwise."),
+        click.option("--progress-format", type=click.Choice(PROGRESS_FORMATS), default="plain", show_default=True,
+                     help="Lines for a farm manager, one 0..100 over the whole command: plain/deadline "
+                          "'Progress: N%', openjd 'openjd_progress: N', tractor 'ALF_PROGRESS N%'."),
         click.option("--debug", is_flag=True, help="Show full tracebacks."),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return with_job_progress(fn)
+
+
+#: ``--progress-format`` choices (facepipe.pipeline.progress.FORMATS, not imported here: --help stays instant).
+PROGRESS_FORMATS = ["plain", "deadline", "openjd", "tractor"]
+
+
+def with_job_progress(fn):
+    """Fold ``--progress`` and ``--progress-format`` into one job-level progress for the command
+    (named as the click command), and end it at 100% when the command succeeds."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from facepipe.pipeline.progress import finish_progress, job_progress
+
+        ctx, names = click.get_current_context(), []
+        while ctx.parent is not None:  # the command's path below the root: "edit", "farm edit"
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        job = " ".join(names) or "job"
+        kwargs["progress"] = job_progress(job, kwargs["progress"], kwargs.pop("progress_format"))
+        result = fn(*args, **kwargs)
+        finish_progress(kwargs["progress"])
+        return result
+
+    return wrapper

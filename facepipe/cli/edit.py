@@ -122,6 +122,23 @@ def preview(clip, debug, **options) -> None:
 
 
 @click.command()
+@click.argument("clip", type=click.Path(dir_okay=False))
+@click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id.")
+@common_options
+@handle_errors
+def prepare(clip, face, workdir, device, progress, chunk_mb, debug) -> None:
+    """The analysis pass of a shot (tracking, 3D fit) into the work directory, once: run it as a
+    farm job's first step; every chunk (edit --frames A-B) of the shot then reuses it.
+
+    Example: facepipe prepare shot.mov --workdir /farm/work
+    """
+    from facepipe.api import prepare as api_prepare
+
+    click.echo(api_prepare(clip, face=face, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb,
+                           log=lambda m: click.echo(m, err=True)).summary())  # fmt: skip
+
+
+@click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="facepipe-demo", show_default=True,
               help="Folder for the demo clip and its edit.")
 @click.option("--emotion", default="happy", show_default=True, help="The edit to make.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import kornia
 import torch
 import torch.nn.functional as F
 
@@ -17,45 +18,17 @@ def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.T
     return k / k.sum()
 
 
-def _conv_along(x: torch.Tensor, k: torch.Tensor, dim: int) -> torch.Tensor:
-    """Valid 1D correlation along ``dim`` (-1: columns, -2: rows) as a sum of shifted slices
-    (fast for short kernels on any device, and exact: zero inputs give exactly zero). Slicing
-    rows directly, rather than transposing, keeps every slice contiguous along the rows."""
-    n = k.numel()
-    length = x.shape[dim] - n + 1
-    if n > 99:
-        moved = x.movedim(dim, -1)
-        lead = moved.shape[:-1]
-        y = F.conv1d(moved.reshape(-1, 1, moved.shape[-1]), k.view(1, 1, -1).to(x))
-        return y.reshape(*lead, length).movedim(-1, dim)
-    taps = k.tolist()
-    y = x.narrow(dim, 0, length) * taps[0]
-    for i in range(1, n):
-        if taps[i] != 0.0:
-            y = y + x.narrow(dim, i, length) * taps[i]
-    return y
-
-
-def sep_conv(x: torch.Tensor, kernel: torch.Tensor, border: str = "replicate") -> torch.Tensor:
-    """x (N,C,H,W) convolved with the symmetric 1D ``kernel`` along W then H, padded with ``border``.
-
-    border: "replicate", "reflect" or "zeros".
-    """
-    h, w = x.shape[-2:]
-    r = kernel.numel() // 2
-    if border == "zeros":
-        pad = dict(mode="constant", value=0.0)
-    else:
-        pad = dict(mode=border if (border != "reflect" or min(h, w) > r) else "replicate")
-    y = _conv_along(F.pad(x, (r, r, 0, 0), **pad), kernel, -1)
-    return _conv_along(F.pad(y, (0, 0, r, r), **pad), kernel, -2)
-
-
 def gaussian_blur(x: torch.Tensor, sigma: float, border: str = "replicate") -> torch.Tensor:
-    """Separable Gaussian blur of x (N,C,H,W); sigma in pixels (<= 0: unchanged)."""
+    """Separable Gaussian blur of x (N,C,H,W) with the taps of :func:`gaussian_kernel1d`; sigma
+    in pixels (<= 0: unchanged); border "replicate", "reflect" or "zeros". kornia's separable
+    convolution (2-3x faster on one CPU thread than shifted-slice sums: benchmarks/kornia_filters.md);
+    like any finite convolution it is exactly 0 beyond the kernel's reach of non-zero input."""
     if sigma <= 0:
         return x
-    return sep_conv(x, gaussian_kernel1d(sigma, x.device, x.dtype), border)
+    k = gaussian_kernel1d(sigma).numel()
+    if border == "reflect" and min(x.shape[-2:]) <= k // 2:
+        border = "replicate"  # reflect needs more pixels than the radius
+    return kornia.filters.gaussian_blur2d(x, (k, k), (sigma, sigma), border_type={"zeros": "constant"}.get(border, border))
 
 
 def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:

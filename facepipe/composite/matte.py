@@ -16,6 +16,7 @@ full-resolution coverage, which keeps it exactly 0 outside the mesh.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -218,20 +219,28 @@ def region_masks(
 
 
 class MatteStabilizer:
-    """Exponential moving average of mattes across frames, motion-compensated, streamable.
+    """Mattes averaged over the last ``window`` frames, motion-compensated, streamable.
 
-    ``out_t = (alpha * shift(out_{t-1}) + (1 - alpha) * m_t) * [m_t > 0]``: the previous result is
-    moved with the face (by the change of ``centers``, bilinear) before averaging, and the result
-    never extends beyond the current frame's matte (so it is still exactly 0 outside the face).
-    State is kept between calls, so chunks give the same result as one long sequence.
+    ``out_t = [m_t > 0] * sum_k alpha^k shift_k(m_{t-k}) / sum_k alpha^k`` over k = 0 ..
+    ``window`` - 1 (the frames seen since the last :meth:`restart`): each earlier matte is moved
+    with the face (by the change of ``centers``, bilinear) before averaging, and the result never
+    extends beyond the current frame's matte (so it is still exactly 0 outside the face). The
+    weights are an exponential moving average's, cut after ``window`` frames: a frame's result
+    depends on that many frames only, so a chunk that starts with ``window - 1`` frames of
+    context gives the same mattes as one long run.
     """
 
-    def __init__(self, alpha: float = 0.5):
+    def __init__(self, alpha: float = 0.5, window: int = 4):
         if not 0.0 <= alpha < 1.0:
             raise ValueError("alpha must be in [0, 1)")
+        if window < 1:
+            raise ValueError("window must be at least 1")
         self.alpha = alpha
-        self.prev: torch.Tensor | None = None  # (1,H,W)
-        self.prev_center: torch.Tensor | None = None  # (2,)
+        self.history: deque[tuple[torch.Tensor, torch.Tensor | None]] = deque(maxlen=window - 1)  # (matte, centre)
+
+    def restart(self) -> None:
+        """Forget the earlier mattes (an edit pause, a cut)."""
+        self.history.clear()
 
     def __call__(self, mattes: torch.Tensor, centers: torch.Tensor | None = None) -> torch.Tensor:
         """mattes: (T,1,H,W) float in [0,1]; centers: (T,2) face positions in pixels or None.
@@ -243,21 +252,26 @@ class MatteStabilizer:
             m = mattes[t].float()
             c = None if centers is None else torch.as_tensor(centers[t], device=m.device).float()
             box = support_box(m[None])
-            if self.prev is None or self.prev.shape != m.shape or box is None:
+            earlier = [(p, pc) for p, pc in self.history if p.shape == m.shape]
+            if not earlier or box is None:
                 s = m
             else:
                 # work on the current matte's support only: the result is 0 everywhere else
                 y0, y1, x0, x1 = box
-                prev = self.prev[:, y0:y1, x0:x1]
-                if c is not None and self.prev_center is not None:
-                    d = c - self.prev_center
-                    if bool((d.abs() > 1e-6).any()):
-                        prev = _translate(self.prev, d, box)
                 cur = m[:, y0:y1, x0:x1]
+                acc, total, weight = cur.clone(), 1.0, 1.0
+                for prev, prev_c in reversed(earlier):
+                    weight *= self.alpha
+                    moved = prev[:, y0:y1, x0:x1]
+                    if c is not None and prev_c is not None and bool(((c - prev_c).abs() > 1e-6).any()):
+                        moved = _translate(prev, c - prev_c, box)
+                    acc += weight * moved
+                    total += weight
                 s = torch.zeros_like(m)
-                s[:, y0:y1, x0:x1] = (self.alpha * prev + (1.0 - self.alpha) * cur) * (cur > 0)
+                s[:, y0:y1, x0:x1] = acc / total * (cur > 0)
             out.append(s)
-            self.prev, self.prev_center = s, c
+            if self.history.maxlen:
+                self.history.append((m, c))
         return torch.stack(out)
 
 

@@ -332,10 +332,14 @@ class ImageSequenceWriter:
             with StagedFile(out) as tmp:
                 tmp.write_bytes(data)
 
+    @property
+    def sidecar(self) -> Path:
+        """The JSON beside the sequence that says what made it (``sh010.facepipe.json``)."""
+        return self.pattern.parent / f"{self.pattern.name.split('%')[0].rstrip('._')}.facepipe.json"
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            sidecar = self.pattern.parent / f"{self.pattern.name.split('%')[0].rstrip('._')}.facepipe.json"
-            with StagedFile(sidecar) as tmp:
+            with StagedFile(self.sidecar) as tmp:
                 tmp.write_text(json.dumps(self.provenance, indent=1, sort_keys=True, default=str))
 
 

@@ -11,6 +11,8 @@ The preview (:mod:`facepipe.jobs.preview`) is the same graph with a compare node
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from facepipe.errors import OutputExistsError
 from facepipe.face.model import load_model
 from facepipe.io.atomic import check_output_path
 from facepipe.io.codecs import choose_codec
-from facepipe.io.frameranges import first_frame_number, parse_frame_range
+from facepipe.io.frameranges import contiguous_runs, first_frame_number, parse_frame_range
 from facepipe.io.media import MediaInfo, probe
 from facepipe.io.writer import ImageSequenceWriter, MovieWriter
 from facepipe.jobs import report as rep
@@ -131,10 +133,39 @@ def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = Fa
     return stages, "smooth"
 
 
+def temporal_context(indices: np.ndarray, repeats, frames: int) -> np.ndarray:
+    """Source frames to render, not write, before each contiguous run of ``indices``: as far back
+    as it takes to cover ``frames`` frames that do not repeat the one before (a repeat is not
+    rendered but takes its predecessor's edit, so it adds nothing to the matte's history and the
+    context must not start on one). ``repeats``: the shot's
+    :class:`~facepipe.stages.repeats.RepeatFrames`."""
+    repeated = set(np.asarray(repeats.frame_index)[np.asarray(repeats.repeat) > 0].tolist())
+    context: set[int] = set()
+    for first, _ in contiguous_runs(np.asarray(indices, np.int64)):
+        start, needed = first, frames
+        while needed > 0 and start > 0:
+            start -= 1
+            needed -= start not in repeated
+        while start > 0 and start in repeated:
+            start -= 1
+        context.update(range(start, first))
+    return np.array(sorted(context - set(np.asarray(indices).tolist())), np.int64)
+
+
+def context_frames(graph: Graph) -> int:
+    """How many frames before a frame its edit depends on: the composite averages the matte over
+    ``matte_window`` frames and the smooth stage the edit over ``window`` earlier composites."""
+    return graph.stage("composite").matte_window - 1 + graph.stage("smooth").window
+
+
 def pull_edit(graph: Graph, sink: str, passthrough: bool) -> Pulled:
-    """Pull the analysis (unless ``passthrough``), then ``sink``; time both."""
+    """Pull the analysis (unless ``passthrough``), then ``sink`` (an :class:`EncodeStage`, given
+    the temporal context its frames need); time both."""
     t0 = time.perf_counter()
-    artifacts = {} if passthrough else {n: graph.get(n) for n in ("track", "fit3d", "plan")}
+    artifacts = {} if passthrough else {n: graph.get(n) for n in ("track", "fit3d", "plan", "repeats")}
+    if not passthrough:
+        encode = graph.stage(sink)
+        encode.context = temporal_context(encode.indices, artifacts["repeats"], context_frames(graph))
     t1 = time.perf_counter()
     written = graph.get(sink)
     t2 = time.perf_counter()
@@ -169,18 +200,24 @@ def run_edit(
         "frames": frames or "all", "codec": spec.name,
     }  # fmt: skip
     writer = make_writer(out, shot.info, spec, shot.indices, shot.first_number, provenance, force, shot.src)
-    report_path = rep.report_path(out)
-    if report_path.exists() and not force:
+    report_path = rep.report_path(out, frames)
+    if report_path.exists() and not force and not spec.image_sequence:
         raise OutputExistsError(f"{report_path} exists; pass --force to overwrite it")
+    todo = frames_to_write(writer, shot.indices, force)
+    if not len(todo):
+        log(f"edit: every frame of {out} exists; nothing to do (pass --force to render them again)")
+        return EditResult(out, 0, shot.info, {}, {"mode": "done", "frames": [], "output": str(out)}, None)
     passthrough = is_passthrough(request)
     stages, last = edit_stages(request, settings)
     with open_ctx(shot.info) as ctx:
-        graph = Graph([*stages, EncodeStage(writer, shot.indices, frames_from=last, desc="edit")], ctx)
+        graph = Graph([*stages, EncodeStage(writer, todo, frames_from=last, desc="edit")], ctx)
         pulled = pull_edit(graph, "encode", passthrough)
         if pulled.fit is not None and not pulled.fit.has_face:
             log(f"edit: {pulled.tracks.message or pulled.fit.message}; the frames pass through unchanged")
         timing = {"analysis_s": pulled.analysis_s, "render_s": pulled.render_s, "total_s": time.perf_counter() - t_start}
-        doc = rep.edit_report(shot, out, request, pulled, settings, timing)
+        doc = rep.edit_report(dataclasses.replace(shot, indices=todo), out, request, pulled, settings, timing)
+        if doc.get("mode") == "edit" and not doc["render"]["edited"]:
+            log(f"edit: {doc['warnings'][0]}")
         rep.write_report(doc, report_path)
         return EditResult(out, pulled.frames_written, shot.info, ctx.stats, doc, report_path)
 
@@ -192,14 +229,28 @@ def default_output(src: Path, label: str, frames: str | None) -> Path:
 
 
 def make_writer(out: Path, info, spec, indices, first_number: int, provenance: dict, force: bool, src: Path):
-    """The movie or image-sequence writer of ``out``, after refusing outputs that must not be written."""
+    """The movie or image-sequence writer of ``out``, after refusing outputs that must not be
+    written (a sequence's existing frames are skipped, see :func:`frames_to_write`)."""
     if spec.image_sequence:
         numbers = {int(i): int(i) + first_number for i in indices}
         writer = ImageSequenceWriter(out, info, spec, numbers, provenance)
         check_output_path(writer.paths()[0], force=True, inputs=(src,))
-        existing = [p for p in writer.paths() if p.exists()]
-        if existing and not force:
-            raise OutputExistsError(f"{existing[0]} exists ({len(existing)} frames of the sequence do); pass --force")
         return writer
     check_output_path(out, force=force, inputs=(src,))
     return MovieWriter(out, info, spec, indices, provenance)
+
+
+def frames_to_write(writer, indices: np.ndarray, force: bool) -> np.ndarray:
+    """The frames of ``indices`` to render: all of a movie; of an image sequence those whose file
+    does not exist yet (every one with ``force``), so a killed chunk re-run finishes the rest.
+    Frames another edit made (its sidecar says so) are not mixed in: OutputExistsError."""
+    if force or not isinstance(writer, ImageSequenceWriter):
+        return np.asarray(indices, np.int64)
+    todo = np.array([i for i, p in zip(indices, writer.paths()) if not p.exists()], np.int64)
+    if len(todo) < len(indices) and writer.sidecar.exists():
+        made = {k: v for k, v in json.loads(writer.sidecar.read_text()).items() if k != "frames"}
+        ours = json.loads(json.dumps({k: v for k, v in writer.provenance.items() if k != "frames"}, default=str))
+        if made != ours:
+            raise OutputExistsError(f"frames of another edit exist in {writer.pattern.parent} (see {writer.sidecar.name}); "
+                                    "pass --force to replace them")  # fmt: skip
+    return todo

@@ -16,11 +16,15 @@ from facepipe import __version__
 from facepipe.io.atomic import StagedFile
 
 
-def report_path(out: Path) -> Path:
-    """``clip.happy.mp4`` -> ``clip.happy.report.json``; ``sh010.%04d.exr`` -> ``sh010.report.json``."""
+def report_path(out: Path, frames: str | None = None) -> Path:
+    """``clip.happy.mp4`` -> ``clip.happy.report.json``; ``sh010.%04d.exr`` -> ``sh010.report.json``,
+    and for one chunk of a sequence (``frames`` 1001-1050) ``sh010.1001-1050.report.json``, so the
+    chunks of a farm job do not write over each other's report."""
     out = Path(out)
     stem = re.sub(r"[._]?%0?\d*d$|[._]?#+$", "", out.stem)
-    return out.with_name(f"{stem or out.stem}.report.json")
+    sequence = stem != out.stem
+    tag = f".{frames.replace(',', '_')}" if sequence and frames else ""
+    return out.with_name(f"{stem or out.stem}{tag}.report.json")
 
 
 def edit_report(shot, out, request, pulled, settings, timing: dict) -> dict:
@@ -59,14 +63,16 @@ def edit_report(shot, out, request, pulled, settings, timing: dict) -> dict:
     doc["au_names"] = list(plan.au_names)
     doc["target"] = np.round(np.asarray(plan.target)[rows], 4).tolist()
     doc["weight"] = np.round(np.asarray(plan.weight)[rows], 4).tolist()
-    doc["render"] = renderer.stats.to_dict()
+    doc["render"] = renderer.stats.to_dict(frames)
     doc["appearance"] = renderer.appearance_report
     doc["smoothing"] = smoothing_report(pulled.opened.get("smooth"))
-    stats = renderer.stats
-    if stats.scaled_down:
+    stats = doc["render"]
+    if not stats["edited"]:
+        doc["warnings"].append("no frame of this range has a usable face: the frames passed through unchanged")
+    if stats["frames_scaled_down"]:
         doc["warnings"].append(
-            f"{stats.scaled_down} frames: the edit was scaled down to {stats.min_edit_scale:.2f} at worst to avoid "
-            "folding the face"
+            f"{stats['frames_scaled_down']} frames: the edit was scaled down to {stats['min_edit_scale']:.2f} at worst "
+            "to avoid folding the face"
         )
     for name, region in renderer.appearance_report.get("regions", {}).items():
         if region.get("frames_fallback"):

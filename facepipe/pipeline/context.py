@@ -24,13 +24,15 @@ def _new_stats() -> dict:
 class RunContext:
     """media: the source clip; cache: the artifact cache (None: nothing is kept); device: a
     ``torch.device``; threads: CPU threads for per-frame work (:meth:`submit`); open_other:
-    MediaInfo -> RunContext for another clip with the same settings (an actor library's shots).
+    MediaInfo -> RunContext for another clip with the same settings (an actor library's shots);
+    progress_mode: ``auto``, ``bar``, ``plain``, ``off`` or the job's
+    :class:`~facepipe.pipeline.progress.JobProgress` (every step's bar reports into it).
     Close it (or use it in a ``with`` block) to stop its worker threads."""
 
     media: MediaInfo
     cache: ArtifactCache | None
     device: object = "cpu"  # torch.device
-    progress_mode: str = "auto"
+    progress_mode: object = "auto"  # str or JobProgress
     log: Callable[[str], None] = print
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     threads: int = 1

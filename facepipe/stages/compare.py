@@ -41,7 +41,7 @@ def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
 class CompareStage(FrameStage):
     """Frames cropped to an even ``width`` x ``height`` and shown as ``mode`` (see
     :func:`compare_frames`) against the plate; the wipe crosses the frame over ``indices``
-    (the previewed frames)."""
+    (the previewed frames; context frames before them, not written, show it at the start)."""
 
     name = "compare"
     version = "1"
@@ -65,7 +65,7 @@ class CompareStage(FrameStage):
             plate = getattr(chunk, "plate", None)
             plate = chunk.frames if plate is None else plate
             frames = compare_frames(plate[..., :h, :w], chunk.frames[..., :h, :w], self.mode,
-                                    wipe[[where[int(i)] for i in chunk.indices]])  # fmt: skip
+                                    wipe[[where.get(int(i), 0) for i in chunk.indices]])  # fmt: skip
             return FrameChunk(chunk.indices, chunk.pts, frames)
 
         return show

@@ -1,7 +1,7 @@
 """The composite stage: each rendered face blended over its plate.
 
 The render stage's mattes are stabilised over time (:class:`~facepipe.composite.MatteStabilizer`,
-in frame order, following the face), then each frame is blended on its own crop on the worker
+a window of the last few frames, in frame order, following the face), then each frame is blended on its own crop on the worker
 threads (colour-matched grain, Laplacian blend: :func:`facepipe.composite.composite`). Pixels
 outside the matte are the decoded source pixels, bit for bit; frames the render did not touch
 come through as decoded. Frames the render marked ``held`` (repeats of their predecessor) get
@@ -57,9 +57,9 @@ class FaceCompositor:
     """The composite stage's transform: :class:`~facepipe.stages.render.RenderedChunk` ->
     :class:`EditedChunk`. Keeps the matte stabiliser and the last frame's edit across chunks."""
 
-    def __init__(self, grain: bool, matte_memory: float, seed: int, submit):
+    def __init__(self, grain: bool, matte_memory: float, matte_window: int, seed: int, submit):
         self.grain, self.seed, self.submit = grain, seed, submit
-        self.stabilizer = MatteStabilizer(matte_memory)
+        self.stabilizer = MatteStabilizer(matte_memory, matte_window)
         # (source, output, matte crop) of the last frame seen, for a repeat that starts a chunk
         self.last: tuple[torch.Tensor, torch.Tensor, MatteCrop | None] | None = None
 
@@ -74,7 +74,7 @@ class FaceCompositor:
                 continue
             layer, matte, centre = face.result()
             if rendered.restart[t]:
-                self.stabilizer.prev = None
+                self.stabilizer.restart()
             matte = self.stabilizer(matte[None], centre[None])[0]
             blends.append((t, self.submit(composite_face, layer, frames[t], matte, self.grain, self.seed,
                                           int(plate.indices[t]))))  # fmt: skip
@@ -109,18 +109,19 @@ class CompositeStage(FrameStage):
 
     Args:
         grain: match the plate's grain on the new face (preview: off, for speed).
-        matte_memory: how much of the previous frame's matte is kept (0 = none; steadies the
-            edge over time).
+        matte_memory: weight of the previous frame's matte against the current one's (0 = none;
+            steadies the edge over time); matte_window: frames the matte is averaged over.
         seed: of the grain noise (the same request gives the same frames).
     """
 
     name = "composite"
-    version = "1"
+    version = "2"  # 2: the matte averaged over a finite window (was an exponential average)
     frames_from = "render"
 
     grain: bool = True
     matte_memory: float = 0.5
+    matte_window: int = 4
     seed: int = 0
 
     def open(self, ctx, inputs, scale) -> FaceCompositor:
-        return FaceCompositor(self.grain, self.matte_memory, self.seed, ctx.submit)
+        return FaceCompositor(self.grain, self.matte_memory, self.matte_window, self.seed, ctx.submit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import numpy as np
+import torch
 
 from facepipe.pipeline.artifacts import Artifact
 from facepipe.pipeline.device import one_cpu_thread
@@ -31,7 +32,9 @@ class Written(Artifact):
 class EncodeStage(SinkStage):
     """Write source frames ``indices`` (T,) of ``frames_from`` at ``scale`` with ``writer`` (a
     :class:`~facepipe.io.writer.MovieWriter` or ``ImageSequenceWriter``, already checked against
-    existing outputs). ``desc`` names the progress bar."""
+    existing outputs). ``context``: source frames pulled through the graph before them but not
+    written, so that temporal stages see the frames a whole-shot run would have shown them (a
+    farm chunk gives the frames one long run gives). ``desc`` names the progress bar."""
 
     name = "encode"
     version = "1"
@@ -41,19 +44,27 @@ class EncodeStage(SinkStage):
     frames_from: str = "smooth"
     scale: float = 1.0
     desc: str = "encode"
+    context: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def params(self) -> dict:
-        return {"output": _target(self.writer), "frames": [int(i) for i in self.indices], "scale": self.scale}
+        return {"output": _target(self.writer), "frames": [int(i) for i in self.indices], "scale": self.scale,
+                "context": [int(i) for i in self.context]}  # fmt: skip
 
     def consume(self, ctx, inputs, pull) -> Written:
-        chunks = pull(self.indices, self.scale)
-        bar = ctx.progress(len(self.indices), self.desc)
+        pulled = np.union1d(np.asarray(self.indices, np.int64), np.asarray(self.context, np.int64))
+        keep = set(np.asarray(self.indices).tolist())
+        chunks = pull(pulled, self.scale)
+        bar = ctx.progress(len(pulled), self.desc)
         written = 0
         try:
             with self.writer, one_cpu_thread(ctx.device), write_behind(self.writer) as write:
                 for chunk in chunks:
-                    write(chunk.frames, chunk.indices)
-                    written += len(chunk)
+                    mine = np.array([int(i) in keep for i in chunk.indices], bool)
+                    if mine.all():
+                        write(chunk.frames, chunk.indices)
+                    elif mine.any():
+                        write(chunk.frames[torch.from_numpy(mine)], chunk.indices[mine])
+                    written += int(mine.sum())
                     bar.update(len(chunk))
         finally:
             bar.close()

@@ -3,8 +3,9 @@
     analysis:  decode -> deblur -> track -> fit3d -> plan     (plan reads track too)
                          deblur -> expression                  (reads track too)
                decode -> scan
+               decode -> repeats                      (reads track too: frames that repeat the one before)
     synthesis: decode -> render -> composite -> smooth -> encode
-               (render reads track, fit3d and plan; smooth reads track)
+               (render reads track, fit3d, plan and repeats; smooth reads track)
     preview:   ... smooth -> compare -> encode
 
 Jobs (``facepipe.jobs``) build a :class:`~facepipe.pipeline.graph.Graph` from these lists and
@@ -19,6 +20,7 @@ from facepipe.stages.decode import DecodeStage
 from facepipe.stages.deblur import PassThroughDeblurStage
 from facepipe.stages.expression import ExpressionStage
 from facepipe.stages.fit3d import Fit3DStage
+from facepipe.stages.repeats import RepeatsStage
 from facepipe.stages.scan import ScanStage
 from facepipe.stages.track import TrackStage
 
@@ -30,7 +32,7 @@ def analysis_stages(face: str = "largest", **track_params) -> list[Stage]:
     ``track_params`` set the other :class:`TrackStage` parameters.
     """
     return [DecodeStage(), PassThroughDeblurStage(), ScanStage(), TrackStage(face=face, **track_params), Fit3DStage(),
-            ExpressionStage()]  # fmt: skip
+            ExpressionStage(), RepeatsStage()]  # fmt: skip
 
 
 def track_and_fit(ctx, face: str = "largest"):

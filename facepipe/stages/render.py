@@ -12,15 +12,14 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 Steps 1-3 of a frame touch no shared state, so frames render on the run's worker threads
 (:meth:`RunContext.submit`); the output chunk carries one Future per rendered frame, which the
 composite stage resolves in frame order while later frames still render. Frames that repeat
-their predecessor (pulled-down footage, :class:`RepeatDetector`) are not rendered but marked
-``held``: the composite re-applies the previous frame's edit to them. The renderer keeps state
-between chunks (the repeat detector), so it must see them in order.
+their predecessor (pulled-down footage: the ``repeats`` stage) are not rendered but marked
+``held``: the composite re-applies the previous frame's edit to them. The renderer remembers
+only whether the frame before a chunk was edited, so it must see the chunks in order.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 from facepipe import defaults
 from facepipe.composite import face_matte
 from facepipe.composite.reblur import reblur_layer
-from facepipe.face.extent import Box, face_box
+from facepipe.face.extent import Box
 from facepipe.face.model import load_model
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
@@ -40,6 +39,7 @@ from facepipe.pipeline.stage import FrameStage
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.warp import apply_warp, warp_field
 from facepipe.stages.appearance import appearance_for_shot
+
 
 class AppearanceSource(Protocol):
     """Transferred appearance for one frame in the frame's edited geometry: ``(box, layer (3,h,w),
@@ -76,67 +76,43 @@ class RenderedChunk:
     restart: np.ndarray
 
 
+class FrameRecord(NamedTuple):
+    """What the renderer did to one frame: held (took its predecessor's edit), the warp's
+    edit_scale (1 = in full), repaired (the warp needed local relaxation), mouth_stretched (the
+    edited mouth opens beyond the source's), transferred (appearance was laid)."""
+
+    held: bool
+    edit_scale: float = 1.0
+    repaired: bool = False
+    mouth_stretched: bool = False
+    transferred: bool = False
+
+
 class RenderStats:
-    """What the renderer did, for the edit report (updated from the worker threads)."""
+    """What the renderer did, frame by frame (recorded from the worker threads), for the edit
+    report of the frames it writes (a farm chunk also renders context frames it does not)."""
 
     def __init__(self):
-        self.frames = self.edited = self.scaled_down = self.repaired = 0
-        self.mouth_stretched = self.transferred = self.held = 0
-        self.min_edit_scale = 1.0
+        self.frames: dict[int, FrameRecord] = {}  # source index -> record, for edited frames
         self._lock = threading.Lock()
 
-    def count_face(self, fld, transferred: bool) -> None:
+    def record(self, index: int, record: FrameRecord) -> None:
         with self._lock:
-            self.min_edit_scale = min(self.min_edit_scale, fld.edit_scale)
-            self.scaled_down += fld.edit_scale < 1.0
-            self.repaired += fld.repaired > 0
-            self.mouth_stretched += fld.mouth_filled
-            self.transferred += transferred
+            self.frames[index] = record
 
-    def to_dict(self) -> dict:
+    def to_dict(self, indices) -> dict:
+        """Counts over source frames ``indices``."""
+        recs = [self.frames[i] for i in map(int, indices) if i in self.frames]
         return {
-            "frames": self.frames,
-            "edited": self.edited,
-            "min_edit_scale": round(self.min_edit_scale, 3),
-            "frames_scaled_down": self.scaled_down,
-            "frames_repaired": self.repaired,
-            "frames_mouth_stretched": self.mouth_stretched,
-            "frames_transferred": self.transferred,
-            "frames_held": self.held,
+            "frames": len(indices),
+            "edited": len(recs),
+            "min_edit_scale": round(min((r.edit_scale for r in recs), default=1.0), 3),
+            "frames_scaled_down": sum(r.edit_scale < 1.0 for r in recs),
+            "frames_repaired": sum(r.repaired for r in recs),
+            "frames_mouth_stretched": sum(r.mouth_stretched for r in recs),
+            "frames_transferred": sum(r.transferred for r in recs),
+            "frames_held": sum(r.held for r in recs),
         }
-
-
-class RepeatDetector:
-    """Finds frames that repeat the one before (pulled-down or frame-doubled footage: vr_face4 is
-    30 fps made from ~24, every fourth frame a re-encoded copy), from the mean absolute change
-    inside the face's box: a repeat changes by less than ``max_step`` (fraction of full scale)
-    and by less than ``max_ratio`` of the median of the last ``history`` steps (at least
-    ``min_history`` of them). In the shared clips repeats change by 0.07 code values at most and
-    real frames by 0.11 at least (a still three-quarter view), 0.6-1.2 in the median, so
-    both tests are needed. Streams: call it for consecutive frames in order."""
-
-    def __init__(self, max_step: float = 0.1 / 255, max_ratio: float = 0.05, history: int = 8, min_history: int = 4):
-        self.max_step, self.max_ratio, self.min_history = max_step, max_ratio, min_history
-        self.steps: deque[float] = deque(maxlen=history)
-        self.prev: tuple[int, torch.Tensor] | None = None  # (source index, frame (3,H,W))
-
-    def __call__(self, frame: torch.Tensor, index: int, mesh: torch.Tensor | None) -> bool:
-        """frame (3,H,W) of source frame ``index``; mesh (N,2) pixels of its face, or None where
-        it has none (the history restarts)."""
-        prev, self.prev = self.prev, (index, frame)
-        if mesh is None or prev is None or prev[0] != index - 1:
-            self.steps.clear()
-            return False
-        x0, y0, x1, y1 = face_box([mesh], 0.0, tuple(frame.shape[-2:]))
-        if x1 <= x0 or y1 <= y0:
-            self.steps.clear()
-            return False
-        step = float((frame[:, y0:y1, x0:x1] - prev[1][:, y0:y1, x0:x1]).abs().mean())
-        known = len(self.steps) >= self.min_history
-        repeat = known and step < self.max_step and step < self.max_ratio * float(np.median(self.steps))
-        if not repeat:  # a repeat's near-zero step would drag the median down
-            self.steps.append(step)
-        return repeat
 
 
 class FaceRenderer:
@@ -144,14 +120,15 @@ class FaceRenderer:
     :class:`RenderedChunk`.
 
     geometry: the shot's source and edited meshes; triangles: (F,3) of the mesh; velocity: (T,2)
-    face motion px/frame at full resolution per shot row; scale: the render scale (frames decoded
-    at that scale); appearance: transferred appearance or None (warp only); shutter: degrees of
-    the motion blur re-applied to transferred appearance; work_px: face size in pixels of the
-    grid the warp is built on; submit: runs per-frame work (:meth:`RunContext.submit`).
+    face motion px/frame at full resolution per shot row; repeats: source frame index -> whether
+    it repeats the frame before; scale: the render scale (frames decoded at that scale);
+    appearance: transferred appearance or None (warp only); shutter: degrees of the motion blur
+    re-applied to transferred appearance; work_px: face size in pixels of the grid the warp is
+    built on; submit: runs per-frame work (:meth:`RunContext.submit`).
     """
 
-    def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, scale: float,
-                 appearance: AppearanceSource | None, shutter: float, work_px: float, submit):  # fmt: skip
+    def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
+                 scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -164,44 +141,44 @@ class FaceRenderer:
         self.work_px = work_px
         self.submit = submit
         self.stats = RenderStats()
-        self.repeats = RepeatDetector()
+        self.repeats = repeats
+        self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
         #: What the appearance transfer chose (regions, donors), for the edit report.
         self.appearance_report: dict = {}
 
     def __call__(self, chunk: FrameChunk) -> RenderedChunk:
         frames = chunk.frames
         T = frames.shape[0]
-        self.stats.frames += T
         meshes = self.geometry.meshes(chunk.indices, self.scale)
         dev = frames.device
         tris = self.triangles.to(dev)
         faces: list[Future | None] = [None] * T
         held, restart = np.zeros(T, bool), np.zeros(T, bool)
-        paused = False
-        for t in range(T):
-            src = torch.from_numpy(meshes.src[t]).to(dev) if meshes.edit[t] else None
-            repeat = self.repeats(frames[t], int(chunk.indices[t]), src)
-            if src is None:
-                paused = True
-            elif repeat:
-                held[t] = True
+        for t, index in enumerate(chunk.indices.tolist()):
+            if not meshes.edit[t]:
+                self.last_edited = None
+                continue
+            follows = self.last_edited == index - 1  # the frame before was edited in this stream
+            if self.repeats.get(index, False) and follows:
+                held[t] = True  # a repeat takes the edit of the frame before
+                self.stats.record(index, FrameRecord(held=True))
             else:
-                faces[t] = self.submit(self._render_face, frames[t], meshes, t, tris)
-                restart[t], paused = paused, False
-        self.stats.edited += int(held.sum()) + sum(f is not None for f in faces)
-        self.stats.held += int(held.sum())
+                faces[t] = self.submit(self._render_face, frames[t], meshes, t, tris, index)
+                restart[t] = not follows  # the matte's history starts again after a pause or a gap
+            self.last_edited = index
         return RenderedChunk(chunk, faces, held, restart)
 
-    def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor) -> RenderedFace:
-        """Row ``t`` of the chunk's ``meshes`` rendered on ``frame`` (3,H,W). Touches no renderer
-        state but the (locked) statistics, so frames can render in parallel."""
+    def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor, index: int) -> RenderedFace:
+        """Row ``t`` of the chunk's ``meshes`` (source frame ``index``) rendered on ``frame``
+        (3,H,W). Touches no renderer state but the (locked) statistics, so frames can render in
+        parallel."""
         H, W = frame.shape[-2:]
         dev = frame.device
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
-        self.stats.count_face(fld, transferred)
+        self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
 
@@ -234,9 +211,9 @@ class RenderStage(FrameStage):
     """
 
     name = "render"
-    version = "1"
+    version = "2"  # 2: repeated frames from the repeats stage
     frames_from = "decode"
-    inputs = ("track", "fit3d", "plan")
+    inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
     actor_library: str = ""
@@ -245,7 +222,7 @@ class RenderStage(FrameStage):
     work_px: float = 96.0
 
     def open(self, ctx, inputs, scale) -> FaceRenderer:
-        tracks, fit, plan = inputs["track"], inputs["fit3d"], inputs["plan"]
+        tracks, fit, plan, repeats = (inputs[name] for name in self.inputs)
         model = load_model()
         geometry = EditGeometry(model, tracks.landmarks, fit, plan.target, plan.weight, fit.frame_index)
         appearance, report = None, {}
@@ -253,7 +230,8 @@ class RenderStage(FrameStage):
             library = Path(self.actor_library) if self.actor_library else None
             appearance, report = appearance_for_shot(ctx, tracks, fit, plan, model, self.appearance_strength,
                                                      library, self.face, scale)  # fmt: skip
-        renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, scale, appearance, self.shutter,
+        repeated = dict(zip(repeats.frame_index.tolist(), (repeats.repeat > 0).tolist()))
+        renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
                                 self.work_px, ctx.submit)  # fmt: skip
         renderer.appearance_report = report
         return renderer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ def frame_statistics(frames) -> FrameStats:
     bins = (small.clamp(0, 1) * (HIST_BINS - 1e-4)).long().flatten(2)  # (T,3,N)
     hist = torch.zeros(t, 3, HIST_BINS).scatter_add_(2, bins, torch.ones_like(bins, dtype=torch.float32))
     hist /= bins.shape[-1]
-    luma = (0.299 * small[:, 0] + 0.587 * small[:, 1] + 0.114 * small[:, 2]).unsqueeze(1)
+    luma = kornia.color.rgb_to_grayscale(small)  # (T,1,h,w), Rec. 601 weights
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     lap = F.conv2d(luma, kernel)
     return FrameStats(
@@ -50,7 +51,7 @@ def frame_statistics(frames) -> FrameStats:
 @dataclass
 class ScanStage(ChunkedStage):
     name = "scan"
-    version = "1"
+    version = "2"  # 2: luma by kornia (float rounding)
     frames_from = "decode"
     artifact = FrameStats
 
