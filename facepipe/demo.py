@@ -11,13 +11,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
+import av
+import cv2
 import numpy as np
+from skimage import data
 
 
 def camera_move(photo: np.ndarray, t: float, size: int) -> np.ndarray:
     """A (size,size,3) uint8 view of ``photo`` at time ``t`` in 0..1 (pan + slow zoom)."""
-    import cv2
-
     h, w = photo.shape[:2]
     zoom = 1.0 + 0.15 * t
     crop = int(min(h, w) / zoom)
@@ -32,8 +33,6 @@ def write_h264(path: Path, frames: Iterable[np.ndarray], fps: Fraction, crf: int
                tone_hz: float | None = None) -> Path:
     """Encode (H,W,3) uint8 RGB frames to H.264 yuv420p (sizes rounded down to even), with an
     optional quiet AAC sine tone as long as the video. Frame i gets pts i in a 1/fps time base."""
-    import av
-
     fps = Fraction(fps)
     frames = iter(frames)
     first = next(frames)
@@ -74,8 +73,6 @@ def write_h264(path: Path, frames: Iterable[np.ndarray], fps: Fraction, crf: int
 def make_demo_clip(path: Path, seconds: float = 2.0, fps: Fraction = Fraction(25), size: int = 384,
                    audio: bool = True, photo: np.ndarray | None = None) -> Path:
     """Write an H.264 (+AAC tone) clip of the astronaut photo with camera motion to ``path``."""
-    from skimage import data
-
     photo = data.astronaut() if photo is None else photo
     n = max(1, int(round(seconds * fps)))
     frames = (camera_move(photo, i / max(1, n - 1), size) for i in range(n))

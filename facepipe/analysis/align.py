@@ -18,7 +18,10 @@ downscale) so large faces do not alias; greyscale is ITU-R 601 luma, as fer's ``
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_RIGHT_EYE, to_ibug68
 
 #: Output side in pixels (mini-Xception input).
 CROP_SIZE = 64
@@ -39,13 +42,9 @@ def eye_centres(points: np.ndarray, scheme: str = "mediapipe-478") -> np.ndarray
     p = np.asarray(points, np.float64)[..., :2]
     n = p.shape[-2]
     if n in (468, 478):
-        from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_RIGHT_EYE
-
         right, left = p[..., list(MESH_RIGHT_EYE), :], p[..., list(MESH_LEFT_EYE), :]
     else:
         if n != 68:
-            from facepipe.tracking.schemes import to_ibug68
-
             p = np.asarray(to_ibug68(np.asarray(points), scheme), np.float64)[..., :2]
         right, left = p[..., 36:42, :], p[..., 42:48, :]
     return np.stack([right.mean(-2), left.mean(-2)], axis=-2)
@@ -86,8 +85,6 @@ def align_face(
     """(size,size) float32 crop of an (H,W) float32 greyscale image, or None for NaN eyes.
 
     Pixels outside the image repeat the border (a face at the frame edge keeps its shape)."""
-    import cv2
-
     m = alignment_matrix(eyes, size, eye_dist, eye_y)
     if not np.isfinite(m).all():
         return None

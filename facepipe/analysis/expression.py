@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from facepipe.analysis.align import EYE_DIST, EYE_Y
+from facepipe.analysis.align import EYE_DIST, EYE_Y, align_faces
+from facepipe.nn.expression import classify_faces
 from facepipe.pipeline.artifacts import Artifact
 
 #: Classifier classes, in output column order (``facepipe.nn.expression.EMOTIONS``).
@@ -62,11 +64,6 @@ def emotion_probabilities(
 ) -> tuple[np.ndarray, np.ndarray]:
     """frames (T,3,H,W) float32 0..1 and their landmarks (T,N,3) px -> probs (T,7) float32 (NaN
     where no face) and valid (T,) bool."""
-    import torch
-
-    from facepipe.analysis.align import align_faces
-    from facepipe.nn.expression import classify_faces
-
     crops, valid = align_faces(frames, landmarks, scheme, eye_dist=eye_dist, eye_y=eye_y)
     probs = np.full((len(crops), len(CLASSES)), np.nan, np.float32)
     if valid.any():

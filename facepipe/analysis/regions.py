@@ -7,6 +7,7 @@ measured in is :func:`facepipe.tracking.schemes.inter_ocular`.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from facepipe.tracking.schemes import inter_ocular
@@ -35,8 +36,6 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
 def hull_mask(points: np.ndarray, height: int, width: int, grow: float = 0.0) -> np.ndarray:
     """(H,W) bool: the convex hull of one frame's landmarks (N,>=2) px, grown (or shrunk, when
     negative) by ``grow`` x inter-ocular distance. All False when the points are NaN."""
-    import cv2
-
     mask = np.zeros((height, width), np.uint8)
     p = np.asarray(points, np.float64)[..., :2]
     if not np.isfinite(p).all() or len(p) < 3:

@@ -16,13 +16,19 @@ mean of both sides under the plain name (``AU12``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from facepipe.analysis.align import align_faces
 from facepipe.analysis.expression import CLASSES
+from facepipe.io.atomic import StagedFile
+from facepipe.io.reader import VideoReader
+from facepipe.tracking.tracks import Flag
 
 #: Line colours of the emotion classes (fixed, so plots of different clips compare).
 EMOTION_COLOURS = {
@@ -50,8 +56,6 @@ def au_table(au: np.ndarray, au_names: list[str]) -> tuple[np.ndarray, list[str]
 
 def frame_records(result) -> list[dict]:
     """One dict per frame of an :class:`~facepipe.jobs.analyze.AnalysisResult` (schema above)."""
-    from facepipe.tracking.tracks import Flag
-
     tr, em, fit = result.tracks, result.emotions, result.fit
     fps = Fraction(result.info.fps)
     present = np.isfinite(tr.landmarks.reshape(len(tr), -1)).all(1) if len(tr) else np.zeros(0, bool)
@@ -99,8 +103,6 @@ def document(result) -> dict:
 
 
 def write_json(doc: dict, path: Path) -> Path:
-    from facepipe.io.atomic import StagedFile
-
     with StagedFile(Path(path)) as tmp:
         tmp.write_text(json.dumps(doc, indent=None, separators=(",", ":")))
     return Path(path)
@@ -109,10 +111,6 @@ def write_json(doc: dict, path: Path) -> Path:
 def write_csv(doc: dict, path: Path) -> Path:
     """One row per frame: frame, time_s, face, confidence, flags, residual_iod, yaw, pitch, roll,
     dominant, one column per emotion class (P_<class>), one per AU. Empty cells are unknown."""
-    import io
-
-    from facepipe.io.atomic import StagedFile
-
     emotions, aus = doc["emotions"], doc["au_names"]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -160,12 +158,10 @@ def _plot_aus(doc: dict, max_aus: int = 8) -> list[str]:
 
 def write_plot(doc: dict, path: Path, title: str | None = None) -> Path:
     """PNG: emotion probabilities, AU intensities and face confidence over frames, x shared."""
-    import matplotlib
+    import matplotlib  # lazy: the Agg backend is process-wide; chosen on the first plot, not on import
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from facepipe.io.atomic import StagedFile
 
     frames = doc["frames"]
     x = np.array([r["index"] for r in frames])
@@ -233,12 +229,6 @@ def sample_frames(doc: dict, n: int) -> list[int]:
 def write_contact_sheet(result, doc: dict, path: Path, samples: int = 12, cols: int = 4, tile: int = 240) -> Path:
     """PNG: ``samples`` frames around the face, labelled with frame, dominant emotion and its
     probability, and the strongest AU; the classifier's own 64x64 input is inset at the corner."""
-    import cv2
-
-    from facepipe.analysis.align import align_faces
-    from facepipe.io.atomic import StagedFile
-    from facepipe.io.reader import VideoReader
-
     pos = sample_frames(doc, samples)
     tr = result.tracks
     idx = [doc["frames"][p]["index"] for p in pos]
@@ -303,7 +293,5 @@ def write_contact_sheet(result, doc: dict, path: Path, samples: int = 12, cols: 
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], colour) -> None:
-    import cv2
-
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)

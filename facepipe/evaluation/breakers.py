@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
+
+from facepipe.analysis.regions import hull_mask
+from facepipe.io.codecs import choose_codec
+from facepipe.io.media import probe
+from facepipe.io.reader import VideoReader
+from facepipe.io.writer import MovieWriter
+from facepipe.tracking.schemes import inter_ocular
 
 
 def _write(source, out, frames_iter, codec: str | None, provenance: dict) -> Path:
-    from facepipe.io.codecs import choose_codec
-    from facepipe.io.media import probe
-    from facepipe.io.writer import MovieWriter
-
     info = probe(source)
     out = Path(out)
     spec = choose_codec(codec, info, out)
@@ -32,10 +37,6 @@ def _write(source, out, frames_iter, codec: str | None, provenance: dict) -> Pat
 def shifted_edit(source, out, shift: int = 5, codec: str | None = None) -> Path:
     """Frame t of ``out`` is source frame min(t + shift, T-1) (shift >= 0): the picture runs
     ``shift`` frames early against the audio and the source."""
-    import torch
-
-    from facepipe.io.reader import VideoReader
-
     if shift < 0:
         raise ValueError("shift must be >= 0")
 
@@ -57,11 +58,6 @@ def face_mattes(landmarks: np.ndarray, height: int, width: int, feather: float =
     """(T,H,W) float32 0..1 soft face mattes inside the landmarks' convex hull: the hull shrunk by
     2 ``feather`` and feathered by a Gaussian of ``feather`` (x inter-ocular distance), so the
     matte is ~0 on and outside the hull (0 where no face)."""
-    import cv2
-
-    from facepipe.analysis.regions import hull_mask
-    from facepipe.tracking.schemes import inter_ocular
-
     out = np.zeros((len(landmarks), height, width), np.float32)
     for i, p in enumerate(landmarks):
         m = hull_mask(p, height, width, grow=-2 * feather).astype(np.float32)
@@ -75,12 +71,6 @@ def blurred_face_edit(source, out, landmarks: np.ndarray, sigma: float = 0.03, c
     """The face (hull of ``landmarks`` (T,N,3) px of the source, e.g. its tracks) blurred with a
     Gaussian of ``sigma`` x inter-ocular distance inside a feathered matte; the rest untouched
     (pixels outside the feathered matte are the decoded source exactly)."""
-    import cv2
-    import torch
-
-    from facepipe.io.reader import VideoReader
-    from facepipe.tracking.schemes import inter_ocular
-
     def frames(info):
         for chunk in VideoReader(info).chunks(chunk_size=16):
             f = chunk.frames.numpy().copy()

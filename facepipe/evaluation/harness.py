@@ -39,10 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
-from facepipe.analysis.regions import mouth_opening
+from facepipe.analysis.expression import classifier_class
+from facepipe.analysis.regions import hull_mask, mouth_opening
 from facepipe.errors import RequestError
 from facepipe.evaluation import measures as ms
-from facepipe.io.media import MediaInfo
+from facepipe.evaluation.identity import DlibIdentity, identity_unavailable
+from facepipe.face.shot import fit_tracks
+from facepipe.io.frameranges import parse_frame_range
+from facepipe.io.media import MediaInfo, probe
+from facepipe.io.reader import VideoReader
+from facepipe.pipeline.device import one_cpu_thread
+from facepipe.plan.planner import EditPlan
 
 #: Frames whose descriptors the identity measure compares (evenly spread).
 IDENTITY_SAMPLES = 12
@@ -79,8 +86,6 @@ def load_plan(path, source_frames: int) -> tuple[list[str], np.ndarray]:
     """
     path = Path(path)
     if path.is_dir():
-        from facepipe.plan.planner import EditPlan
-
         plan = EditPlan.load(path)
         names, target, frames = list(plan.au_names), np.asarray(plan.target, np.float64), None
     else:
@@ -117,8 +122,6 @@ def load_plan(path, source_frames: int) -> tuple[list[str], np.ndarray]:
 
 
 def _pair_indices(src_info, edited_info, frames: str | None) -> np.ndarray:
-    from facepipe.io.frameranges import parse_frame_range
-
     if frames:
         idx = parse_frame_range(frames, src_info.frame_count)
     else:
@@ -184,8 +187,6 @@ def evaluate(
 
 
 def _classifier_target(emotion: str) -> str | None:
-    from facepipe.analysis.expression import classifier_class
-
     try:
         return classifier_class(emotion)
     except ValueError as exc:
@@ -195,8 +196,6 @@ def _classifier_target(emotion: str) -> str | None:
 def _paired_clips(source, edited, frames: str | None):
     """(source MediaInfo, edited MediaInfo, idx (T,) source frame of each edited frame), or a
     RequestError when the clips cannot be paired."""
-    from facepipe.io.media import probe
-
     src_info, ed_info = probe(source), probe(edited)
     if (src_info.width, src_info.height) != (ed_info.width, ed_info.height):
         raise RequestError(
@@ -251,8 +250,6 @@ def _pixels(source, edited, pair: _Pair, reencode, codec, frames, reencode_sourc
     """(the pixel measures of :func:`_pixel_pass`, the reference re-encode's codec label): the
     reference is ``reencode`` when given ("given"), else made by ``reencode_source`` in a
     temporary folder with ``codec`` (default: like the edited clip)."""
-    from facepipe.io.media import probe
-
     if reencode is not None:
         return _pixel_pass(pair, probe(reencode), identity), codec or "given"
     codec = codec or reencode_codec(pair.edited)
@@ -278,8 +275,6 @@ def _au_fidelity(src, out, idx, plan) -> dict:
     cp = [names.index(n) for n in common]
     # Refit the edited clip with the source's identity (same actor): an expression the edit holds
     # over the whole shot would otherwise be absorbed into a shot-level identity and read as 0.
-    from facepipe.face.shot import fit_tracks
-
     edited_fit = fit_tracks(out.tracks, identity=src.fit.identity)
     valid = np.asarray(src.fit.valid, bool)[idx] & np.asarray(edited_fit.valid, bool)
     return ms.au_fidelity(src.fit.au[idx][:, cs], edited_fit.au[:, cs], target[idx][:, cp], common, valid)
@@ -287,9 +282,6 @@ def _au_fidelity(src, out, idx, plan) -> dict:
 
 def _pixel_pass(pair: _Pair, ref_info, identity: bool) -> dict:
     """Stream source, edited and re-encoded frames together; accumulate the pixel measures."""
-    from facepipe.io.reader import VideoReader
-    from facepipe.pipeline.device import one_cpu_thread
-
     n = len(pair.idx)
     acc = _PixelMeasures(pair, _identity_positions(pair, identity))
     readers = (
@@ -310,8 +302,6 @@ def _pixel_pass(pair: _Pair, ref_info, identity: bool) -> dict:
 def _identity_positions(pair: _Pair, identity: bool) -> tuple[str | None, set[int]]:
     """(why the identity measure is skipped or None, the frame positions whose faces it compares:
     up to IDENTITY_SAMPLES evenly spread over frames with a face in both clips)."""
-    from facepipe.evaluation.identity import identity_unavailable
-
     reason = None if identity else "skipped (--no-identity)"
     if reason is None:
         reason = identity_unavailable()
@@ -329,8 +319,6 @@ class _PixelMeasures:
     then ``report``."""
 
     def __init__(self, pair: _Pair, identity: tuple[str | None, set[int]]):
-        from facepipe.evaluation.identity import DlibIdentity
-
         n = len(pair.idx)
         self.pair, self.h, self.w = pair, pair.source.height, pair.source.width
         self.sharp = np.full((3, n), np.nan)  # source, edited, re-encode
@@ -343,8 +331,6 @@ class _PixelMeasures:
         self.prev = None
 
     def add(self, t: int, fs: np.ndarray, fe: np.ndarray, fr: np.ndarray) -> None:
-        from facepipe.analysis.regions import hull_mask
-
         ls, le = self.pair.src_lms[t], self.pair.ed_lms[t]
         face_s = hull_mask(ls, self.h, self.w)
         ys, ye, yr = ms.luma(fs), ms.luma(fe), ms.luma(fr)
@@ -365,8 +351,6 @@ class _PixelMeasures:
             self.desc_e.append(self.embedder.embed(to8(fe), le, self.pair.scheme))
 
     def _background(self, fs, fe, fr, ls, le) -> None:
-        from facepipe.analysis.regions import hull_mask
-
         grown = hull_mask(ls, self.h, self.w, grow=BACKGROUND_MARGIN) | hull_mask(le, self.h, self.w, grow=BACKGROUND_MARGIN)
         bg = ~grown
         s, c = ms.masked_sse(fe, fr, bg)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from facepipe.tracking.schemes import to_ibug68
+from facepipe.weights import is_available, weights_path
+
 MODELS = ("dlib-face-recognition-resnet", "dlib-shape-predictor-5")
 
 
@@ -19,8 +22,6 @@ def identity_unavailable() -> str | None:
         import dlib  # noqa: F401
     except ImportError:
         return "dlib is not installed (pip install dlib-bin, or pip install 'facepipe[eval]')"
-    from facepipe.weights import is_available
-
     missing = [m for m in MODELS if not is_available(m)]
     if missing:
         return f"weights not cached: {', '.join(missing)} (facepipe weights fetch {missing[0]})"
@@ -29,8 +30,6 @@ def identity_unavailable() -> str | None:
 
 def face_box(landmarks: np.ndarray, scheme: str = "mediapipe-478") -> np.ndarray | None:
     """x0, y0, x1, y1 of a dlib-detector-like box (the 68-point jaw/brow extent) from (N,3) px."""
-    from facepipe.tracking.schemes import to_ibug68
-
     p = np.asarray(landmarks, np.float64)
     if not np.isfinite(p).all():
         return None
@@ -48,8 +47,6 @@ class DlibIdentity:
 
     def __init__(self):
         import dlib
-
-        from facepipe.weights import weights_path
 
         self._dlib = dlib
         self.shape_predictor = dlib.shape_predictor(str(weights_path("dlib-shape-predictor-5")))

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
+import torch
+from kornia.color import rgb_to_grayscale
+from kornia.geometry.transform import remap
 
 from facepipe.analysis.expression import CLASSES
+from facepipe.tracking.filters import jitter
 
 #: A probability counts as having risen when it went up by more than this (codec noise moves
 #: the classifier's output by ~0.01 on a pass-through re-encode).
@@ -211,8 +216,6 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 def laplacian_variance(grey: np.ndarray, mask: np.ndarray) -> float:
     """Variance of the 3x3 Laplacian of an (H,W) image over the pixels of ``mask`` (NaN if empty)."""
-    import cv2
-
     if not mask.any():
         return float("nan")
     lap = cv2.Laplacian(np.asarray(grey, np.float32), cv2.CV_32F, ksize=1)
@@ -264,8 +267,6 @@ def jitter_ratio(
     """Landmark jitter (high-frequency landmark motion, % of inter-ocular distance; see
     :func:`facepipe.tracking.filters.jitter`) of the edited clip relative to the source, both
     tracked independently and unsmoothed."""
-    from facepipe.tracking.filters import jitter
-
     js = jitter(np.asarray(source_landmarks), scheme, source_cuts)
     je = jitter(np.asarray(edited_landmarks), scheme, edited_cuts)
     r = je / js if np.isfinite(js) and np.isfinite(je) and js > 0 else float("nan")
@@ -292,8 +293,6 @@ WARP_CONTEXT = 0.25
 
 @functools.lru_cache(maxsize=1)
 def _dis():
-    import cv2
-
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
@@ -307,9 +306,6 @@ def flow_warp(images, flow: np.ndarray):
     """images (B,C,H,W) float torch tensor sampled at x + flow[x] (flow: (H,W,2) px), bilinear,
     border values outside: with the current -> previous flow, the previous frame seen from the
     current one. Returns (B,C,H,W)."""
-    import torch
-    from kornia.geometry.transform import remap
-
     b, _, h, w = images.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     fl = torch.as_tensor(flow, dtype=torch.float32)
@@ -321,8 +317,6 @@ def flow_consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     """(H,W) bool: pixels of the current frame whose current -> previous flow ``backward``
     (H,W,2) is confirmed by the previous -> current flow ``forward`` (H,W,2) (forward-backward
     check, see OCCLUSION_ALPHA) and lands inside the previous frame: not occluded."""
-    import torch
-
     fwd = flow_warp(torch.as_tensor(forward, dtype=torch.float32).permute(2, 0, 1)[None], backward)[0]
     return _consistent(backward, fwd.permute(1, 2, 0).numpy())
 
@@ -356,9 +350,6 @@ def warp_error_pair(prev, cur, region: np.ndarray) -> np.ndarray:
     non-occluded pixels (:func:`flow_consistent`) and the 3 channels of the squared difference
     (current - warped previous)^2, in (0..1)^2 units. NaN where no pixel is left.
     """
-    import torch
-    from kornia.color import rgb_to_grayscale
-
     prev, cur = torch.as_tensor(prev, dtype=torch.float32), torch.as_tensor(cur, dtype=torch.float32)
     region = np.asarray(region, bool)
     if not region.any():

@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
 
 from facepipe.face import topology as tp
 from facepipe.face.mesh_landmarks import clip_landmarks
@@ -80,8 +82,6 @@ def clip_shapes(clips_dir: Path) -> dict[str, np.ndarray]:
 
 def estimate_template(shapes: dict[str, np.ndarray], iterations: int = 5):
     """(template (V,3), rigid_weights (V,), mirror (V,)) from per-clip shapes (T,V,3)."""
-    from scipy.optimize import linear_sum_assignment
-
     first = next(iter(shapes.values()))[0]
     ref = first - first.mean(0)
     w = np.ones(tp.N_VERTICES)
@@ -132,6 +132,7 @@ def _canonical(shape: np.ndarray) -> np.ndarray:
 
 def mesh_triangles(template: np.ndarray) -> np.ndarray:
     """Triangles (F,3) from mediapipe's FACEMESH_TESSELATION, wound to face +Z on ``template``."""
+    # lazy: mediapipe is heavy and chatty; clip_landmarks has set its log level by now
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
 
     return tp.orient_triangles(tp.triangles_from_edges(FACEMESH_TESSELATION), template)
@@ -292,8 +293,6 @@ def main(argv=None):
     ap.add_argument("--clips", type=Path, default=Path(__file__).resolve().parents[3] / "shared/data/clips")
     ap.add_argument("--out", type=Path, default=RIG_PATH)
     args = ap.parse_args(argv)
-    import torch
-
     torch.set_num_threads(1)  # a build runs beside other work; one core is plenty
     model = build(args.clips, args.out)
     print(json.dumps({"out": str(args.out), "vertices": model.n_vertices, "triangles": len(model.triangles),

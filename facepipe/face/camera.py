@@ -15,14 +15,14 @@ itself reports landmarks: x, y in the image and z orthographically in the same s
 from __future__ import annotations
 
 import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
 
 _FLIP = (1.0, -1.0, -1.0)
 
 
 def rotvec_to_matrix(rotvec):
     """Rodrigues: rotvec (...,3) float tensor -> rotation matrices (...,3,3); smooth at 0."""
-    import torch
-
     theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]  # (...,1,1)
     theta = torch.sqrt(theta2 + 1e-12)
     # Taylor expansions keep gradients finite at theta = 0.
@@ -41,8 +41,6 @@ def project(verts, rotvec, translation, scale):
 
     rotvec (T,3) radians, translation (T,3) px, scale (T,) px per model unit.
     """
-    import torch
-
     r = rotvec_to_matrix(rotvec)  # (T,3,3)
     cam = torch.einsum("tij,tvj->tvi", r, verts)
     flip = torch.tensor(_FLIP, dtype=verts.dtype, device=verts.device)
@@ -81,7 +79,5 @@ def image_to_camera(points: np.ndarray) -> np.ndarray:
 
 def matrix_to_rotvec(r: np.ndarray) -> np.ndarray:
     """Rotation matrices (...,3,3) -> axis-angle (...,3) radians."""
-    from scipy.spatial.transform import Rotation
-
     shape = r.shape[:-2]
     return Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(*shape, 3)

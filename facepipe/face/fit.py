@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from facepipe.face import topology as tp
 from facepipe.face.camera import (
@@ -30,6 +31,7 @@ from facepipe.face.camera import (
     similarity_align,
 )
 from facepipe.face.model import FaceModel, blend, load_model
+from facepipe.pipeline.device import one_cpu_thread
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,6 @@ class ShotFit:
 
     def image_vertices(self, model: FaceModel, frames=None) -> np.ndarray:
         """Image-space vertices (T',V,3) px of ``frames`` (default all)."""
-        import torch
-
         idx = np.arange(len(self.au)) if frames is None else np.atleast_1d(np.asarray(frames))
         v = torch.from_numpy(self.vertices(model, idx))
         p = project(v, *(torch.from_numpy(np.asarray(a)[idx]) for a in (self.rotation, self.translation, self.scale)))
@@ -108,10 +108,6 @@ def fit_shot(
     identity: (V,3) a known neutral shape of the actor (e.g. from another fit of the same
     actor): held fixed, so an expression held over the whole shot cannot hide in the identity.
     """
-    import torch
-
-    from facepipe.pipeline.device import one_cpu_thread
-
     dev = torch.device(device)
     with one_cpu_thread(dev):
         return _fit(landmarks, confidence, image_size, model or load_model(), config or FitConfig(), dev, progress, cuts,
@@ -173,8 +169,6 @@ class _FitTerms:
 
     @classmethod
     def build(cls, lm, conf, valid, segment, iod, pose0, model: FaceModel, cfg: FitConfig, dev) -> _FitTerms:
-        import torch
-
         f32 = {"dtype": torch.float32, "device": dev}
         weight = torch.as_tensor(np.where(valid, conf, 0.0), **f32)
         return cls(
@@ -197,8 +191,6 @@ class _FitTerms:
 def _parameters(terms: _FitTerms, rot0: np.ndarray, n_aus: int, identity, cfg: FitConfig):
     """The optimised parameters (dict: rot, d_trans, d_logscale, au, d_identity) and their Adam
     optimiser. A given ``identity`` is held fixed (d_identity is then a constant)."""
-    import torch
-
     f32 = {"dtype": torch.float32, "device": terms.template.device}
     n_frames = len(rot0)
     p = {
@@ -222,8 +214,6 @@ def _parameters(terms: _FitTerms, rot0: np.ndarray, n_aus: int, identity, cfg: F
 
 def _loss(terms: _FitTerms, p: dict, cfg: FitConfig):
     """The objective of the module doc at the current parameters ``p`` (a scalar tensor)."""
-    import torch
-
     eps = cfg.robust_scale
     scale = terms.scale0 * torch.exp(p["d_logscale"])
     trans = terms.trans0 + p["d_trans"] * terms.iod[:, None]
@@ -245,8 +235,6 @@ def _loss(terms: _FitTerms, p: dict, cfg: FitConfig):
 
 def _optimise(terms: _FitTerms, p: dict, opt, cfg: FitConfig, progress) -> None:
     """``cfg.iterations`` Adam steps on ``p`` (in place), AUs clamped to [0, au_max] after each."""
-    import torch
-
     base_lrs = [g["lr"] for g in opt.param_groups]
     for it in range(cfg.iterations):
         # Cosine decay to 5%: big steps first, a settled answer at the end.
@@ -264,8 +252,6 @@ def _optimise(terms: _FitTerms, p: dict, opt, cfg: FitConfig, progress) -> None:
 
 def _result(terms: _FitTerms, p: dict, lm, iod, valid, fill, model: FaceModel, image_size) -> ShotFit:
     """The ShotFit of the optimised parameters: unused frames interpolated (``fill``), residuals."""
-    import torch
-
     with torch.no_grad():
         scale = (terms.scale0 * torch.exp(p["d_logscale"])).cpu().numpy()
         trans = (terms.trans0 + p["d_trans"] * terms.iod[:, None]).cpu().numpy()

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facepipe.io.media import probe
+from facepipe.io.reader import VideoReader
+
 CHUNK = 64
 
 
@@ -29,9 +32,6 @@ def clip_landmarks(path: str, indices=None) -> tuple[np.ndarray, np.ndarray, tup
 
     FaceMesh runs in video mode over the selection in order, as the tracker does.
     """
-    from facepipe.io.media import probe
-    from facepipe.io.reader import VideoReader
-
     info = probe(path)
     indices = np.arange(info.frame_count) if indices is None else np.asarray(indices, np.int64)
     cache = _cache_path(path, indices)
@@ -41,7 +41,7 @@ def clip_landmarks(path: str, indices=None) -> tuple[np.ndarray, np.ndarray, tup
 
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import mediapipe as mp
+    import mediapipe as mp  # lazy: after the log-level variables above; a cache hit never loads it
 
     reader = VideoReader(info)
     out = np.full((len(indices), 478, 3), np.nan, np.float32)

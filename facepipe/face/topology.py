@@ -10,6 +10,8 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 
 N_VERTICES = 468
 
@@ -166,9 +168,6 @@ def geodesic_distances(verts: np.ndarray, tris: np.ndarray, sources) -> np.ndarr
     Paths go around holes (the mouth and eye openings), so an upper-lip source is far from the
     lower lip even though they touch in space.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import dijkstra
-
     e = mesh_edges(tris)
     w = np.linalg.norm(verts[e[:, 0]] - verts[e[:, 1]], axis=1)
     n = len(verts)

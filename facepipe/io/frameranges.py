@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from facepipe.errors import RequestError
+from facepipe.io.timecode import timecode_to_frames
 
 _PART = re.compile(r"^(-?\d+)(?:-(\d*)(?:x(\d+))?)?$")
 
@@ -53,8 +54,6 @@ def parse_frame_range(spec: str, frame_count: int, first_number: int = 0) -> np.
 
 def first_frame_number(frame_base: str, timecode: str | None, fps: Fraction) -> int:
     """The number of source frame 0 under ``--frame-base`` (``index``, ``1`` or ``timecode``)."""
-    from facepipe.io.timecode import timecode_to_frames
-
     if frame_base == "index":
         return 0
     if frame_base == "1":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from facepipe.errors import MediaError
@@ -117,8 +118,6 @@ def _find_timecode(container) -> str | None:
 
 
 def _open(path: Path):
-    import av
-
     try:
         return av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as exc:
@@ -199,8 +198,6 @@ def _stream_facts(path: Path, container) -> dict:
 def _demux(path: Path, container, vs) -> tuple[list[int], list[int], dict[int, int]]:
     """Every video packet's pts and duration in decode order (discarded packets skipped), and the
     packet count of each audio stream, demuxed (not decoded) from ``container``."""
-    import av
-
     audio_packets = {s.index: 0 for s in container.streams.audio}
     pts, durations = [], []
     video_packets = 0
@@ -252,8 +249,6 @@ def frame_durations(pts: list[int], stream_end: int | None, last_packet_duration
 
 
 def _decode_first_frame(path: Path) -> dict:
-    import av
-
     with _open(path) as container:
         vs = container.streams.video[0]
         try:

@@ -7,12 +7,18 @@ rgb48, so values round-trip exactly to the integer code values of that depth.
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import av
+import cv2
 import numpy as np
+import torch
 
 from facepipe.errors import MediaError
+from facepipe.io.frameranges import contiguous_runs
 from facepipe.io.media import MediaInfo
 
 #: Default chunk budget when a caller names no chunk size (the synthesis pass). Below glibc's
@@ -32,7 +38,7 @@ class FrameChunk:
 
     indices: np.ndarray
     pts: np.ndarray
-    frames: "torch.Tensor"  # noqa: F821
+    frames: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -82,9 +88,6 @@ def _read_ahead(source: Iterator, depth: int) -> Iterator:
     Exceptions reach the caller at the item where they happened; closing the iterator early
     (``break``, garbage collection) stops the thread, which closes ``source``.
     """
-    import queue
-    import threading
-
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -154,10 +157,6 @@ class VideoReader:
         yield from _read_ahead(self._chunks(indices, chunk_size, scale), read_ahead)
 
     def _chunks(self, indices, chunk_size: int | None, scale: float) -> Iterator[FrameChunk]:
-        import torch
-
-        from facepipe.io.frameranges import contiguous_runs
-
         info = self.info
         indices = np.arange(info.frame_count) if indices is None else np.asarray(indices, np.int64)
         chunk_size = chunk_size or chunk_length(info, scale=scale)
@@ -182,10 +181,8 @@ class VideoReader:
         if batch_idx:
             yield self._make_chunk(batch_idx, frames[: len(batch_idx)])
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> "torch.Tensor":  # noqa: F821
+    def read(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """All of ``indices`` as one (T,3,H,W) float32 tensor (for small selections)."""
-        import torch
-
         return torch.cat([c.frames for c in self.chunks(indices)])
 
     def _make_chunk(self, idx: list[int], frames) -> FrameChunk:
@@ -195,8 +192,6 @@ class VideoReader:
 
     def _decode_run(self, start: int, end: int, size: tuple[int, int] | None) -> Iterator[tuple[int, np.ndarray]]:
         """Decoded (index, (H,W,3) upright rgb code values, maybe a strided view) for every frame in [start, end]."""
-        import av
-
         info = self.info
         fmt = rgb_format(info.bit_depth)
         want = end - start + 1
@@ -233,7 +228,5 @@ def to_uint8_images(frames) -> list[np.ndarray]:
 
     OpenCV's merge + convertScaleAbs is ~10x faster here than a torch permute/cast.
     """
-    import cv2
-
     arr = frames.detach().cpu().numpy()
     return [cv2.convertScaleAbs(cv2.merge([p[0], p[1], p[2]]), alpha=255.0) for p in arr]

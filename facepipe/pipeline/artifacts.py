@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 ARRAYS_FILE = "arrays.safetensors"
 META_FILE = "meta.json"
@@ -23,8 +24,6 @@ class Artifact:
     """Base class for artifact dataclasses; subclasses add fields, nothing else needed."""
 
     def save(self, directory: Path) -> None:
-        from safetensors.numpy import save_file
-
         directory.mkdir(parents=True, exist_ok=True)
         arrays, meta = {}, {}
         for f in dataclasses.fields(self):
@@ -40,8 +39,6 @@ class Artifact:
 
     @classmethod
     def load(cls, directory: Path):
-        from safetensors.numpy import load_file
-
         arrays = load_file(str(directory / ARRAYS_FILE))
         meta = json.loads((directory / META_FILE).read_text())
         hints = typing.get_type_hints(cls)

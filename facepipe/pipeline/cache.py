@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import TypeVar
 
+from safetensors import SafetensorError
+
 from facepipe.errors import FacepipeError
 from facepipe.pipeline.artifacts import Artifact
 
@@ -36,8 +38,6 @@ class ArtifactCache:
         return artifact_type.load(directory)
 
     def put(self, name: str, key: str, artifact: Artifact) -> None:
-        from safetensors import SafetensorError
-
         final = self._dir(name, key)
         tmp = None
         try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
+import torch
+
 from facepipe.errors import FacepipeError
 
 
 def select_device(name: str = "auto"):
     """A ``torch.device``; ``auto`` takes CUDA when present, else CPU."""
-    import torch
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -31,8 +31,6 @@ def one_cpu_thread(device="cpu"):
     Per-frame work on face-sized tensors gains little from more threads and loses badly when the
     cores are shared: rendering 60 frames took 9 s on one thread and 102 s on two on a busy
     2-core machine (the fit measured the same, 2-5x)."""
-    import torch
-
     if torch.device(device).type != "cpu":
         yield
         return

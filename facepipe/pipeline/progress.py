@@ -22,6 +22,8 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
+from tqdm import tqdm
+
 
 class Progress(Protocol):
     def update(self, n: int = 1) -> None: ...
@@ -37,13 +39,14 @@ FORMATS = {
 }
 
 #: The steps of each job, in the order they run, with their relative cost on a CPU (decode
-#: bound steps by their frames: tracking ~ 3, the shot fit ~ 1, rendering ~ 6 per frame of a
-#: whole-shot edit). Bars of other names (an actor library's tracking) do not move the job.
+#: bound steps by their frames: tracking ~ 3, the shot fit ~ 1, finding repeated frames ~ 1,
+#: rendering ~ 6 per frame of a whole-shot edit). Bars of other names (an actor library's
+#: tracking) do not move the job.
 JOB_STEPS: dict[str, dict[str, float]] = {
-    "edit": {"track": 3, "fit3d": 1, "edit": 6},
-    "demo": {"track": 3, "fit3d": 1, "edit": 6},
-    "preview": {"track": 3, "fit3d": 1, "preview": 3},
-    "prepare": {"track": 3, "fit3d": 1},
+    "edit": {"track": 3, "fit3d": 1, "repeats": 1, "edit": 6},
+    "demo": {"track": 3, "fit3d": 1, "repeats": 1, "edit": 6},
+    "preview": {"track": 3, "fit3d": 1, "repeats": 1, "preview": 3},
+    "prepare": {"track": 3, "fit3d": 1, "repeats": 1},
     "analyze": {"track": 3, "expression": 1, "fit3d": 1},
     "faces": {"track": 1},
     "eval": {"track": 3, "expression": 1, "fit3d": 1},
@@ -164,7 +167,5 @@ def make_progress(total: int, desc: str, mode="auto") -> Progress:
     if mode == "off":
         return SilentProgress()
     if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
-        from tqdm import tqdm
-
         return tqdm(total=total, desc=desc, unit="frame", leave=False, dynamic_ncols=True)
     return JobProgress({desc: 1}).bar(total, desc)

@@ -9,6 +9,7 @@ import numpy as np
 
 from facepipe.analysis.align import EYE_DIST, EYE_Y
 from facepipe.analysis.expression import EmotionCurves, emotion_probabilities
+from facepipe.nn.expression import load_mini_xception
 from facepipe.pipeline.stage import ChunkedStage
 
 
@@ -33,8 +34,6 @@ class ExpressionStage(ChunkedStage):
     def _model(self, ctx):
         model = getattr(self, "_model_obj", None)
         if model is None:
-            from facepipe.nn.expression import load_mini_xception
-
             model = load_mini_xception(device=getattr(ctx, "device", "cpu") or "cpu")
             object.__setattr__(self, "_model_obj", model)
         return model

@@ -17,6 +17,7 @@ import numpy as np
 from facepipe.errors import RequestError
 from facepipe.io.reader import to_uint8_images
 from facepipe.pipeline.stage import ChunkedStage
+from facepipe.tracking.backends import get_backend
 from facepipe.tracking.tracker import FaceTracker, TrackerConfig
 from facepipe.tracking.tracks import FaceTracks, finalize
 
@@ -94,8 +95,6 @@ class TrackStage(ChunkedStage):
     def _get_backend(self, ctx):
         backend = getattr(self, "_backend_obj", None)
         if backend is None:
-            from facepipe.tracking.backends import get_backend
-
             device = ctx.device if ctx is not None else "cpu"
             backend = get_backend(self.backend, device=str(device))
             object.__setattr__(self, "_backend_obj", backend)

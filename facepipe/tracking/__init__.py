@@ -1,6 +1,6 @@
 """Face tracking: find, follow and landmark the actor through a shot.
 
-Public API (submodules import their heavy dependencies lazily):
+Public API (the backends load mediapipe and face_alignment only when they run):
 
 - :mod:`facepipe.tracking.backends` -- ``get_backend(name)``: detector + landmark model behind
   one interface (MediaPipe face mesh by default; FAN when its weights are on disk).

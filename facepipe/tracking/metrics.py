@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facepipe.errors import FacepipeError
@@ -66,8 +67,6 @@ def annotated_images(directory: str | Path) -> list[tuple[Path, Path]]:
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """(H,W,3) uint8 RGB of an image file (EXIF orientation is not applied, as with the .pts)."""
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise FacepipeError(f"{path}: cannot read this image")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -175,8 +176,6 @@ def visible_jaw(mesh: np.ndarray, n_dense: int = 720) -> np.ndarray:
     Returns:
         (17, 3) float64: iBUG points 0..16, from the subject's right temple over the chin.
     """
-    import cv2
-
     p = np.asarray(mesh, np.float64)[:468]
     ex = p[263, :2] - p[33, :2]
     ex /= np.linalg.norm(ex) + 1e-12

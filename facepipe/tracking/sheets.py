@@ -9,9 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facepipe.errors import FacepipeError
+from facepipe.io.reader import VideoReader, to_uint8_images
+from facepipe.tracking.schemes import (
+    MESH_JAW_POLYLINE,
+    MESH_LEFT_EYE,
+    MESH_LIPS_INNER,
+    MESH_LIPS_OUTER,
+    MESH_NOSE_RIDGE,
+    MESH_RIGHT_EYE,
+)
+from facepipe.tracking.tracks import Flag
 
 #: Colours (RGB) by role.
 TARGET_COLOUR = (40, 230, 40)
@@ -21,15 +32,6 @@ LOST_COLOUR = (230, 40, 40)
 
 def _mesh_outline_pairs(n_points: int) -> list[tuple[int, int]]:
     """Line segments that outline the face features (oval, brows, eyes, lips, nose ridge)."""
-    from facepipe.tracking.schemes import (
-        MESH_JAW_POLYLINE,
-        MESH_LEFT_EYE,
-        MESH_LIPS_INNER,
-        MESH_LIPS_OUTER,
-        MESH_NOSE_RIDGE,
-        MESH_RIGHT_EYE,
-    )
-
     if n_points >= 468:
         chains = [MESH_JAW_POLYLINE, MESH_NOSE_RIDGE, (70, 63, 105, 66, 107), (336, 296, 334, 293, 300)]
         loops = [MESH_RIGHT_EYE, MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_LIPS_INNER]
@@ -53,8 +55,6 @@ def draw_landmarks(
     image: np.ndarray, points: np.ndarray, colour=TARGET_COLOUR, label: str | None = None, box=None, dots: bool = True
 ) -> np.ndarray:
     """A copy of ``image`` (H,W,3) uint8 RGB with landmarks (N,>=2) drawn (dots + feature outlines)."""
-    import cv2
-
     out = np.ascontiguousarray(image).copy()
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 500))
@@ -85,8 +85,6 @@ def tile(
     images: list[np.ndarray], cols: int = 4, tile_width: int = 320, captions: list[str] | None = None
 ) -> np.ndarray:
     """Images resized to ``tile_width`` and laid out in a grid (H,W,3) uint8 RGB."""
-    import cv2
-
     if not images:
         raise ValueError("no images to tile")
     tiles = []
@@ -109,8 +107,6 @@ def tile(
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an RGB image as PNG atomically (temporary file, then rename)."""
-    import cv2
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.facepipe-tmp.png")
@@ -138,8 +134,6 @@ def tracks_sheet(
 
     Other faces in the same frames are drawn too, in another colour, with their ids.
     """
-    from facepipe.io.reader import VideoReader
-
     fid = tracks.target_id if face_id is None else int(face_id)
     t = len(tracks.frame_index)
     if fid >= 0:
@@ -154,8 +148,6 @@ def tracks_sheet(
         picks = sample_frames(np.ones(t, bool), n)
     frame_ids = tracks.frame_index[picks]
     frames = VideoReader(info).read(frame_ids)
-    from facepipe.io.reader import to_uint8_images
-
     images, captions = [], []
     for k, img in zip(frame_ids.tolist(), to_uint8_images(frames)):
         rows = np.flatnonzero(tracks.face_frame == k)
@@ -172,8 +164,6 @@ def tracks_sheet(
         i = int(np.searchsorted(tracks.frame_index, k))
         flags = ""
         if i < len(tracks.flags) and len(tracks.flags) == t:
-            from facepipe.tracking.tracks import Flag
-
             f = int(tracks.flags[i])
             flags = " ".join(fl.name.lower() for fl in Flag if f & int(fl) and fl != Flag.EDGE)
         captions.append(f"frame {k}" + (f"  {flags}" if flags else ""))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import cv2
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.12
@@ -30,8 +31,6 @@ DEFAULT_RATIO = 3.5
 
 def frame_signature(image: np.ndarray) -> np.ndarray:
     """(4, 16*8 + 8) float32 normalised quadrant histograms of an (H,W,3) uint8 RGB frame."""
-    import cv2
-
     small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     out = []

@@ -12,9 +12,10 @@ with the shot and the size the face had when it was last seen.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from facepipe.tracking.schemes import LandmarkScheme
+from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_RIGHT_EYE, LandmarkScheme
 
 SIZE = 32
 # ArcFace's 112x112 five-point template, scaled to SIZE (subject's right eye first).
@@ -27,8 +28,6 @@ def five_points(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
     """(5,2) right eye centre, left eye centre, nose tip, right and left mouth corners."""
     p = np.asarray(points)[:, :2]
     if scheme.n_points >= 468:
-        from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_RIGHT_EYE
-
         return np.stack([p[list(MESH_RIGHT_EYE)].mean(0), p[list(MESH_LEFT_EYE)].mean(0), p[1], p[61], p[291]]).astype(
             np.float32
         )
@@ -37,8 +36,6 @@ def five_points(points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
 
 def signature(image: np.ndarray, points: np.ndarray, scheme: LandmarkScheme) -> np.ndarray | None:
     """(SIZE*SIZE*3,) float32 unit-norm signature vector of the face (its normalised pixels), or None if degenerate."""
-    import cv2
-
     src = five_points(points, scheme)
     if not np.isfinite(src).all():
         return None

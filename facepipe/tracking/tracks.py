@@ -17,7 +17,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from facepipe.errors import RequestError
 from facepipe.pipeline.artifacts import Artifact
+from facepipe.tracking.filters import smooth_causal, smooth_offline, valid_runs
+from facepipe.tracking.geometry import box_size, head_pose
 
 
 class Flag(enum.IntFlag):
@@ -145,8 +148,6 @@ class FaceTracks(Artifact):
 
     def faces_summary(self) -> list[dict]:
         """One dict per face id: frames seen, first/last frame, mean box size, mean confidence."""
-        from facepipe.tracking.geometry import box_size
-
         out = []
         for fid in self.face_ids():
             rows = self.face_id == fid
@@ -217,9 +218,6 @@ def select_target(tracks: FaceTracks, target: str) -> int:
     on screen for long); center: among faces seen in at least a quarter of the frames of the
     most-seen face, the one whose box centre is on average nearest the frame centre.
     """
-    from facepipe.errors import RequestError
-    from facepipe.tracking.geometry import box_size
-
     ids = tracks.face_ids()
     if not ids:
         return -1
@@ -326,8 +324,6 @@ def _target_rows(tr: FaceTracks, ev_smooth: np.ndarray, pos: dict[int, int]) -> 
 
 def _smooth(raw: np.ndarray, fps: float, smoothing: str, strength: float, cuts: list[int]) -> np.ndarray:
     """Landmarks (T,N,3) smoothed over time: ``offline`` (both directions), ``causal`` or not at all."""
-    from facepipe.tracking.filters import smooth_causal, smooth_offline
-
     if smoothing == "offline":
         return smooth_offline(raw, fps, strength, cuts=cuts)
     if smoothing == "causal":
@@ -340,8 +336,6 @@ def _frame_flags(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(flags (T,) int32 :class:`Flag` bits, head pose (T,3) float32 NaN where no face) of the
     target's per-frame ``rows`` (see :func:`_target_rows`) and smoothed landmarks ``lms``."""
-    from facepipe.tracking.geometry import head_pose
-
     raw, box, conf = rows["landmarks_raw"], rows["box"], rows["confidence"]
     t, n = raw.shape[:2]
     present = np.isfinite(raw.reshape(t, -1)).all(axis=1) if n else np.zeros(t, bool)
@@ -367,8 +361,6 @@ def _occluded_gaps(present: np.ndarray, box: np.ndarray, cuts: list[int], w: int
     """OCCLUDED for frames missing between two present stretches of one shot, when the face was
     away from the frame's edges on both sides (it did not leave the frame: it was covered, turned
     away or blurred)."""
-    from facepipe.tracking.filters import valid_runs
-
     flags = np.zeros(len(present), np.int32)
     shot_starts = sorted(set([0] + list(cuts) + [len(present)]))
     for a, b in zip(shot_starts[:-1], shot_starts[1:]):
@@ -388,8 +380,6 @@ def _away_from_edge(b: np.ndarray, w: int, h: int) -> bool:
 def face_velocity(landmarks: np.ndarray, cuts=()) -> np.ndarray:
     """(T,2) pixels/frame of the landmarks' centre: central differences inside each run of
     present frames (one-sided at the run's ends), 0 where unknown."""
-    from facepipe.tracking.filters import valid_runs
-
     t = len(landmarks)
     v = np.zeros((t, 2), np.float32)
     if t == 0 or landmarks.shape[1] == 0:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from facepipe.errors import FacepipeError
 from facepipe.tracking.backends.base import Detection, FaceLandmarks, LandmarkBackend, Roi
+from facepipe.tracking.backends.fan import FanBackend, fan_available, missing_message
+from facepipe.tracking.backends.mediapipe_mesh import MediapipeFaceMeshStatic, MediapipeMesh
 
 BACKENDS = ("mediapipe", "mediapipe-468", "mediapipe-static", "fan", "fan3d")
 
@@ -21,30 +23,20 @@ BACKENDS = ("mediapipe", "mediapipe-468", "mediapipe-static", "fan", "fan3d")
 def get_backend(name: str = "mediapipe", device: str = "cpu") -> LandmarkBackend:
     """A backend by name. Raises :class:`FacepipeError` (with what to do) when it cannot run here."""
     if name == "mediapipe":
-        from facepipe.tracking.backends.mediapipe_mesh import MediapipeMesh
-
         return MediapipeMesh(refine=True)
     if name == "mediapipe-468":
-        from facepipe.tracking.backends.mediapipe_mesh import MediapipeMesh
-
         b = MediapipeMesh(refine=False)
         b.name = "mediapipe-468"
         return b
     if name == "mediapipe-static":
-        from facepipe.tracking.backends.mediapipe_mesh import MediapipeFaceMeshStatic
-
         return MediapipeFaceMeshStatic(refine=True)
     if name in ("fan", "fan3d"):
-        from facepipe.tracking.backends.fan import FanBackend
-
         return FanBackend(three_d=name == "fan3d", device=str(device))
     raise FacepipeError(f"unknown tracking backend {name!r}: use one of {', '.join(BACKENDS)}")
 
 
 def available_backends() -> dict[str, str]:
     """Each backend name -> "" when it can run here, else the reason it cannot (nothing is loaded)."""
-    from facepipe.tracking.backends.fan import fan_available, missing_message
-
     out = {}
     try:
         import mediapipe  # noqa: F401

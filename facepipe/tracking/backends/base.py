@@ -18,6 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from facepipe.tracking.schemes import LandmarkScheme
@@ -75,8 +76,6 @@ class FaceLandmarks:
 
 def square_crop(image: np.ndarray, cx: float, cy: float, size: float, out: int) -> np.ndarray:
     """(out,out,3) crop of the square of side ``size`` centred at (cx, cy), edge-padded, resized."""
-    import cv2
-
     h, w = image.shape[:2]
     s = max(2, int(round(size)))
     x0, y0 = int(round(cx - s / 2)), int(round(cy - s / 2))
@@ -141,8 +140,6 @@ class LandmarkBackend(ABC):
 
         The default runs ``detect`` on a square crop around the face; backends may do better.
         """
-        import cv2
-
         roi = self.roi_from_landmarks(points)
         crop = square_crop(image, roi.cx, roi.cy, roi.size, 192)
         dets = self.detect(cv2.resize(crop, (192, 192)) if crop.shape[0] != 192 else crop)

@@ -15,9 +15,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from facepipe.errors import WeightsMissingError
 from facepipe.tracking.backends.base import Detection, FaceLandmarks, LandmarkBackend, Roi, landmark_box, square_roi
+from facepipe.tracking.backends.mediapipe_mesh import MediapipeMesh
 from facepipe.tracking.schemes import IBUG_68, IBUG_68_3D
 
 #: The files face_alignment 1.4/1.5 fetches (its ``models_urls``), by network.
@@ -30,8 +32,6 @@ FAN_URLS = {
 
 def fan_checkpoint_dir() -> Path:
     """Where face_alignment keeps (and looks for) its weights: ``torch.hub.get_dir()/checkpoints``."""
-    import torch.hub
-
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -87,7 +87,6 @@ class FanBackend(LandmarkBackend):
             ) from exc
         if not fan_available(three_d):
             raise WeightsMissingError(missing_message(three_d))
-        import torch
         from face_alignment.models import FAN, ResNetDepth
 
         self.three_d = three_d
@@ -106,8 +105,6 @@ class FanBackend(LandmarkBackend):
             ckpt = torch.load(paths["depth"], map_location="cpu", weights_only=False)
             depth.load_state_dict({k.replace("module.", ""): v for k, v in ckpt["state_dict"].items()})
             self.depth = depth.to(self.device).eval()
-        from facepipe.tracking.backends.mediapipe_mesh import MediapipeMesh
-
         self._detector = MediapipeMesh(refine=False)
 
     def detect(self, image: np.ndarray, tiled: bool = False) -> list[Detection]:
@@ -120,7 +117,6 @@ class FanBackend(LandmarkBackend):
         return square_roi(landmark_box(points), 0.0, 1.5)
 
     def landmarks(self, image: np.ndarray, roi: Roi) -> FaceLandmarks:
-        import torch
         from face_alignment.utils import crop, draw_gaussian, flip, get_preds_fromhm
 
         box = roi.size / 1.5  # the face box the region was made from

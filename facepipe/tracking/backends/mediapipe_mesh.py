@@ -26,8 +26,10 @@ from facepipe.tracking.backends.base import (
     Roi,
     landmark_box,
     rotation_from_points,
+    square_crop,
     square_roi,
 )
+from facepipe.tracking.geometry import box_iou
 from facepipe.tracking.schemes import MESH_468, MESH_478
 
 _LOCK = threading.Lock()
@@ -205,8 +207,6 @@ class MediapipeMesh(LandmarkBackend):
     def face_evidence(self, image: np.ndarray, points: np.ndarray) -> float:
         """The short-range detector's best score on the face's own region (a square 1.5x the
         landmarks' box, as the landmark model sees it), 0 when it finds nothing there."""
-        from facepipe.tracking.backends.base import square_crop
-
         if not np.isfinite(points).all():
             return float("nan")
         roi = self.roi_from_landmarks(points)
@@ -251,8 +251,6 @@ class MediapipeMesh(LandmarkBackend):
 
 def nms(dets: list[Detection], iou_threshold: float) -> list[Detection]:
     """Greedy non-maximum suppression, best score first."""
-    from facepipe.tracking.geometry import box_iou
-
     keep: list[Detection] = []
     for d in sorted(dets, key=lambda d: -d.score):
         if all(box_iou(d.box, k.box)[0, 0] < iou_threshold for k in keep):
