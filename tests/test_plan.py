@@ -223,7 +223,9 @@ def test_happy_targets_and_speech_untouched_exactly():
     p = plan(parse_request(emotions=["surprised"]), src, smooth_sigma=2.0)
     for name in ["AU17", "AU18", "AU22", "AU23", "AU24", "AU25", "AU26", "AU27", "AU45L", "AU45R", "AU30L", "AU34"]:
         assert np.array_equal(p.target[:, COL[name]], src[:, COL[name]]), name  # surprise's 26 not applied
-    p = plan(parse_request(emotions=["surprised"]), src, smooth_sigma=0.0)
+    open_eyes = src.copy()
+    open_eyes[:, [COL["AU45L"], COL["AU45R"]]] = 0.0  # the lid raise yields to blinks (test below)
+    p = plan(parse_request(emotions=["surprised"]), open_eyes, smooth_sigma=0.0)
     assert np.allclose(p.target[:, COL["AU1"]], 1.0, atol=1e-6) and np.allclose(p.target[:, COL["AU5"]], 0.6, atol=1e-6)
     assert np.allclose(p.target[:, COL["AU12L"]], 0.0, atol=1e-6)  # other emotional AUs relaxed
     p = plan(parse_request(emotions=["happy"]), src)
@@ -278,6 +280,19 @@ def test_real_rig_names_and_artifact_round_trip(tmp_path):
     q = EditPlan.load(tmp_path / "plan")
     assert np.array_equal(q.target, p.target) and q.fps == Fraction(24000, 1001) and q.au_names == list(AU_NAMES)
     assert EditRequest.from_dict(json.loads(q.request)) == req and q.segments == p.segments
+
+
+def test_the_lid_raise_yields_to_a_blink():
+    """Surprise's AU5 is scaled by how open the more closed eye is; the blink itself and the
+    brows are the source's and the prototype's as ever."""
+    src = np.zeros((T, len(AUS)), np.float32)
+    src[10, COL["AU45L"]] = 1.0  # a wink of the left eye
+    src[20, [COL["AU45L"], COL["AU45R"]]] = [0.5, 0.25]  # a half blink
+    p = plan(parse_request(emotions=["surprised"]), src)
+    lid = p.target[:, COL["AU5"]]
+    assert lid[10] == pytest.approx(0.0) and lid[20] == pytest.approx(0.3) and lid[0] == pytest.approx(0.6)
+    assert np.array_equal(p.target[:, COL["AU45L"]], src[:, COL["AU45L"]])
+    assert np.allclose(p.target[:, COL["AU1"]], 1.0, atol=1e-6)
 
 
 def test_smoothstep_symmetry():

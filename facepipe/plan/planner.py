@@ -27,6 +27,8 @@ For every frame ``t`` and rig AU ``k``::
   the renderer moves the actor's pixels by target - source, so a smooth difference adds no jitter
   while the actor's own micro-motion stays in the pixels. Frames where no keyframe acts keep the
   source exactly (the smoothed edit is cut there).
+- The upper-lid raise yields to a blink (:func:`yield_to_blink`): AU5's change is scaled by how
+  open the source's eyes are, so a blink stays a blink.
 
 Everything runs in torch on the device of the inputs (or ``device``); the artifact holds numpy.
 """
@@ -142,6 +144,24 @@ def smooth_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
 # ------------------------------------------------------------------ the plan
 
 
+#: FACS numbers of the upper-lid raiser and of the blink (one column per eye in the rig).
+UPPER_LID_RAISER, BLINK = 5, 45
+
+
+def yield_to_blink(delta: torch.Tensor, source: torch.Tensor, au_names: Sequence[str]) -> torch.Tensor:
+    """delta (T,K) with the upper-lid raise's column scaled by (1 - the more closed eye's blink in
+    ``source`` (T,K)): a lid raised over a closing eye opens onto the lash line (surprise on
+    hdtf_aoc's blinks drew a dark slit), and the rig's AU5 lifts both lids."""
+    index = em.rig_index(au_names)
+    lid, blink = list(index.get(UPPER_LID_RAISER, {}).values()), list(index.get(BLINK, {}).values())
+    if not lid or not blink:
+        return delta
+    openness = 1.0 - source[:, blink].clamp(0.0, 1.0).amax(1)  # (T,)
+    out = delta.clone()
+    out[:, lid] = out[:, lid] * openness[:, None]
+    return out
+
+
 def plan_targets(
     source: torch.Tensor,
     au_names: Sequence[str],
@@ -192,7 +212,7 @@ def plan_targets(
         delta = (a.t() @ protos - a.sum(0)[:, None] * base) * emo_mask
         strength = a.sum(0)
         active = (strength > 0).float()[:, None]
-        delta = smooth_time(delta, smooth_sigma) * active
+        delta = yield_to_blink(smooth_time(delta, smooth_sigma) * active, source, au_names)
     lo = torch.minimum(source, torch.zeros_like(source))
     hi = torch.maximum(source, torch.full_like(source, em.MAX_INTENSITY))  # above 1: intensity > 1
     target = torch.minimum(torch.maximum(source + delta, lo), hi)

@@ -21,7 +21,7 @@ class PlanStage(AnalysisStage):
     out of the edit; a shot with no fitted face gets weight 0 everywhere (it passes through)."""
 
     name = "plan"
-    version = "2"  # 2: targets may exceed 1 (intensity above 1, up to emotions.MAX_INTENSITY)
+    version = "3"  # 2: targets may exceed 1 (intensity above 1); 3: the lid raise yields to blinks
     inputs = ("track", "fit3d")
     artifact = EditPlan
 
