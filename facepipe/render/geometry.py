@@ -53,7 +53,7 @@ from facepipe.face.model import FaceModel
 
 #: FACS number -> gain of the AU's planned change on the edited mesh (both sides of a sided AU).
 #: See the module docstring and AUS.md ("Edit gains") for how each was measured.
-EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 6.0, 6: 3.4, 12: 1.0, 15: 1.6}
+EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 3.0, 6: 2.0, 12: 1.0, 15: 1.6}
 
 
 def edit_gains(au_names, table: dict[int, float] | None = None) -> np.ndarray:
