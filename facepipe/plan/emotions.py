@@ -31,8 +31,11 @@ real expressions in the shared footage, read by the project's own fit
 smiles read AU12 1.00 and AU6 1.00 (lp_d19, lp_d0 0.98 / 0.80), brow raises AU1 1.00 and AU2 1.00
 (lp_d7, lp_d9, lp_d10), frowns AU4 1.00 (lp_d8), lowered lip corners AU15 0.79 (lp_d18): so 6E,
 12E, 1E, 2E, 15D. The edited mesh draws each AU's change times its edit gain
-(:data:`facepipe.render.geometry.EDIT_GAIN`), so that the edit reads back what it plans. Two AUs
-the fit cannot read back set their letters by what the warp draws instead:
+(:data:`facepipe.render.geometry.EDIT_GAIN`), so that the edit reads back what it plans where
+that costs nothing else: the brows and lowered corners read back 0.96-1.00 of the real peaks; the
+smile (0.68-0.72) and the cheeks (0.57) are held lower by speech and temporal stability
+(AUS.md, "Edit gains"). Two AUs the fit cannot read back set their letters by what the warp draws
+instead:
 
 - sad's 4C: in 1+4 AU1 owns the inner brow's vertical motion (the rig's corrective), and the fit
   reads AU4 from what remains (the pull to the midline, the lowered middle of the brow) at 0.17 of
@@ -41,18 +44,19 @@ the fit cannot read back set their letters by what the warp draws instead:
 - surprise's 5C: the fit reads AU5 at 0 on every real surprise (lp_d7 0.01) and on the rig's own
   landmarks (5E alone reads 0.00): the lid moves 0.014 IOD per unit, below its sparsity prior.
   Real surprises open the eye by 0.03-0.045 IOD as tracked (lp_d7: upper lid +0.017, lower lid
-  -0.022); the rig has no lower-lid drop, so 5C with its gain (6) draws the opening on the upper
-  lid, which the tracker then sees rise about as much as the real ones' (0.014-0.021 IOD).
+  -0.022); the rig has no lower-lid drop, so 5C with its gain (3) draws part of the opening on
+  the upper lid (tracked rise 0.012 IOD, 0.58 of the real ones'; more made the lids jitter). The
+  raise yields to blinks (:func:`facepipe.plan.planner.yield_to_blink`).
 
 ``--intensity`` scales the change from the actor's own expression toward the target linearly, so
 0.5 is half the real peak; above 1 it exaggerates, still linearly (targets above 1), up to
 :data:`MAX_INTENSITY` = 1.5. Where the warp stops: its fold-free limiter scales an edit down on
-frames where triangles would fold. Surprise is drawn in full at 1.5 on all four benchmark clips;
-the smile is not: at 1 the limiter trims the widest mouths on a few frames (lp_d3 4 of 40 frames,
-worst 0.87 of the plan; hdtf_edmarkey 2 frames, 0.95), at 1.5 it scales 2-24 of 40 frames
-(worst 0.64-0.88), so a smile is drawn at most about 1.3x its real peak; sad at 1.5 is trimmed on
-lp_d3 only (15 frames, 0.40). Above 1 the tracker also sees less than is drawn (the fit's
-AUs end at 1), so intensities above 1 are for the eye, not for the harness.
+frames where triangles would fold. At 1 nothing is scaled on the four benchmark clips
+(``benchmarks/expression_amplitudes.py``); at 1.5 the smile is scaled on hdtf_edmarkey (10 of 40
+frames, worst 0.92 of the plan) and sad on lp_d3 (14 frames, worst 0.41), the rest is drawn in
+full.
+Above 1 the tracker also sees less than is drawn (the fit's AUs end at 1), so intensities above 1
+are for the eye, not for the harness.
 
 Some prototype AUs never reach the output on a talking actor: speech owns the mouth. The AUs
 that carry speech (:data:`facepipe.face.facs.SPEECH_AUS`: lips part 25, jaw drop 26, mouth
