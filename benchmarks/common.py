@@ -1,4 +1,5 @@
-"""What the benchmarks share: the shared footage folder, machine facts, and resolving clip arguments."""
+"""What the benchmarks share: the shared footage folder, machine facts, resolving clip arguments,
+reading frames and the square around a tracked face."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 #: Codec preset and container of the clips that quality benchmarks write and then score (trimmed
@@ -19,7 +22,6 @@ LOSSLESS_CODEC, LOSSLESS_EXT = "ffv1", ".mkv"
 
 def machine() -> dict:
     import av
-    import numpy as np
     import torch
 
     import facepipe
@@ -119,3 +121,22 @@ def through_rgb(frame, fmt: str, stream, tags):
     out.color_primaries, out.color_trc = tags.primaries, tags.transfer
     out.pts, out.time_base = frame.pts, frame.time_base
     return out.reformat(format=stream.pix_fmt, threads=1) if fmt != stream.pix_fmt else out
+
+
+def read_frames(path: Path, indices) -> np.ndarray:
+    """(T,H,W,3) uint8 rgb of frames ``indices`` of ``path`` (upright, as facepipe reads them)."""
+    from facepipe.io.media import probe
+    from facepipe.io.reader import VideoReader
+
+    info = probe(path)
+    out = []
+    for chunk in VideoReader(info).chunks(np.asarray(indices, np.int64), read_ahead=0):
+        f = chunk.frames.numpy() if hasattr(chunk.frames, "numpy") else np.asarray(chunk.frames)
+        out.append(np.clip(np.rint(f.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def face_box(box: np.ndarray, grow: float = 1.25) -> tuple[float, float, float]:
+    """(cx, cy, side) of the square around the tracked box (x0,y0,x1,y1), grown by ``grow``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0 + x1) / 2, (y0 + y1) / 2, grow * max(x1 - x0, y1 - y0)

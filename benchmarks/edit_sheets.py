@@ -48,7 +48,7 @@ import numpy as np
 from facepipe.defaults import APPEARANCE_STRENGTH as DEFAULT_APPEARANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LOSSLESS_CODEC, LOSSLESS_EXT, resolve_clips  # noqa: E402
+from common import LOSSLESS_CODEC, LOSSLESS_EXT, face_box, read_frames, resolve_clips  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_d0_grin.mp4", "lp_d3_talk_glasses.mp4", "vr_face4_talk.mp4")
 DEFAULT_EMOTIONS = "happy,sad,surprised,angry,fearful,disgusted,contempt,neutral"
 LABEL_W = 96
@@ -63,19 +63,6 @@ def _quiet(*_a, **_k) -> None:
 # ------------------------------------------------------------------------------- frames, crops
 
 
-def read_frames(path: Path, indices) -> np.ndarray:
-    """(T,H,W,3) uint8 rgb of frames ``indices`` of ``path`` (upright, as facepipe reads them)."""
-    from facepipe.io.media import probe
-    from facepipe.io.reader import VideoReader
-
-    info = probe(path)
-    out = []
-    for chunk in VideoReader(info).chunks(np.asarray(indices, np.int64), read_ahead=0):
-        f = chunk.frames.numpy() if hasattr(chunk.frames, "numpy") else np.asarray(chunk.frames)
-        out.append(np.clip(np.rint(f.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8))
-    return np.concatenate(out)
-
-
 def crop(img: np.ndarray, cx: float, cy: float, w: float, h: float, size: tuple[int, int]):
     """The (w,h) px box around (cx,cy) of ``img`` (edges padded grey), resized to ``size`` (W,H)."""
     from PIL import Image
@@ -88,12 +75,6 @@ def crop(img: np.ndarray, cx: float, cy: float, w: float, h: float, size: tuple[
     if sx1 > sx0 and sy1 > sy0:
         pad[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = img[sy0:sy1, sx0:sx1]
     return Image.fromarray(pad).resize(size, Image.LANCZOS)
-
-
-def face_box(box: np.ndarray, grow: float = 1.25) -> tuple[float, float, float]:
-    """(cx, cy, side) of the square around the tracked box (x0,y0,x1,y1), grown by ``grow``."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return (x0 + x1) / 2, (y0 + y1) / 2, grow * max(x1 - x0, y1 - y0)
 
 
 def luma(frames: np.ndarray) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""Face deblurring on synthetic exposures: the blurred input and the classical baseline vs the truth.
+
+For each clip the face is tracked (cached), and the ``--windows`` stretches of ``--exposure``
+consecutive tracked frames where the face moves most (non-overlapping) become synthetic
+exposures (:mod:`facepipe.deblur.exposure`): every frame of the window cropped with the central
+frame's box (``--size`` px), averaged in linear light; the central frame's crop is the truth (the
+central moment). The classical baseline (:mod:`facepipe.deblur.classical`, Richardson-Lucy) deconvolves
+the exposure with the kernel of the face's velocity over the window (least-squares slope of the tracked
+landmarks' centroid; one point per frame, as the exposure is made of whole frames). PSNR and SSIM are taken on the crop's inner 80% (the
+crop's borders hold content from outside the central box).
+
+    python benchmarks/deblur.py --json benchmarks/results/deblur.json [--clips ...]
+
+The GAN of issue 16 gets its column here when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from kornia.metrics import psnr, ssim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import face_box, machine, read_frames, resolve_clips, write_report  # noqa: E402
+
+from facepipe.deblur.classical import convolve_padded, deblur_srgb, trajectory_kernel  # noqa: E402
+from facepipe.deblur.exposure import expose, window_crops  # noqa: E402
+from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb  # noqa: E402
+
+#: Clips with head turns and fast motion first (see ../shared/data/clips/README.md).
+DEFAULT_CLIPS = ("lp_d9_cheeks_yaw.mp4", "lp_s18_720p_threequarter.mp4", "hdtf_radio2_talk.mp4", "lp_d0_grin.mp4",
+                 "vr_face1_2213fps.mp4", "lp_d7_blink_brow.mp4")
+
+
+def fastest_windows(centroid: np.ndarray, length: int, count: int) -> list[tuple[int, float]]:
+    """centroid (T,2) px (NaN where untracked) -> up to ``count`` non-overlapping (start, path px)
+    windows of ``length`` frames, all tracked, with the longest centroid paths first."""
+    steps = np.linalg.norm(np.diff(centroid, axis=0), axis=1)  # (T-1,) NaN next to untracked frames
+    paths = [(s, float(steps[s:s + length - 1].sum())) for s in range(len(centroid) - length + 1)
+             if np.isfinite(steps[s:s + length - 1]).all()]
+    chosen: list[tuple[int, float]] = []
+    for s, p in sorted(paths, key=lambda sp: -sp[1]):
+        if all(abs(s - c) >= length for c, _ in chosen):
+            chosen.append((s, p))
+        if len(chosen) == count:
+            break
+    return sorted(chosen)
+
+
+def constant_velocity_path(points: np.ndarray) -> np.ndarray:
+    """points (N,2) tracked positions over an exposure -> (N,2) the straight path at the face's
+    least-squares velocity, 0 at the central moment (landmark jitter is not motion)."""
+    t = np.arange(len(points)) - (len(points) - 1) / 2.0
+    velocity = (t[:, None] * (points - points.mean(0))).sum(0) / (t ** 2).sum()
+    return t[:, None] * velocity[None, :]
+
+
+def inner(x: torch.Tensor, keep: float = 0.8) -> torch.Tensor:
+    """The central ``keep`` of the last two dimensions of ``x``."""
+    h, w = x.shape[-2:]
+    dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
+    return x[..., dy:h - dy, dx:w - dx]
+
+
+def scores(estimate: torch.Tensor, truth: torch.Tensor) -> dict:
+    """PSNR (dB) and SSIM (11 px window) of (3,S,S) ``estimate`` vs ``truth`` on the inner crop."""
+    e, t = inner(estimate)[None], inner(truth)[None]
+    return {"psnr": round(float(psnr(e, t, 1.0)), 3), "ssim": round(float(ssim(e, t, 11).mean()), 4)}
+
+
+def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, log) -> dict:
+    from facepipe.jobs.analyze import run_analysis
+
+    analysis = run_analysis(clip, au=False, progress="off", log=lambda *a, **k: None)
+    tracks, info = analysis.tracks, analysis.info
+    if not tracks.has_face:
+        return {"clip": clip.name, "skipped": "no face found"}
+    n = info.frame_count
+    centroid = np.full((n, 2), np.nan, np.float64)
+    centroid[tracks.frame_index] = np.nanmean(tracks.landmarks[:, :, :2], axis=1)
+    box = np.full((n, 4), np.nan, np.float32)
+    box[tracks.frame_index] = tracks.box
+    rows = []
+    for start, path_px in fastest_windows(centroid, exposure, windows):
+        idx = np.arange(start, start + exposure)
+        mid = int(idx[exposure // 2])
+        cx, cy, side = face_box(box[mid])
+        frames = torch.from_numpy(read_frames(clip, idx)).permute(0, 3, 1, 2).float() / 255.0
+        crops = window_crops(frames, cx, cy, side, size)
+        blurred, truth = expose(crops), crops[exposure // 2]
+        rel = torch.from_numpy(constant_velocity_path(centroid[idx]) * (size / side)).float()  # crop px
+        kernel = trajectory_kernel(rel, samples_per_step=1)
+        t0 = time.perf_counter()
+        restored = deblur_srgb(blurred[None], kernel, iterations)[0]
+        ms = 1000 * (time.perf_counter() - t0)
+        # the same truth blurred by the kernel alone: what the baseline does where its model holds
+        rigid = linear_rgb_to_rgb(convolve_padded(rgb_to_linear_rgb(truth[None]), kernel).clamp(0, 1))
+        row = {"frames": [int(idx[0]), int(idx[-1])], "path_crop_px": round(path_px * size / side, 2),
+               "blurred": scores(blurred, truth), "deconvolved": scores(restored, truth), "deconvolved_ms": round(ms, 1),
+               "rigid_blurred": scores(rigid[0], truth), "rigid_deconvolved": scores(deblur_srgb(rigid, kernel, iterations)[0], truth)}
+        rows.append(row)
+        log(f"{clip.name} {row['frames']}: path {row['path_crop_px']} px, PSNR blurred {row['blurred']['psnr']} "
+            f"-> deconvolved {row['deconvolved']['psnr']} dB")
+    return {"clip": clip.name, "fps": float(info.fps), "windows": rows}
+
+
+def mean_of(rows: list[dict], method: str, key: str) -> float | None:
+    vals = [r[method][key] for r in rows]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"# Face deblurring on synthetic exposures ({m['cpu']}, {m['cores']} cores)", "",
+             f"Exposure = {report['exposure']} consecutive frames averaged in linear light, face crops {report['size']} px "
+             f"(central frame's box), the {report['windows']} windows of fastest face motion per clip; truth = the central "
+             f"frame. Deconvolved: Richardson-Lucy ({report['iterations']} iterations) with the tracked face velocity's path. PSNR / SSIM on the "
+             "inner 80% of the crop. `path` = the centroid's path over the window in crop px.", "",
+             "`rigid`: the same truth blurred by the kernel alone (the blur model the baseline assumes), and deconvolved.", "",
+             "| clip | windows | path px (mean) | PSNR blurred | PSNR deconvolved | gain dB | SSIM blurred | SSIM deconvolved | rigid PSNR blurred -> deconvolved |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    all_rows = []
+    for c in report["clips"]:
+        rows = c.get("windows", [])
+        if not rows:
+            lines.append(f"| {c['clip']} | {c.get('skipped', 'none')} | | | | | | | |")
+            continue
+        all_rows += rows
+        pb, pw = mean_of(rows, "blurred", "psnr"), mean_of(rows, "deconvolved", "psnr")
+        lines.append(f"| {c['clip']} | {len(rows)} | {np.mean([r['path_crop_px'] for r in rows]):.1f} | {pb:.2f} | {pw:.2f} | "
+                     f"{pw - pb:+.2f} | {mean_of(rows, 'blurred', 'ssim'):.3f} | {mean_of(rows, 'deconvolved', 'ssim'):.3f} | "
+                     f"{mean_of(rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(rows, 'rigid_deconvolved', 'psnr'):.2f} |")
+    if all_rows:
+        pb, pw = mean_of(all_rows, "blurred", "psnr"), mean_of(all_rows, "deconvolved", "psnr")
+        lines.append(f"| **all** | {len(all_rows)} | {np.mean([r['path_crop_px'] for r in all_rows]):.1f} | {pb:.2f} | {pw:.2f} | "
+                     f"{pw - pb:+.2f} | {mean_of(all_rows, 'blurred', 'ssim'):.3f} | {mean_of(all_rows, 'deconvolved', 'ssim'):.3f} | "
+                     f"{mean_of(all_rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(all_rows, 'rigid_deconvolved', 'psnr'):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--clips", nargs="*", default=None, help="default: " + ", ".join(DEFAULT_CLIPS))
+    ap.add_argument("--exposure", type=int, default=7, help="frames per synthetic exposure (odd)")
+    ap.add_argument("--windows", type=int, default=6, help="exposures per clip")
+    ap.add_argument("--size", type=int, default=128, help="face crop size, px")
+    ap.add_argument("--iterations", type=int, default=5, help="Richardson-Lucy iterations")
+    args = ap.parse_args(argv)
+    if args.exposure < 3 or args.exposure % 2 == 0:
+        ap.error("--exposure must be odd and at least 3 (the truth is the central frame)")
+    started = time.time()
+    clips, skipped = resolve_clips(args.clips or [], DEFAULT_CLIPS, ap.error)
+    report = {"machine": machine(), "exposure": args.exposure, "windows": args.windows, "size": args.size,
+              "iterations": args.iterations, "skipped": skipped, "clips": []}
+    for clip in clips:
+        report["clips"].append(measure_clip(clip, args.exposure, args.windows, args.size, args.iterations, print))
+    write_report(report, args.json, markdown, started)
+
+
+if __name__ == "__main__":
+    main()
