@@ -11,7 +11,8 @@ crop's borders hold content from outside the central box).
 
     python benchmarks/deblur.py --json benchmarks/results/deblur.json [--clips ...]
 
-The GAN of issue 16 gets its column here when it exists.
+With ``--weights CKPT`` (``facepipe train deblur``) the GAN's central moment gets its columns, and
+the temporal order of its N moments.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from kornia.metrics import psnr, ssim
+from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import face_box, machine, read_frames, resolve_clips, write_report  # noqa: E402
 
+from facepipe.deblur.checkpoint import load_checkpoint  # noqa: E402
 from facepipe.deblur.classical import convolve_padded, deblur_srgb, trajectory_kernel  # noqa: E402
 from facepipe.deblur.exposure import expose, window_crops  # noqa: E402
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb  # noqa: E402
@@ -73,7 +76,7 @@ def scores(estimate: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"psnr": round(float(psnr(e, t, 1.0)), 3), "ssim": round(float(ssim(e, t, 11).mean()), 4)}
 
 
-def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, log) -> dict:
+def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, gan, log) -> dict:
     from facepipe.jobs.analyze import run_analysis
 
     analysis = run_analysis(clip, au=False, progress="off", log=lambda *a, **k: None)
@@ -103,10 +106,27 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
         row = {"frames": [int(idx[0]), int(idx[-1])], "path_crop_px": round(path_px * size / side, 2),
                "blurred": scores(blurred, truth), "deconvolved": scores(restored, truth), "deconvolved_ms": round(ms, 1),
                "rigid_blurred": scores(rigid[0], truth), "rigid_deconvolved": scores(deblur_srgb(rigid, kernel, iterations)[0], truth)}
+        if gan is not None:
+            row.update(gan_scores(gan, blurred, crops))
         rows.append(row)
         log(f"{clip.name} {row['frames']}: path {row['path_crop_px']} px, PSNR blurred {row['blurred']['psnr']} "
-            f"-> deconvolved {row['deconvolved']['psnr']} dB")
+            f"-> deconvolved {row['deconvolved']['psnr']}" + (f", gan {row['gan']['psnr']}" if gan is not None else "") + " dB")
     return {"clip": clip.name, "fps": float(info.fps), "windows": rows}
+
+
+@torch.no_grad()
+def gan_scores(generator, blurred: torch.Tensor, crops: torch.Tensor) -> dict:
+    """The generator's central moment vs the central frame; and the N moments' temporal order:
+    |Spearman| of k and the index of the true frame nearest to moment k (one blurred frame
+    cannot tell the motion's direction, so a reversed sequence counts as ordered)."""
+    n = len(crops)
+    t0 = time.perf_counter()
+    central = generator(blurred[None], torch.full((1,), 0.5)).clamp(0, 1)[0]
+    ms = 1000 * (time.perf_counter() - t0)
+    outs = generator(blurred[None].expand(n, -1, -1, -1), torch.linspace(0, 1, n)).clamp(0, 1)
+    nearest = (outs[:, None] - crops[None]).abs().mean((2, 3, 4)).argmin(1).numpy()
+    order = abs(float(spearmanr(np.arange(n), nearest).statistic)) if len(set(nearest)) > 1 else 0.0
+    return {"gan": scores(central, crops[n // 2]), "gan_order": round(order, 3), "gan_ms": round(ms, 1)}
 
 
 def mean_of(rows: list[dict], method: str, key: str) -> float | None:
@@ -114,32 +134,45 @@ def mean_of(rows: list[dict], method: str, key: str) -> float | None:
     return round(float(np.mean(vals)), 4) if vals else None
 
 
+def table_row(label: str, rows: list[dict], gan: bool) -> str:
+    pb, pd = mean_of(rows, "blurred", "psnr"), mean_of(rows, "deconvolved", "psnr")
+    cells = [label, str(len(rows)), f"{np.mean([r['path_crop_px'] for r in rows]):.1f}", f"{pb:.2f}", f"{pd:.2f} ({pd - pb:+.2f})",
+             f"{mean_of(rows, 'blurred', 'ssim'):.3f}", f"{mean_of(rows, 'deconvolved', 'ssim'):.3f}",
+             f"{mean_of(rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(rows, 'rigid_deconvolved', 'psnr'):.2f}"]
+    if gan:
+        pg = mean_of(rows, "gan", "psnr")
+        cells += [f"{pg:.2f} ({pg - pb:+.2f})", f"{mean_of(rows, 'gan', 'ssim'):.3f}", f"{np.mean([r['gan_order'] for r in rows]):.2f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
+    gan = report.get("gan_weights") is not None
+    head = ["clip", "windows", "path px (mean)", "PSNR blurred", "PSNR deconvolved (gain)", "SSIM blurred",
+            "SSIM deconvolved", "rigid PSNR blurred -> deconvolved"]
+    if gan:
+        head += ["PSNR GAN (gain)", "SSIM GAN", "GAN moment order"]
     lines = [f"# Face deblurring on synthetic exposures ({m['cpu']}, {m['cores']} cores)", "",
              f"Exposure = {report['exposure']} consecutive frames averaged in linear light, face crops {report['size']} px "
              f"(central frame's box), the {report['windows']} windows of fastest face motion per clip; truth = the central "
-             f"frame. Deconvolved: Richardson-Lucy ({report['iterations']} iterations) with the tracked face velocity's path. PSNR / SSIM on the "
-             "inner 80% of the crop. `path` = the centroid's path over the window in crop px.", "",
-             "`rigid`: the same truth blurred by the kernel alone (the blur model the baseline assumes), and deconvolved.", "",
-             "| clip | windows | path px (mean) | PSNR blurred | PSNR deconvolved | gain dB | SSIM blurred | SSIM deconvolved | rigid PSNR blurred -> deconvolved |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"frame. Deconvolved: Richardson-Lucy ({report['iterations']} iterations) with the tracked face velocity's path. "
+             "PSNR / SSIM on the inner 80% of the crop. `path` = the centroid's path over the window in crop px. "
+             "`rigid`: the same truth blurred by the kernel alone (the blur model the baseline assumes), and deconvolved.", ""]
+    if gan:
+        lines += [f"GAN: `{report['gan_weights']}` (trained: {report.get('gan_training', {})}); its central moment (c = 0.5) "
+                  "vs the truth; `moment order` = |Spearman| of the N restored moments' order against the nearest true "
+                  "frames (1 = in order, either direction).", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     all_rows = []
     for c in report["clips"]:
         rows = c.get("windows", [])
-        if not rows:
-            lines.append(f"| {c['clip']} | {c.get('skipped', 'none')} | | | | | | | |")
-            continue
-        all_rows += rows
-        pb, pw = mean_of(rows, "blurred", "psnr"), mean_of(rows, "deconvolved", "psnr")
-        lines.append(f"| {c['clip']} | {len(rows)} | {np.mean([r['path_crop_px'] for r in rows]):.1f} | {pb:.2f} | {pw:.2f} | "
-                     f"{pw - pb:+.2f} | {mean_of(rows, 'blurred', 'ssim'):.3f} | {mean_of(rows, 'deconvolved', 'ssim'):.3f} | "
-                     f"{mean_of(rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(rows, 'rigid_deconvolved', 'psnr'):.2f} |")
+        if rows:
+            all_rows += rows
+            lines.append(table_row(c["clip"], rows, gan))
+        else:
+            lines.append(f"| {c['clip']} | {c.get('skipped', 'none')} |" + " |" * (len(head) - 2))
     if all_rows:
-        pb, pw = mean_of(all_rows, "blurred", "psnr"), mean_of(all_rows, "deconvolved", "psnr")
-        lines.append(f"| **all** | {len(all_rows)} | {np.mean([r['path_crop_px'] for r in all_rows]):.1f} | {pb:.2f} | {pw:.2f} | "
-                     f"{pw - pb:+.2f} | {mean_of(all_rows, 'blurred', 'ssim'):.3f} | {mean_of(all_rows, 'deconvolved', 'ssim'):.3f} | "
-                     f"{mean_of(all_rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(all_rows, 'rigid_deconvolved', 'psnr'):.2f} |")
+        lines.append(table_row("**all**", all_rows, gan))
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +184,7 @@ def main(argv=None) -> None:
     ap.add_argument("--windows", type=int, default=6, help="exposures per clip")
     ap.add_argument("--size", type=int, default=128, help="face crop size, px")
     ap.add_argument("--iterations", type=int, default=5, help="Richardson-Lucy iterations")
+    ap.add_argument("--weights", type=Path, default=None, help="a deblur GAN checkpoint (facepipe train deblur) to add its columns")
     args = ap.parse_args(argv)
     if args.exposure < 3 or args.exposure % 2 == 0:
         ap.error("--exposure must be odd and at least 3 (the truth is the central frame)")
@@ -158,8 +192,13 @@ def main(argv=None) -> None:
     clips, skipped = resolve_clips(args.clips or [], DEFAULT_CLIPS, ap.error)
     report = {"machine": machine(), "exposure": args.exposure, "windows": args.windows, "size": args.size,
               "iterations": args.iterations, "skipped": skipped, "clips": []}
+    gan = None
+    if args.weights is not None:
+        gan, _, _, training = load_checkpoint(args.weights)
+        report["gan_weights"] = str(args.weights)
+        report["gan_training"] = {k: training.get(k) for k in ("steps", "seconds", "device", "training_clips")}
     for clip in clips:
-        report["clips"].append(measure_clip(clip, args.exposure, args.windows, args.size, args.iterations, print))
+        report["clips"].append(measure_clip(clip, args.exposure, args.windows, args.size, args.iterations, gan, print))
     write_report(report, args.json, markdown, started)
 
 

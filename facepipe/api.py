@@ -27,6 +27,7 @@ from facepipe import defaults
 from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
+from facepipe.deblur.config import DeblurConfig
 from facepipe.jobs.analyze import analyze
 from facepipe.jobs.assemble import AssembleResult, run_assemble
 from facepipe.jobs.context import open_context
@@ -35,11 +36,12 @@ from facepipe.jobs.evaluate import evaluate
 from facepipe.jobs.faces import list_faces as faces
 from facepipe.jobs.prepare import PrepareResult, run_prepare
 from facepipe.jobs.preview import PreviewResult, run_preview
+from facepipe.jobs.train_deblur import run_train_deblur
 from facepipe.pipeline.progress import finish_progress, job_progress
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
 
-__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe"]
+__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe", "train_deblur"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -167,6 +169,37 @@ def preview(
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
     finish_progress(progress)
     return result
+
+
+def train_deblur(
+    clips: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    val_clips: Sequence[str | os.PathLike] = (),
+    steps: int | None = None,
+    minutes: float | None = None,
+    size: int = 128,
+    exposure: int = 7,
+    width: int = 16,
+    seed: int = 0,
+    max_windows: int = 60,
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    force: bool = False,
+    log=print,
+) -> dict:
+    """Train the continuous-motion deblur GAN on windows of sharp consecutive face crops of
+    ``clips`` (synthetic exposures, :mod:`facepipe.jobs.train_deblur`) for ``steps`` or
+    ``minutes``, validate on ``val_clips`` (default: every tenth window) and save the checkpoint
+    at ``out``. Returns the training report (validation PSNR before/after, moment order)."""
+    if steps is None and minutes is None:
+        raise RequestError("give --steps or --minutes (the training budget)")
+    if exposure < 3 or exposure % 2 == 0:
+        raise RequestError(f"--exposure {exposure}: give an odd number of frames, at least 3")
+    if size % 8:
+        raise RequestError(f"--size {size}: give a multiple of 8 (the generator halves it three times)")
+    config = DeblurConfig(width=width, regressor_width=width, size=size, exposure=exposure,
+                          train_size=min(size, DeblurConfig.train_size), seed=seed)
+    return run_train_deblur(clips, out, val_clips, config, steps, minutes, max_windows, workdir, device, force, log)
 
 
 def _request(emotion, intensity, ramp, au, keyframes):

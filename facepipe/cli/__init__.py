@@ -16,6 +16,7 @@ from facepipe.cli.edit import demo, edit, prepare, preview, probe
 from facepipe.cli.evaluate import eval_command
 from facepipe.cli.faces import faces_command
 from facepipe.cli.farm import assemble, farm
+from facepipe.cli.train import train
 from facepipe.cli.weights import weights_group
 
 
@@ -33,3 +34,4 @@ main.add_command(faces_command, "faces")
 main.add_command(analyze_command, "analyze")
 main.add_command(eval_command, "eval")
 main.add_command(farm, "farm")
+main.add_command(train, "train")

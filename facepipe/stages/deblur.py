@@ -4,8 +4,9 @@ The design puts face deblurring between decode and tracking (sharp faces track a
 the delivered plate keeps its blur). Until the continuous-motion deblur GAN exists this node
 hands frames on unchanged, so the graph, its cache keys and its consumers already have their
 final shape: track and expression read ``deblur``, the synthesis pass reads ``decode``.
-The classical baseline (:mod:`facepipe.deblur.classical`) is not wired in: on synthetic
-exposures of real footage it loses 1.2 dB against the blurred input (``benchmarks/deblur.py``).
+Neither the classical baseline (:mod:`facepipe.deblur.classical`) nor the GAN's CPU config is
+wired in: on synthetic exposures of real footage they lose 1.2 and 0.3 dB against the blurred
+input (``benchmarks/deblur.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""Deblur checkpoints: the generator and the moment regressor with the config that built them.
+
+One ``torch.save`` file: ``{"format", "config", "generator", "regressor", "report"}``. Written to
+a temporary file beside the target and renamed, so a killed training never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from facepipe.deblur.config import DeblurConfig
+from facepipe.errors import FacepipeError
+from facepipe.nn.deblur_generator import MomentDeblurGenerator
+from facepipe.nn.moment_regressor import MomentRegressor
+
+FORMAT = "facepipe-deblur-1"
+
+
+def build_networks(config: DeblurConfig) -> tuple[MomentDeblurGenerator, MomentRegressor]:
+    """Fresh generator and moment regressor for ``config``."""
+    return (MomentDeblurGenerator(config.width, config.levels, config.embed_dim),
+            MomentRegressor(config.regressor_width))
+
+
+def save_checkpoint(path, config: DeblurConfig, generator, regressor, report: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"format": FORMAT, "config": asdict(config), "generator": generator.state_dict(),
+                "regressor": regressor.state_dict(), "report": report}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu"):
+    """-> (generator, regressor, config, report), networks in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacepipeError(f"{path}: no such deblur checkpoint (make one with: facepipe train deblur CLIPS... --out {path})")
+    data = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise FacepipeError(f"{path}: not a facepipe deblur checkpoint ({FORMAT})")
+    config = DeblurConfig(**data["config"])
+    generator, regressor = build_networks(config)
+    generator.load_state_dict(data["generator"])
+    regressor.load_state_dict(data["regressor"])
+    return generator.to(device).eval(), regressor.to(device).eval(), config, data.get("report", {})

@@ -1,0 +1,146 @@
+"""Training the deblur GAN on windows of sharp consecutive face crops.
+
+    windows: (M,N,3,S,S) uint8 sharp crops of N consecutive frames (one box per window)
+
+Each step draws per sample a sub-exposure of n odd frames (3..N) at a random start, a moment k
+in 0..n-1 (c = k/(n-1)), one random ``train_size`` crop for all its frames and a random flip. The
+input is the sub-exposure (:func:`facepipe.deblur.exposure.expose`), the target frame k.
+
+One blurred frame cannot say which way the motion went: moments c and 1-c have the same input.
+So the generator renders both and the L1 loss takes the better of the two assignments (Jin et
+al., CVPR 2018, "Learning to extract a video sequence from a single motion-blurred image"); the
+moment regressor learns the *distance* from the central moment, d = |2c - 1|, which one frame
+does determine. Losses: generator L1 + ``adversarial`` (least squares, conditional patch
+discriminator) + ``moment`` ((regressor(output) - d)^2); discriminator least squares; regressor
+squared error of d on real pairs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.metrics import psnr
+from scipy.stats import spearmanr
+
+from facepipe.deblur.checkpoint import build_networks
+from facepipe.deblur.config import DeblurConfig
+from facepipe.deblur.exposure import expose
+from facepipe.nn.patch_discriminator import PatchDiscriminator
+
+
+def sample_batch(windows: torch.Tensor, config: DeblurConfig, rng: np.random.Generator, device) -> tuple:
+    """-> blurred (B,3,s,s), first (B,3,s,s) target at c, mirror (B,3,s,s) target at 1-c, c (B,)."""
+    M, N = windows.shape[:2]
+    s = config.train_size
+    blurred, first, mirror, cs = [], [], [], []
+    for m in rng.integers(0, M, config.batch):
+        n = int(rng.choice(np.arange(3, N + 1, 2)))
+        start, k = int(rng.integers(0, N - n + 1)), int(rng.integers(0, n))
+        y, x = (int(v) for v in rng.integers(0, windows.shape[-1] - s + 1, 2))
+        crops = windows[m, start:start + n, :, y:y + s, x:x + s].to(device).float() / 255.0
+        if rng.random() < 0.5:
+            crops = crops.flip(-1)
+        blurred.append(expose(crops))
+        first.append(crops[k])
+        mirror.append(crops[n - 1 - k])
+        cs.append(k / (n - 1))
+    return torch.stack(blurred), torch.stack(first), torch.stack(mirror), torch.tensor(cs, dtype=torch.float32, device=device)
+
+
+def order_invariant_l1(out_c, out_mirror, first, mirror) -> torch.Tensor:
+    """Mean over the batch of the better assignment of the two outputs (c, 1-c) to the two frames."""
+    direct = (out_c - first).abs().mean((1, 2, 3)) + (out_mirror - mirror).abs().mean((1, 2, 3))
+    swapped = (out_c - mirror).abs().mean((1, 2, 3)) + (out_mirror - first).abs().mean((1, 2, 3))
+    return 0.5 * torch.minimum(direct, swapped).mean()
+
+
+def train_step(nets: dict, opts: dict, batch: tuple, config: DeblurConfig) -> dict:
+    """One step of generator, discriminator and regressor; -> their losses."""
+    G, D, R = nets["generator"], nets["discriminator"], nets["regressor"]
+    blurred, first, mirror, c = batch
+    d = (2 * c - 1).abs()
+    out = G(torch.cat([blurred, blurred]), torch.cat([c, 1 - c]))
+    out_c, out_m = out.chunk(2)
+    l1 = order_invariant_l1(out_c, out_m, first, mirror)
+    adv = ((D(blurred, out_c) - 1) ** 2).mean()
+    mom = ((R(blurred, out_c) - d) ** 2).mean()
+    opts["generator"].zero_grad(set_to_none=True)
+    (l1 + config.adversarial * adv + config.moment * mom).backward()
+    opts["generator"].step()
+
+    fake = out_c.detach()
+    d_loss = ((D(blurred, first) - 1) ** 2).mean() + (D(blurred, fake) ** 2).mean()
+    opts["discriminator"].zero_grad(set_to_none=True)
+    d_loss.backward()
+    opts["discriminator"].step()
+
+    r_loss = ((R(blurred, first) - d) ** 2).mean()
+    opts["regressor"].zero_grad(set_to_none=True)
+    r_loss.backward()
+    opts["regressor"].step()
+    return {"l1": l1.item(), "adversarial": adv.item(), "moment": mom.item(), "discriminator": d_loss.item(),
+            "regressor": r_loss.item()}
+
+
+@torch.no_grad()
+def validate(generator, regressor, windows: torch.Tensor, device) -> dict:
+    """On whole exposures of held-out windows (M,N,3,S,S): PSNR of the input and of the central
+    moment against the central frame; temporal order of the N restored moments (|Spearman| of
+    k and the index of the nearest true frame: one blurred frame cannot tell the direction);
+    Spearman of the regressor's d with the true d, on real frames."""
+    generator.eval()
+    regressor.eval()
+    N = windows.shape[1]
+    c = torch.linspace(0, 1, N, device=device)
+    rows = {"psnr_input": [], "psnr_central": [], "order": [], "regressor_real": []}
+    for w in windows:
+        frames = w.to(device).float() / 255.0
+        blurred = expose(frames)[None]
+        outs = generator(blurred.expand(N, -1, -1, -1), c).clamp(0, 1)
+        truth = frames[N // 2][None]
+        rows["psnr_input"].append(float(psnr(blurred, truth, 1.0)))
+        rows["psnr_central"].append(float(psnr(outs[N // 2][None], truth, 1.0)))
+        nearest = (outs[:, None] - frames[None]).abs().mean((2, 3, 4)).argmin(1).cpu().numpy()
+        rho = spearmanr(np.arange(N), nearest).statistic if len(set(nearest)) > 1 else 0.0
+        rows["order"].append(abs(float(rho)))
+        pred = regressor(blurred.expand(N, -1, -1, -1), frames).cpu().numpy()
+        rows["regressor_real"].append(float(spearmanr((2 * c - 1).abs().cpu().numpy(), pred).statistic))
+    generator.train()
+    regressor.train()
+    return {k: round(float(np.nanmean(v)), 4) for k, v in rows.items()}
+
+
+def train_deblur(train_windows: torch.Tensor, val_windows: torch.Tensor, config: DeblurConfig, steps: int | None = None,
+                 minutes: float | None = None, device: str | torch.device = "cpu", log=print, every: int = 50) -> tuple:
+    """Train from scratch (seeded) for ``steps`` steps or ``minutes`` of wall time, whichever is
+    given (both: the first reached). -> (generator, regressor, report) with the report's losses,
+    validation before and after, steps, seconds and device."""
+    if steps is None and minutes is None:
+        raise ValueError("give steps or minutes")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator, regressor = build_networks(config)
+    nets = {"generator": generator, "discriminator": PatchDiscriminator(config.width), "regressor": regressor}
+    for net in nets.values():
+        net.to(device).train()
+    opts = {name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999)) for name, net in nets.items()}
+    before = validate(generator, regressor, val_windows, device)
+    log(f"deblur: validation before training: {before}")
+    t0, step, history = time.perf_counter(), 0, []
+    while (steps is None or step < steps) and (minutes is None or time.perf_counter() - t0 < 60 * minutes):
+        losses = train_step(nets, opts, sample_batch(train_windows, config, rng, device), config)
+        step += 1
+        history.append(losses)
+        if step % every == 0:
+            mean = {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in losses}
+            log(f"deblur: step {step}, {time.perf_counter() - t0:.0f} s, {mean}")
+    after = validate(generator, regressor, val_windows, device)
+    log(f"deblur: validation after {step} steps: {after}")
+    report = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "device": str(device),
+              "train_windows": int(len(train_windows)), "val_windows": int(len(val_windows)),
+              "validation_before": before, "validation_after": after,
+              "final_losses": {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in history[-1]} if history else {}}
+    return generator.eval(), regressor.eval(), report
