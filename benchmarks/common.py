@@ -1,5 +1,5 @@
-"""What the benchmarks share: the shared footage folder, machine facts, resolving clip arguments,
-reading frames and the square around a tracked face."""
+"""What the benchmarks share: the shared footage folder, machine facts, resolving clip arguments
+and reading frames."""
 
 from __future__ import annotations
 
@@ -134,9 +134,3 @@ def read_frames(path: Path, indices) -> np.ndarray:
         f = chunk.frames.numpy() if hasattr(chunk.frames, "numpy") else np.asarray(chunk.frames)
         out.append(np.clip(np.rint(f.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(out)
-
-
-def face_box(box: np.ndarray, grow: float = 1.25) -> tuple[float, float, float]:
-    """(cx, cy, side) of the square around the tracked box (x0,y0,x1,y1), grown by ``grow``."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return (x0 + x1) / 2, (y0 + y1) / 2, grow * max(x1 - x0, y1 - y0)

@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from kornia.metrics import psnr, ssim
-from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import face_box, machine, read_frames, resolve_clips, write_report  # noqa: E402
+from common import machine, read_frames, resolve_clips, write_report  # noqa: E402
 
 from facepipe.deblur.checkpoint import load_checkpoint  # noqa: E402
 from facepipe.deblur.classical import convolve_padded, deblur_srgb, trajectory_kernel  # noqa: E402
 from facepipe.deblur.exposure import expose, window_crops  # noqa: E402
+from facepipe.deblur.train import moment_order  # noqa: E402
+from facepipe.face.extent import square_around  # noqa: E402
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb  # noqa: E402
 
 #: Clips with head turns and fast motion first (see ../shared/data/clips/README.md).
@@ -92,7 +93,7 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
     for start, path_px in fastest_windows(centroid, exposure, windows):
         idx = np.arange(start, start + exposure)
         mid = int(idx[exposure // 2])
-        cx, cy, side = face_box(box[mid])
+        cx, cy, side = square_around(box[mid])
         frames = torch.from_numpy(read_frames(clip, idx)).permute(0, 3, 1, 2).float() / 255.0
         crops = window_crops(frames, cx, cy, side, size)
         blurred, truth = expose(crops), crops[exposure // 2]
@@ -116,16 +117,14 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
 
 @torch.no_grad()
 def gan_scores(generator, blurred: torch.Tensor, crops: torch.Tensor) -> dict:
-    """The generator's central moment vs the central frame; and the N moments' temporal order:
-    |Spearman| of k and the index of the true frame nearest to moment k (one blurred frame
-    cannot tell the motion's direction, so a reversed sequence counts as ordered)."""
+    """The generator's central moment vs the central frame, and its N moments' temporal order
+    (:func:`facepipe.deblur.train.moment_order`)."""
     n = len(crops)
     t0 = time.perf_counter()
     central = generator(blurred[None], torch.full((1,), 0.5)).clamp(0, 1)[0]
     ms = 1000 * (time.perf_counter() - t0)
     outs = generator(blurred[None].expand(n, -1, -1, -1), torch.linspace(0, 1, n)).clamp(0, 1)
-    nearest = (outs[:, None] - crops[None]).abs().mean((2, 3, 4)).argmin(1).numpy()
-    order = abs(float(spearmanr(np.arange(n), nearest).statistic)) if len(set(nearest)) > 1 else 0.0
+    order = moment_order(outs, crops)
     return {"gan": scores(central, crops[n // 2]), "gan_order": round(order, 3), "gan_ms": round(ms, 1)}
 
 

@@ -48,7 +48,7 @@ import numpy as np
 from facepipe.defaults import APPEARANCE_STRENGTH as DEFAULT_APPEARANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LOSSLESS_CODEC, LOSSLESS_EXT, face_box, read_frames, resolve_clips  # noqa: E402
+from common import LOSSLESS_CODEC, LOSSLESS_EXT, read_frames, resolve_clips  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_d0_grin.mp4", "lp_d3_talk_glasses.mp4", "vr_face4_talk.mp4")
 DEFAULT_EMOTIONS = "happy,sad,surprised,angry,fearful,disgusted,contempt,neutral"
 LABEL_W = 96
@@ -215,6 +215,7 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
     from facepipe.jobs.analyze import run_analysis
     from facepipe.analysis.regions import hull_mask, mouth_opening
     from facepipe.tracking.schemes import MESH_LEFT_EYE, MESH_LIPS_OUTER, MESH_RIGHT_EYE, inter_ocular
+    from facepipe.face.extent import square_around
 
     t0 = time.perf_counter()
     analysis = run_analysis(clip, au=False, progress="off", log=_quiet)
@@ -244,7 +245,7 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
     is_mesh = lm.shape[1] >= 468
 
     def face_crop(img, i, px):
-        cx, cy, side = face_box(box[i])
+        cx, cy, side = square_around(box[i])
         return crop(img, cx, cy, side, side, (px, px))
 
     # zoom boxes (native px) from the clip's inter-ocular distance

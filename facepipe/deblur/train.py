@@ -85,6 +85,16 @@ def train_step(nets: dict, opts: dict, batch: tuple, config: DeblurConfig) -> di
             "regressor": r_loss.item()}
 
 
+def moment_order(moments: torch.Tensor, frames: torch.Tensor) -> float:
+    """How well restored moments (N,3,S,S), in moment order, follow the true frames (N,3,S,S):
+    |Spearman| of k and the index of the frame nearest (L1) to moment k; either direction counts
+    (one blurred frame cannot tell it), 0 when every moment is nearest the same frame."""
+    nearest = (moments[:, None] - frames[None]).abs().mean((2, 3, 4)).argmin(1).cpu().numpy()
+    if len(set(nearest.tolist())) < 2:
+        return 0.0
+    return abs(float(spearmanr(np.arange(len(nearest)), nearest).statistic))
+
+
 @torch.no_grad()
 def validate(generator, regressor, windows: torch.Tensor, device) -> dict:
     """On whole exposures of held-out windows (M,N,3,S,S): PSNR of the input and of the central
@@ -103,9 +113,7 @@ def validate(generator, regressor, windows: torch.Tensor, device) -> dict:
         truth = frames[N // 2][None]
         rows["psnr_input"].append(float(psnr(blurred, truth, 1.0)))
         rows["psnr_central"].append(float(psnr(outs[N // 2][None], truth, 1.0)))
-        nearest = (outs[:, None] - frames[None]).abs().mean((2, 3, 4)).argmin(1).cpu().numpy()
-        rho = spearmanr(np.arange(N), nearest).statistic if len(set(nearest)) > 1 else 0.0
-        rows["order"].append(abs(float(rho)))
+        rows["order"].append(moment_order(outs, frames))
         pred = regressor(blurred.expand(N, -1, -1, -1), frames).cpu().numpy()
         rows["regressor_real"].append(float(spearmanr((2 * c - 1).abs().cpu().numpy(), pred).statistic))
     generator.train()

@@ -45,6 +45,13 @@ def face_box(vertices: Sequence[torch.Tensor], margin_px: float, size: tuple[int
     return (x0, y0, max(x0, x1), max(y0, y1))
 
 
+def square_around(box, grow: float = 1.25) -> tuple[float, float, float]:
+    """(cx, cy, side) of the square around a tracked box (x0, y0, x1, y1), its longer side grown
+    by ``grow``: the face crop of contact sheets and of the deblur windows."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0 + x1) / 2, (y0 + y1) / 2, grow * max(x1 - x0, y1 - y0)
+
+
 def points_in_polygon(points: torch.Tensor, polygon: torch.Tensor) -> torch.Tensor:
     """(P,) bool: which of ``points`` (P,2) lie inside the closed ``polygon`` (K,2), an ordered
     loop (even-odd rule; :func:`facepipe.composite.matte.polygon_mask` is the same test on a

@@ -22,19 +22,15 @@ from facepipe.deblur.checkpoint import save_checkpoint
 from facepipe.deblur.config import DeblurConfig
 from facepipe.deblur.exposure import window_crops
 from facepipe.deblur.train import train_deblur
-from facepipe.errors import FacepipeError, OutputExistsError
+from facepipe.errors import FacepipeError
+from facepipe.face.extent import square_around
+from facepipe.io.atomic import check_output_path
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 from facepipe.jobs.context import open_context
 from facepipe.pipeline.device import select_device
 from facepipe.pipeline.graph import Graph
 from facepipe.stages.graph import analysis_stages
-
-
-def face_square(box) -> tuple[float, float, float]:
-    """(cx, cy, side) of the square around a tracked box (x0,y0,x1,y1), grown 1.25x."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return (x0 + x1) / 2, (y0 + y1) / 2, 1.25 * max(x1 - x0, y1 - y0)
 
 
 def window_starts(tracked: np.ndarray, exposure: int, max_windows: int) -> np.ndarray:
@@ -69,7 +65,7 @@ def face_windows(clip, exposure: int, size: int, max_windows: int, workdir=None,
     starts = window_starts(tracked, exposure, max_windows)
     out = torch.zeros((len(starts), exposure, 3, size, size), dtype=torch.uint8)
     where = {int(s + j): (w, j) for w, s in enumerate(starts) for j in range(exposure)}
-    squares = [face_square(box[s + exposure // 2]) for s in starts]
+    squares = [square_around(box[s + exposure // 2]) for s in starts]
     for chunk in VideoReader(info).chunks(np.array(sorted(where), np.int64), read_ahead=0):
         for index, frame in zip(chunk.indices, chunk.frames):
             w, j = where[int(index)]
@@ -86,8 +82,8 @@ def run_train_deblur(clips, out, val_clips=(), config: DeblurConfig | None = Non
     """Build the windows, train, save the checkpoint at ``out`` (atomically); -> the report."""
     config = config or DeblurConfig()
     out = Path(out)
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists; give --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(out, force, tuple(Path(c) for c in (*clips, *val_clips)))
     if not clips:
         raise FacepipeError("give at least one clip to train on")
     train = [face_windows(c, config.exposure, config.size, max_windows, workdir, log) for c in clips]
