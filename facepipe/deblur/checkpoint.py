@@ -1,12 +1,11 @@
 """Deblur checkpoints: the generator and the moment regressor with the config that built them.
 
-One ``torch.save`` file: ``{"format", "config", "generator", "regressor", "report"}``. Written to
-a temporary file beside the target and renamed, so a killed training never leaves half a file.
+One ``torch.save`` file: ``{"format", "config", "generator", "regressor", "report"}``. Written
+through :class:`facepipe.io.atomic.StagedFile`, so a killed training never leaves half a file.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from facepipe.deblur.config import DeblurConfig
 from facepipe.errors import FacepipeError
+from facepipe.io.atomic import StagedFile
 from facepipe.nn.deblur_generator import MomentDeblurGenerator
 from facepipe.nn.moment_regressor import MomentRegressor
 
@@ -29,10 +29,9 @@ def build_networks(config: DeblurConfig) -> tuple[MomentDeblurGenerator, MomentR
 def save_checkpoint(path, config: DeblurConfig, generator, regressor, report: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format": FORMAT, "config": asdict(config), "generator": generator.state_dict(),
-                "regressor": regressor.state_dict(), "report": report}, tmp)
-    os.replace(tmp, path)
+    with StagedFile(path) as tmp:
+        torch.save({"format": FORMAT, "config": asdict(config), "generator": generator.state_dict(),
+                    "regressor": regressor.state_dict(), "report": report}, tmp)
     return path
 
 

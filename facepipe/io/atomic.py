@@ -15,7 +15,7 @@ TMP_MARK = ".facepipe-tmp"
 def check_output_path(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse outputs that would overwrite an input, an existing file (without force), or can't be written."""
     for src in inputs:
-        if out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src)):
+        if out.resolve() == src.resolve() or (out.exists() and src.exists() and os.path.samefile(out, src)):
             raise FacepipeError(f"the output {out} is the input file; choose another --out")
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it")
