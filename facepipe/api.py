@@ -40,8 +40,10 @@ from facepipe.jobs.train_deblur import run_train_deblur
 from facepipe.pipeline.progress import finish_progress, job_progress
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
+from facepipe.render.neural.config import RendererConfig
 
-__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe", "train_deblur"]
+__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe", "train_deblur",
+           "train_renderer"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -107,6 +109,9 @@ def edit(
     smooth: float = defaults.SMOOTH,
     face: str = "largest",
     threads: int | None = None,
+    renderer: str = defaults.RENDERER,
+    actor: str = "",
+    renderer_minutes: float = defaults.RENDERER_MINUTES,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -123,10 +128,13 @@ def edit(
     the actor's own frames (0 = warp only); actor_library: folder of other shots of the actor;
     shutter: degrees for the re-applied motion blur; smooth: strength 0..1 of the temporal
     smoothing of the edit (0 = off); threads: CPU threads for rendering (None: every core, at
-    most :data:`facepipe.defaults.MAX_RENDER_THREADS`). See :func:`facepipe.jobs.edit.run_edit`.
+    most :data:`facepipe.defaults.MAX_RENDER_THREADS`); renderer: ``auto`` (the actor's neural
+    renderer when trained, else the geometric warp), ``geometric`` or ``neural`` (trains one on
+    this shot for ``renderer_minutes`` when missing); actor: whose renderer ("": this shot's own).
+    See :func:`facepipe.jobs.edit.run_edit`.
     """
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes)
     progress = job_progress("edit", progress)
     result = run_edit(src, request, out, force, frames, frame_base, codec, settings,
                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -153,6 +161,9 @@ def preview(
     smooth: float = defaults.SMOOTH,
     face: str = "largest",
     threads: int | None = None,
+    renderer: str = defaults.RENDERER,
+    actor: str = "",
+    renderer_minutes: float = defaults.RENDERER_MINUTES,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -163,7 +174,7 @@ def preview(
     source beside it (``compare="side"``), a wipe (``"wipe"``) or alone (``"none"``). Returns a
     :class:`facepipe.jobs.preview.PreviewResult` (with the render speed)."""
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, smooth, face, threads)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes)
     progress = job_progress("preview", progress)
     result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -207,7 +218,46 @@ def _request(emotion, intensity, ramp, au, keyframes):
     return parse_request(emotions, intensity, ramp, list(au or ()), keyframes)
 
 
-def _settings(appearance, actor_library, shutter, smooth, face, threads) -> EditSettings:
+def train_renderer(
+    src: str | os.PathLike,
+    actor: str = "",
+    actor_library: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    size: int | None = None,
+    width: int | None = None,
+    seed: int = 0,
+    face: str = "largest",
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    force: bool = False,
+    log=print,
+) -> dict:
+    """Train the person-specific neural renderer on ``src`` for ``steps`` or ``minutes`` and save
+    it as ``actor``'s (in ``actor_library``/renderers, else the work dir's; "" = the shot's
+    own) or at ``out``. ``size`` / ``width``: crop px and network width (default: the CPU config
+    on a CPU, the 256 px config on CUDA). Returns the training report with ``checkpoint``."""
+    if steps is None and minutes is None:
+        raise RequestError("give --steps or --minutes (the training budget)")
+    library = Path(actor_library) if actor_library else None
+    if library is not None and not library.is_dir():
+        raise RequestError(f"--actor-library {library}: not a folder")
+    from facepipe.jobs.train_renderer import run_train_renderer  # lazy: it imports diffusers (1 s), which no other call needs
+
+    info = _probe(src)
+    with open_context(info, workdir, device, progress, log=log) as ctx:
+        changes = {k: v for k, v in (("size", size), ("width", width)) if v is not None}
+        config = RendererConfig.for_device(ctx.device, seed=seed, **changes)
+        if config.size % 2 ** config.levels:
+            raise RequestError(f"--size {config.size}: give a multiple of {2 ** config.levels}")
+        path, report = run_train_renderer(ctx, actor, library, config, steps, minutes, face, out, force, log)
+    return {"checkpoint": str(path), **report}
+
+
+def _settings(appearance, actor_library, shutter, smooth, face, threads, renderer=defaults.RENDERER, actor="",
+              renderer_minutes=defaults.RENDERER_MINUTES) -> EditSettings:  # fmt: skip
     for name, value in (("--appearance", appearance), ("--smooth", smooth)):
         if not 0.0 <= float(value) <= 1.0:
             raise RequestError(f"{name} {value} is out of range: use a value from 0 to 1")
@@ -218,8 +268,13 @@ def _settings(appearance, actor_library, shutter, smooth, face, threads) -> Edit
         raise RequestError(f"--actor-library {library}: not a folder of clips")
     if threads is not None and int(threads) < 1:
         raise RequestError(f"--threads {threads}: use 1 or more")
+    if renderer not in defaults.RENDERERS:
+        raise RequestError(f"--renderer {renderer!r}: use one of {', '.join(defaults.RENDERERS)}")
+    if not float(renderer_minutes) > 0:
+        raise RequestError(f"--renderer-minutes {renderer_minutes}: give a training budget above 0")
     return EditSettings(appearance_strength=float(appearance), actor_library=library, shutter=float(shutter),
-                        smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads))  # fmt: skip
+                        smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads),
+                        renderer=renderer, actor=str(actor), renderer_minutes=float(renderer_minutes))  # fmt: skip
 
 
 def _context_opener(workdir, device, progress, chunk_mb, log, settings: EditSettings):

@@ -15,3 +15,11 @@ SMOOTH = 0.5
 #: Most CPU threads that render faces side by side: a chunk holds a few dozen frames at most,
 #: and the face work per frame is small, so more threads mostly wait on each other.
 MAX_RENDER_THREADS = 8
+
+#: Which renderer an edit uses: ``auto`` = the actor's neural renderer when one is trained,
+#: else the geometric warp (``geometric``); ``neural`` trains one on the shot when missing.
+RENDERER = "auto"
+RENDERERS = ("auto", "geometric", "neural")
+
+#: Training budget (minutes) of a renderer an edit trains on its own shot (``--renderer neural``).
+RENDERER_MINUTES = 5.0

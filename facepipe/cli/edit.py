@@ -66,6 +66,12 @@ def edit_options(fn):
         click.option("--smooth", type=float, default=defaults.SMOOTH, show_default=True,
                      help="Strength 0..1 of the temporal smoothing of the edit where the face holds still; 0 = off."),
         click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id."),
+        click.option("--renderer", type=click.Choice(defaults.RENDERERS), default=defaults.RENDERER, show_default=True,
+                     help="auto: the actor's neural renderer when one is trained (facepipe train renderer), else the "
+                          "geometric warp; neural: train one on this shot first if missing."),
+        click.option("--actor", default="", help="Whose neural renderer to use [default: the one trained on this shot]."),
+        click.option("--renderer-minutes", type=float, default=defaults.RENDERER_MINUTES, show_default=True,
+                     help="Training budget when --renderer neural trains a renderer."),
         click.option("--threads", type=int, default=None,
                      help=f"CPU threads that render faces side by side [default: every core, at most {defaults.MAX_RENDER_THREADS}]."),
         click.option("--force", is_flag=True, help="Overwrite an existing output."),

@@ -11,7 +11,7 @@ from facepipe.cli.common import handle_errors
 
 @click.group()
 def train() -> None:
-    """Train networks on footage (the deblur GAN; the person-specific renderer is issue 15)."""
+    """Train networks on footage: the person-specific face renderer and the deblur GAN."""
 
 
 @train.command("deblur")
@@ -41,3 +41,32 @@ def deblur(clips, **options) -> None:
     report = train_deblur(list(clips), **options)
     click.echo(json.dumps({"steps": report["steps"], "seconds": report["seconds"],
                            "validation_before": report["validation_before"], "validation_after": report["validation_after"]}))
+
+
+@train.command("renderer")
+@click.argument("clip", type=click.Path(dir_okay=False))
+@click.option("--actor", default="", help="Actor name: edits with --actor NAME reuse this renderer [default: the shot's own].")
+@click.option("--actor-library", type=click.Path(file_okay=False), default=None,
+              help="Keep the renderer in this actor's library folder (under renderers/) instead of the work dir.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Checkpoint to write instead (.pt).")
+@click.option("--steps", type=click.IntRange(1, None), default=None, help="Training steps.")
+@click.option("--minutes", type=click.FloatRange(0, None, min_open=True), default=None, help="Training wall time.")
+@click.option("--size", type=click.IntRange(16, 1024), default=None, help="Face crop px [default: 96 on a CPU, 256 on CUDA].")
+@click.option("--width", type=click.IntRange(8, 256), default=None, help="Network width [default: 16 on a CPU, 64 on CUDA].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--face", default="largest", show_default=True, help="Actor to train on: largest, center or a track id.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Cache of the tracking (as facepipe edit's).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--force", is_flag=True, help="Overwrite an existing checkpoint.")
+@handle_errors
+def renderer(clip, **options) -> None:
+    """Train the person-specific neural face renderer on CLIP (self-supervised: each frame
+    re-rendered from another expression's frame warped to its mesh) and save it for the actor.
+    Later edits use it with --renderer auto (the default) or neural.
+
+    Example: facepipe train renderer shot.mp4 --actor jane --minutes 10
+    """
+    from facepipe.api import train_renderer
+
+    report = train_renderer(clip, **options)
+    click.echo(json.dumps({k: report[k] for k in ("checkpoint", "steps", "seconds", "device", "validation_after")}))

@@ -29,6 +29,7 @@ from facepipe.io.frameranges import contiguous_runs, first_frame_number, parse_f
 from facepipe.io.media import MediaInfo, probe
 from facepipe.io.writer import ImageSequenceWriter, MovieWriter
 from facepipe.jobs import report as rep
+from facepipe.jobs.renderer import resolve_renderer
 from facepipe.pipeline.graph import Graph
 from facepipe.pipeline.stage import Stage
 from facepipe.plan.request import EditRequest
@@ -50,7 +51,9 @@ class EditSettings:
     appearance; smooth: 0..1 strength of the temporal smoothing of the edit (0 = off); face:
     which actor (``largest``, ``center`` or a track id); seed: grain noise; threads: CPU threads
     that render faces side by side (None: every core, at most :data:`facepipe.defaults.MAX_RENDER_THREADS`; a
-    farm node running several jobs sets fewer).
+    farm node running several jobs sets fewer); renderer: ``auto``, ``geometric`` or ``neural``
+    (:func:`facepipe.jobs.train_renderer.resolve_renderer`); actor: whose renderer ("": the
+    shot's own); renderer_minutes: training budget when an edit trains one.
     """
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -60,6 +63,9 @@ class EditSettings:
     face: str = "largest"
     seed: int = 0
     threads: int | None = None
+    renderer: str = defaults.RENDERER
+    actor: str = ""
+    renderer_minutes: float = defaults.RENDERER_MINUTES
 
     @property
     def render_threads(self) -> int:
@@ -119,15 +125,18 @@ def open_shot(src, request: EditRequest, frames: str | None, frame_base: str) ->
     return Shot(src, info, indices, first_number)
 
 
-def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = False) -> tuple[list[Stage], str]:
+def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = False,
+                renderer_weights: str = "") -> tuple[list[Stage], str]:  # fmt: skip
     """The stages of an edit up to its last frame node, and that node's name: ``decode`` for a
     pass-through request (no analysis), else analysis -> plan -> render -> composite -> smooth.
-    ``preview``: a coarser warp grid and no grain match, for speed."""
+    ``preview``: a coarser warp grid and no grain match, for speed; ``renderer_weights``: the
+    neural renderer's checkpoint ("": geometric)."""
     if is_passthrough(request):
         return [DecodeStage()], "decode"
     library = str(settings.actor_library) if settings.actor_library else ""
     render = RenderStage(appearance_strength=settings.appearance_strength, actor_library=library,
-                         face=settings.face, shutter=settings.shutter, work_px=64.0 if preview else 96.0)  # fmt: skip
+                         face=settings.face, shutter=settings.shutter, work_px=64.0 if preview else 96.0,
+                         renderer_weights=renderer_weights)  # fmt: skip
     composite = CompositeStage(grain=not preview, seed=settings.seed)
     stages = [*analysis_stages(settings.face), PlanStage.of(request), render, composite, SmoothStage(strength=settings.smooth)]
     return stages, "smooth"
@@ -197,7 +206,7 @@ def run_edit(
     provenance = {
         "tool": "facepipe", "version": __version__, "source": shot.src.name, "request": request.to_dict(),
         "appearance": settings.appearance_strength, "shutter": settings.shutter, "smooth": settings.smooth,
-        "frames": frames or "all", "codec": spec.name,
+        "frames": frames or "all", "codec": spec.name, "renderer": settings.renderer, "actor": settings.actor,
     }  # fmt: skip
     writer = make_writer(out, shot.info, spec, shot.indices, shot.first_number, provenance, force, shot.src)
     report_path = rep.report_path(out, frames)
@@ -208,14 +217,16 @@ def run_edit(
         log(f"edit: every frame of {out} exists; nothing to do (pass --force to render them again)")
         return EditResult(out, 0, shot.info, {}, {"mode": "done", "frames": [], "output": str(out)}, None)
     passthrough = is_passthrough(request)
-    stages, last = edit_stages(request, settings)
     with open_ctx(shot.info) as ctx:
+        weights = "" if passthrough else resolve_renderer(ctx, settings, frames is None, log)
+        stages, last = edit_stages(request, settings, renderer_weights=weights)
         graph = Graph([*stages, EncodeStage(writer, todo, frames_from=last, desc="edit")], ctx)
         pulled = pull_edit(graph, "encode", passthrough)
         if pulled.fit is not None and not pulled.fit.has_face:
             log(f"edit: {pulled.tracks.message or pulled.fit.message}; the frames pass through unchanged")
         timing = {"analysis_s": pulled.analysis_s, "render_s": pulled.render_s, "total_s": time.perf_counter() - t_start}
         doc = rep.edit_report(dataclasses.replace(shot, indices=todo), out, request, pulled, settings, timing)
+        doc["renderer"] = {"mode": settings.renderer, "weights": weights or None}
         if doc.get("mode") == "edit" and not doc["render"]["edited"]:
             log(f"edit: {doc['warnings'][0]}")
         rep.write_report(doc, report_path)

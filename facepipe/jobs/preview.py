@@ -15,6 +15,7 @@ from pathlib import Path
 from facepipe.errors import RequestError
 from facepipe.io.codecs import choose_codec
 from facepipe.jobs.edit import default_output, edit_stages, is_passthrough, make_writer, open_shot, pull_edit
+from facepipe.jobs.renderer import resolve_renderer
 from facepipe.pipeline.graph import Graph
 from facepipe.plan.request import EditRequest
 from facepipe.stages.compare import COMPARE_MODES, CompareStage, even_size
@@ -59,9 +60,10 @@ def run_preview(src, request: EditRequest, out, force, frames, frame_base, scale
     provenance = {"tool": "facepipe", "preview": True, "source": shot.src.name, "request": request.to_dict(),
                   "scale": scale, "compare": compare, "frames": frames or "all"}  # fmt: skip
     writer = make_writer(out, view, spec, shot.indices, shot.first_number, provenance, force, shot.src)
-    stages, last = edit_stages(request, settings, preview=True)
-    show = CompareStage(frames_from=last, mode=compare, width=w, height=h, indices=shot.indices)
-    encode = EncodeStage(writer, shot.indices, frames_from="compare", scale=scale, desc="preview")
     with open_ctx(info) as ctx:
+        weights = "" if is_passthrough(request) else resolve_renderer(ctx, settings, False, log)
+        stages, last = edit_stages(request, settings, preview=True, renderer_weights=weights)
+        show = CompareStage(frames_from=last, mode=compare, width=w, height=h, indices=shot.indices)
+        encode = EncodeStage(writer, shot.indices, frames_from="compare", scale=scale, desc="preview")
         pulled = pull_edit(Graph([*stages, show, encode], ctx), "encode", is_passthrough(request))
     return PreviewResult(out, pulled.frames_written, pulled.render_s, pulled.analysis_s, float(info.fps), scale)

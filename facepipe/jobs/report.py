@@ -113,5 +113,7 @@ def summary_line(doc: dict) -> str:
         parts.append("warp only")
     else:
         parts.append("appearance: " + (", ".join(used) if used else "none") + (f"; warp only: {', '.join(fell)}" if fell else ""))
+    if r.get("frames_refined"):
+        parts.append(f"neural renderer: {r['frames_refined']} frames")
     parts.append(speed)
     return "; ".join(p for p in parts if p)

@@ -142,7 +142,8 @@ class FrameMeshes:
     positions: (T,) int rows of the shot arrays (fit / tracks / plan) for the chunk's frames;
     src, dst: (T,N,2) float32 pixels (x, y) of the source and edited mesh at the render scale;
     depth: (T,N) float32 depth of the edited mesh (smaller = nearer); edit: (T,) bool frames the
-    edit changes (a face is tracked there and the plan's weight is above 0).
+    edit changes (a face is tracked there and the plan's weight is above 0); au: (T,K) float32
+    the AUs the edited mesh is drawn with (the neural renderer's code).
     """
 
     positions: np.ndarray
@@ -150,6 +151,7 @@ class FrameMeshes:
     dst: np.ndarray
     depth: np.ndarray
     edit: np.ndarray
+    au: np.ndarray
 
 
 class EditGeometry:
@@ -188,6 +190,7 @@ class EditGeometry:
         src = np.zeros((T, n, 2), np.float32)
         dst = np.zeros((T, n, 2), np.float32)
         depth = np.zeros((T, n), np.float32)
+        au = np.zeros((T, len(self.model.au_names)), np.float32)
         have = pos >= 0
         rows = pos[have]
         lm = self.landmarks[rows, :n] if len(rows) else np.zeros((0, n, 3), np.float32)
@@ -199,6 +202,7 @@ class EditGeometry:
             pose = [torch.from_numpy(np.asarray(a, np.float32)[rows]) for a in (fit.rotation, fit.translation, fit.scale)]
             source_au = np.asarray(fit.au, np.float32)[rows]
             edited_au = drawn_aus(source_au, self.target[rows], self.gain)
+            au[have] = edited_au
             base_np = self.model.shape(fit.identity, source_au)
             change = self.model.shape(fit.identity, edited_au) - base_np
             if self.follow is not None:
@@ -213,4 +217,4 @@ class EditGeometry:
             if n == tp.N_VERTICES:
                 dst[have] = keep_lip_gap(src[have], dst[have])
             depth[have] = (lm[..., 2] + delta[..., 2]) * scale
-        return FrameMeshes(pos, src, dst, depth, edit)
+        return FrameMeshes(pos, src, dst, depth, edit, au)

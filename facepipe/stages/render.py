@@ -7,9 +7,11 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 2. appearance (optional): donor regions from the actor's own frames are laid over the warped
    face (:mod:`facepipe.stages.appearance`), with the plate's motion blur re-applied to them
    (``shutter``: the design's reblur step);
-3. the face's matte from the source and edited meshes.
+3. neural refinement (optional): the actor's trained renderer adds what the warp cannot carry
+   (:class:`~facepipe.render.neural.refine.NeuralRefiner`, issue 15);
+4. the face's matte from the source and edited meshes.
 
-Steps 1-3 of a frame touch no shared state, so frames render on the run's worker threads
+Steps 1-4 of a frame touch no shared state, so frames render on the run's worker threads
 (:meth:`RunContext.submit`); the output chunk carries one Future per rendered frame, which the
 composite stage resolves in frame order while later frames still render. Frames that repeat
 their predecessor (pulled-down footage: the ``repeats`` stage) are not rendered but marked
@@ -37,6 +39,7 @@ from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.geometry import EditGeometry
+from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.warp import apply_warp, warp_field
 from facepipe.stages.appearance import appearance_for_shot
 
@@ -79,13 +82,15 @@ class RenderedChunk:
 class FrameRecord(NamedTuple):
     """What the renderer did to one frame: held (took its predecessor's edit), the warp's
     edit_scale (1 = in full), repaired (the warp needed local relaxation), mouth_stretched (the
-    edited mouth opens beyond the source's), transferred (appearance was laid)."""
+    edited mouth opens beyond the source's), transferred (appearance was laid), refined (the
+    neural renderer refined it)."""
 
     held: bool
     edit_scale: float = 1.0
     repaired: bool = False
     mouth_stretched: bool = False
     transferred: bool = False
+    refined: bool = False
 
 
 class RenderStats:
@@ -111,6 +116,7 @@ class RenderStats:
             "frames_repaired": sum(r.repaired for r in recs),
             "frames_mouth_stretched": sum(r.mouth_stretched for r in recs),
             "frames_transferred": sum(r.transferred for r in recs),
+            "frames_refined": sum(r.refined for r in recs),
             "frames_held": sum(r.held for r in recs),
         }
 
@@ -124,11 +130,13 @@ class FaceRenderer:
     it repeats the frame before; scale: the render scale (frames decoded at that scale);
     appearance: transferred appearance or None (warp only); shutter: degrees of the motion blur
     re-applied to transferred appearance; work_px: face size in pixels of the grid the warp is
-    built on; submit: runs per-frame work (:meth:`RunContext.submit`).
+    built on; submit: runs per-frame work (:meth:`RunContext.submit`); refiner: the actor's
+    neural renderer or None (geometric only).
     """
 
     def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
-                 scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit):  # fmt: skip
+                 scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit,
+                 refiner: NeuralRefiner | None = None):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -140,6 +148,7 @@ class FaceRenderer:
         self.shutter = shutter
         self.work_px = work_px
         self.submit = submit
+        self.refiner = refiner
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
@@ -178,7 +187,10 @@ class FaceRenderer:
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
-        self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred))
+        if self.refiner is not None:
+            self.refiner(face, dst, depth, torch.from_numpy(meshes.au[t]))
+        self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred,
+                                             self.refiner is not None))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
 
@@ -208,6 +220,7 @@ class RenderStage(FrameStage):
         face: the actor in the library's shots (``largest``, ``center`` or a track id).
         shutter: degrees, for the motion blur re-applied to transferred appearance.
         work_px: face size in pixels of the grid the warp is built on (preview: coarser).
+        renderer_weights: the actor's neural renderer checkpoint ("": geometric only).
     """
 
     name = "render"
@@ -220,6 +233,7 @@ class RenderStage(FrameStage):
     face: str = "largest"
     shutter: float = 180.0
     work_px: float = 96.0
+    renderer_weights: str = ""
 
     def open(self, ctx, inputs, scale) -> FaceRenderer:
         tracks, fit, plan, repeats = (inputs[name] for name in self.inputs)
@@ -231,7 +245,13 @@ class RenderStage(FrameStage):
             appearance, report = appearance_for_shot(ctx, tracks, fit, plan, model, self.appearance_strength,
                                                      library, self.face, scale)  # fmt: skip
         repeated = dict(zip(repeats.frame_index.tolist(), (repeats.repeat > 0).tolist()))
+        refiner = None
+        if self.renderer_weights and fit.has_face:
+            from facepipe.render.neural.checkpoint import load_renderer  # lazy: diffusers takes 1 s to import
+
+            generator, config, _ = load_renderer(self.renderer_weights, model.au_names, ctx.device)
+            refiner = NeuralRefiner(generator, config, model.template, model.triangles)
         renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
-                                self.work_px, ctx.submit)  # fmt: skip
+                                self.work_px, ctx.submit, refiner)  # fmt: skip
         renderer.appearance_report = report
         return renderer

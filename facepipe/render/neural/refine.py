@@ -1,0 +1,78 @@
+"""The neural renderer at edit time: a frame's warped face refined through the actor's renderer.
+
+Per frame: crop the warped face around the edited mesh, render the edited mesh's conditioning
+maps, run the generator with the edited AUs, and add its *change* to the warped face (the
+residual, upsampled from the crop and feathered inside the mesh's matte). The full-resolution
+detail of the actor's own warped pixels stays: the renderer adds what the warp cannot carry at
+its own resolution, so a 96 px CPU renderer does not blur a 500 px face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from kornia.filters import gaussian_blur2d
+
+from facepipe.render.neural.conditioning import (
+    MATTE,
+    closed_triangles,
+    crop_around,
+    cut,
+    mesh_maps,
+    sample_at,
+    template_coordinates,
+    to_crop,
+)
+from facepipe.render.neural.config import RendererConfig
+
+
+class NeuralRefiner:
+    """generator: a trained :class:`~facepipe.nn.face_renderer.FaceRendererNet` (eval mode, on its
+    device); config: its :class:`RendererConfig`; template (N,3) and triangles (F,3) of the face
+    model."""
+
+    def __init__(self, generator, config: RendererConfig, template, triangles):
+        self.generator = generator
+        self.config = config
+        self.nmfc = template_coordinates(template)
+        self.triangles = closed_triangles(triangles)
+        self.device = next(generator.parameters()).device
+
+    @torch.no_grad()
+    def render_crops(self, inputs: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
+        """Batched: inputs (B,3+C,S,S), au (B,K) -> faces (B,3,S,S) on the renderer's device (fp16
+        autocast on CUDA)."""
+        cuda = self.device.type == "cuda"
+        amp = torch.autocast("cuda", dtype=torch.float16) if cuda else contextlib.nullcontext()
+        with amp:
+            return self.generator(inputs.to(self.device), au.to(self.device)).float()
+
+    def __call__(self, face: torch.Tensor, dst: torch.Tensor, depth: torch.Tensor, au: torch.Tensor) -> None:
+        """Refine ``face`` (3,H,W), the frame warped to the edited mesh dst (N,2) px with depth
+        (N,) px, in place; au (K,) the edited AUs."""
+        S = self.config.size
+        crop = crop_around(dst)
+        v = to_crop(dst.float().cpu(), crop, S)
+        maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
+        warped = cut(face, crop, S).cpu()
+        out = self.render_crops(torch.cat([warped, maps])[None], au.float()[None])[0].cpu()
+        matte = maps[MATTE:MATTE + 1]
+        sigma = max(1.0, S / 64)
+        soft = gaussian_blur2d(matte[None], (2 * math.ceil(3 * sigma) + 1,) * 2, (sigma, sigma))[0] * matte
+        self._paste(face, (out - warped) * soft, crop)
+
+    @staticmethod
+    def _paste(face: torch.Tensor, residual: torch.Tensor, crop) -> None:
+        """Add a crop's residual (3,S,S) to the frame pixels it covers."""
+        H, W = face.shape[-2:]
+        half = crop.side / 2
+        x0, y0 = max(0, math.floor(crop.cx - half)), max(0, math.floor(crop.cy - half))
+        x1, y1 = min(W, math.ceil(crop.cx + half) + 1), min(H, math.ceil(crop.cy + half) + 1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32), torch.arange(x0, x1, dtype=torch.float32), indexing="ij")
+        at = to_crop(torch.stack([xs, ys], -1), crop, residual.shape[-1])
+        region = face[:, y0:y1, x0:x1]
+        region.copy_((region + sample_at(residual, at).to(face)).clamp(0, 1))

@@ -1,0 +1,220 @@
+"""The person-specific neural renderer (issue 15): its network, conditioning maps, training
+samples, checkpoints and the edit-time refinement; end to end on the demo clip in a tiny config
+(train a few steps, edit with it)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from facepipe import api
+from facepipe.demo import make_demo_clip
+from facepipe.errors import FacepipeError, WeightsMissingError
+from facepipe.face import topology as tp
+from facepipe.face.model import load_model
+from facepipe.io.media import probe
+from facepipe.io.reader import VideoReader
+from facepipe.jobs.renderer import resolve_renderer
+from facepipe.jobs.train_renderer import sheet_image
+from facepipe.nn.face_renderer import FaceRendererNet
+from facepipe.render.neural.checkpoint import load_renderer, save_renderer
+from facepipe.render.neural.conditioning import (
+    MAP_CHANNELS,
+    MATTE,
+    MOUTH,
+    closed_triangles,
+    crop_around,
+    cut,
+    mesh_maps,
+    template_coordinates,
+    to_crop,
+)
+from facepipe.render.neural.config import RendererConfig
+from facepipe.render.neural.library import renderer_path
+from facepipe.render.neural.refine import NeuralRefiner
+from facepipe.render.neural.samples import collect_samples, far_references, warp_reference
+from facepipe.render.neural.train import build_generator, mouth_crops, train_renderer
+
+QUIET = {"progress": "off", "log": lambda m: None}
+TINY = RendererConfig(size=32, width=8, levels=2, embed_dim=16, mouth_size=16, disc_width=8, batch=2, holdout=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def face_landmarks(model, au: np.ndarray, centre=(80.0, 70.0), scale=60.0) -> torch.Tensor:
+    """(N,3) a frontal face of the rig with ``au`` at ``centre``, ``scale`` px per model unit."""
+    v = model.shape(None, au[None])[0]
+    xy = v[:, :2] * np.array([1.0, -1.0]) * scale + np.array(centre)
+    return torch.from_numpy(np.concatenate([xy, -v[:, 2:] * scale], 1).astype(np.float32))
+
+
+def synthetic_frames(model, n: int = 12, seed: int = 0):
+    """``n`` (index, frame (3,140,160), landmarks, au) tuples: smooth random images, AUs varying."""
+    rng = np.random.default_rng(seed)
+    K = len(model.au_names)
+    for i in range(n):
+        au = np.zeros(K, np.float32)
+        au[rng.integers(0, K, 3)] = rng.uniform(0.3, 1.0, 3)
+        frame = torch.nn.functional.interpolate(torch.rand(1, 3, 14, 16, generator=torch.Generator().manual_seed(i)),
+                                                size=(140, 160), mode="bilinear")[0]  # fmt: skip
+        yield i, frame, face_landmarks(model, au), au
+
+
+@pytest.fixture(scope="module")
+def samples(model):
+    return collect_samples(synthetic_frames(model), template_coordinates(model.template), closed_triangles(model.triangles),
+                           TINY.size, TINY.holdout)  # fmt: skip
+
+
+def test_an_untrained_renderer_returns_its_warp_and_the_au_code_steers_it(one_torch_thread):
+    net = FaceRendererNet(3 + MAP_CHANNELS, 5, width=8, levels=2, embed_dim=16)
+    x = torch.rand(2, 3 + MAP_CHANNELS, 32, 32)
+    au = torch.rand(2, 5)
+    assert torch.equal(net(x, au), x[:, :3].clamp(0, 1))
+    torch.nn.init.normal_(net.head.weight, std=0.1)
+    assert not torch.allclose(net(x, au), net(x, au + 1), atol=1e-4)
+
+
+def test_closed_triangles_cover_the_mouth_and_eye_openings(model):
+    closed = closed_triangles(model.triangles)
+    assert len(closed) == len(model.triangles) + sum(len(loop) - 2 for loop in (tp.LIP_INNER_LOOP, tp.EYE_LOOP_R, tp.EYE_LOOP_L))
+    au = np.zeros(len(model.au_names), np.float32)
+    au[[model.au_index(n) for n in model.au_names if n.startswith("AU26") or n.startswith("AU27")]] = 1.0  # jaw open
+    lm = face_landmarks(model, au)
+    v = to_crop(lm[:, :2], crop_around(lm), 64)
+    maps, raster = mesh_maps(v, lm[:, 2], template_coordinates(model.template), closed, 64)
+    assert maps.shape == (MAP_CHANNELS, 64, 64) and maps.min() >= 0 and maps.max() <= 1
+    mouth = maps[MOUTH] > 0.5
+    assert mouth.any(), "the open mouth has an opening"
+    assert raster.mask[mouth].all() and (maps[MATTE][mouth] == 1).all(), "the closed mesh covers the opening"
+
+
+def test_a_crop_is_the_image_resampled_around_the_face(model):
+    lm = face_landmarks(model, np.zeros(len(model.au_names), np.float32))
+    crop = crop_around(lm)
+    ys, xs = torch.meshgrid(torch.arange(140.0), torch.arange(160.0), indexing="ij")
+    image = torch.stack([xs / 160, ys / 140, torch.zeros_like(xs)])  # colour = position
+    out = cut(image, crop, 40)
+    back = to_crop(torch.stack([out[0] * 160, out[1] * 140], -1), crop, 40)  # where each crop pixel sampled
+    grid = torch.stack(torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="xy"), -1)
+    inside = (out[0] > 0) & (out[1] > 0)
+    assert (back[inside] - grid[inside]).abs().max() < 0.05
+
+
+def test_a_sample_warped_to_itself_is_its_own_crop_inside_the_matte(samples, model):
+    tris = closed_triangles(model.triangles)
+    own = warp_reference(samples, 0, 0, tris)
+    m = samples.tri[0] >= 0
+    crop = samples.crops[0].float() / 255
+    assert (own[:, m] - crop[:, m]).abs().max() < 1e-4
+    assert (own[:, ~m] == 0).all()
+    assert not torch.allclose(warp_reference(samples, 0, 1, tris)[:, m], own[:, m])
+
+
+def test_references_are_the_farthest_frames_in_au_space():
+    au = torch.tensor([[0.0], [0.1], [0.9], [1.0]])
+    refs = far_references(au, np.array([0, 1, 2, 3]), 0.5)
+    assert set(refs[0]) == {2, 3} and set(refs[3]) == {0, 1}
+
+
+def test_mouth_crops_are_squares_around_the_lips(samples):
+    images = torch.zeros(1, 3, 32, 32)
+    v = samples.vertices[:1]
+    lips = v[0, list(tp.LIP_OUTER_LOOP)].mean(0).round().long()
+    images[0, :, lips[1], lips[0]] = 1.0
+    crops = mouth_crops(images, v, 16)
+    assert crops.shape == (1, 3, 16, 16) and crops.max() > 0
+
+
+def test_training_runs_saves_and_reloads(samples, model, tmp_path, one_torch_thread):
+    tris = closed_triangles(model.triangles)
+    logs = []
+    net, report = train_renderer(samples, TINY, tris, steps=3, device="cpu", log=logs.append, every=1)
+    assert report["steps"] == 3 and report["val_frames"] == int((~samples.train).sum()) > 0
+    assert np.isfinite(list(report["final_losses"].values())).all()
+    assert set(report["validation_after"]) == {"frames", "warp", "renderer"}
+    path = save_renderer(tmp_path / "a.pt", TINY, net, model.au_names, "a", report)
+    again, config, saved = load_renderer(path, model.au_names)
+    x, au = torch.rand(1, 3 + MAP_CHANNELS, 32, 32), torch.rand(1, len(model.au_names))
+    assert config == TINY and saved["steps"] == 3
+    assert torch.equal(again(x, au), net(x, au))
+    with pytest.raises(FacepipeError, match="another face rig"):
+        load_renderer(path, model.au_names[:-1])
+    with pytest.raises(FacepipeError, match="no such renderer"):
+        load_renderer(tmp_path / "missing.pt", model.au_names)
+
+
+def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, one_torch_thread):
+    net = build_generator(TINY, len(model.au_names)).eval()
+    refiner = NeuralRefiner(net, TINY, model.template, model.triangles)
+    au = np.zeros(len(model.au_names), np.float32)
+    lm = face_landmarks(model, au)
+    frame = torch.rand(3, 140, 160)
+    same = frame.clone()
+    refiner(same, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+    assert torch.equal(same, frame), "an untrained renderer returns the warp: no change"
+    torch.nn.init.normal_(net.head.weight, std=0.2)
+    changed = frame.clone()
+    refiner(changed, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+    diff = (changed - frame).abs().amax(0) > 0
+    assert diff.any()
+    pad = crop_around(lm).side / TINY.size + 1  # the residual is upsampled from the crop's pixels
+    x0, y0 = (lm[:, :2].amin(0) - pad).floor().long().tolist()
+    x1, y1 = (lm[:, :2].amax(0) + pad).ceil().long().tolist()
+    outside = torch.ones_like(diff)
+    outside[y0:y1 + 1, x0:x1 + 1] = False
+    assert not diff[outside].any(), "nothing changes beyond the mesh (and a crop pixel)"
+
+
+def test_sheet_rows_become_one_image():
+    rows = torch.rand(5, 3, 3, 8, 8)
+    img = sheet_image(rows, n=4)
+    assert img.shape == (32, 24, 3) and img.dtype == np.uint8
+
+
+def test_which_renderer_an_edit_uses(tmp_path):
+    ctx = SimpleNamespace(cache=SimpleNamespace(root=tmp_path / "work" / "abcdef0123456789xyz"),
+                          media=SimpleNamespace(path="shot.mp4"), device="cpu")  # fmt: skip
+    settings = SimpleNamespace(renderer="auto", actor="", actor_library=None, renderer_minutes=1.0, face="largest")
+    assert resolve_renderer(ctx, settings, True) == ""
+    settings.renderer = "neural"
+    with pytest.raises(WeightsMissingError, match="train it first"):
+        resolve_renderer(ctx, settings, False)
+    own = renderer_path("shot-abcdef0123456789", None, tmp_path / "work")
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"x")
+    settings.renderer = "auto"
+    assert resolve_renderer(ctx, settings, False) == str(own)
+    settings.renderer = "geometric"
+    assert resolve_renderer(ctx, settings, False) == ""
+    settings.actor, settings.actor_library = "jane", tmp_path
+    settings.renderer = "auto"
+    assert resolve_renderer(ctx, settings, False) == "", "another actor's renderer is not this shot's"
+    with pytest.raises(FacepipeError, match="actor name"):
+        renderer_path("../evil", None, tmp_path)
+
+
+def test_train_on_a_clip_then_edit_with_the_renderer(tmp_path, one_torch_thread):
+    clip = make_demo_clip(tmp_path / "astro.mp4", seconds=0.6, size=192, audio=False)
+    work = tmp_path / "work"
+    report = api.train_renderer(clip, actor="astro", steps=2, size=32, width=8, workdir=work, **QUIET)
+    ckpt = work / "renderers" / "astro.pt"
+    assert report["checkpoint"] == str(ckpt) and ckpt.is_file() and ckpt.with_suffix(".sheet.png").is_file()
+    with pytest.raises(FacepipeError, match="exists"):
+        api.train_renderer(clip, actor="astro", steps=1, size=32, width=8, workdir=work, **QUIET)
+    outs = {}
+    for renderer in ("geometric", "auto"):
+        outs[renderer] = api.edit(clip, emotion="surprised", out=tmp_path / f"{renderer}.mkv", codec="ffv1", appearance=0.0,
+                                  renderer=renderer, actor="astro", workdir=work, **QUIET)  # fmt: skip
+    assert outs["auto"].report["render"]["frames_refined"] == outs["auto"].frames_written
+    assert outs["auto"].report["renderer"]["weights"] == str(ckpt)
+    assert outs["geometric"].report["render"]["frames_refined"] == 0
+    src = VideoReader(probe(clip)).read(range(probe(clip).frame_count)).numpy()
+    a = VideoReader(probe(outs["auto"].output)).read(range(len(src))).numpy()
+    assert not (np.abs(a - src).max(1) > 0)[:, :4, :].any(), "the frame's edge stays the plate's"
