@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from facepipe.cli import main
 from facepipe.deblur.checkpoint import save_checkpoint
-from facepipe.deblur.config import DeblurConfig
 from facepipe.deblur.restore import feather, paste_change
 from facepipe.deblur.train import train_deblur
 from facepipe.face.extent import square_around
@@ -39,9 +38,8 @@ def clip(tmp_path_factory):
 def checkpoint(tmp_path_factory):
     """A tiny GAN checkpoint after a few training steps (its output is not the identity)."""
     windows = moving_windows(6)
-    config = DeblurConfig(**{**TINY.__dict__, "size": 32})
-    g, r, report = train_deblur(windows[:4], windows[4:], config, steps=3, log=lambda *a: None)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", config, g, r, report)
+    g, r, report = train_deblur(windows[:4], windows[4:], TINY, steps=3, log=lambda *a: None)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", TINY, g, r, report)
 
 
 def graph(clip, deblur: DeblurStage) -> Graph:
