@@ -8,6 +8,7 @@
     api.analyze("clip.mp4")                                   # AU / emotion curves: CSV, JSON, plot, sheet
     api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
     api.assemble("renders/sh010.%04d.exr", like="shot.mov", out="sh010.happy.mov")   # chunks -> movie
+    api.deblur("clip.mp4", weights="deblur.pt", moments=5)   # -> clip.deblurred.mp4 + clip.deblurred.moments/
 
 Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
 ``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),
@@ -31,6 +32,7 @@ from facepipe.deblur.config import DeblurConfig
 from facepipe.jobs.analyze import analyze
 from facepipe.jobs.assemble import AssembleResult, run_assemble
 from facepipe.jobs.context import open_context
+from facepipe.jobs.deblur import DeblurResult, run_deblur
 from facepipe.jobs.edit import EditResult, EditSettings, run_edit
 from facepipe.jobs.evaluate import evaluate
 from facepipe.jobs.faces import list_faces as faces
@@ -41,9 +43,10 @@ from facepipe.pipeline.progress import finish_progress, job_progress
 from facepipe.plan.emotions import EMOTIONS
 from facepipe.plan.request import parse_request
 from facepipe.render.neural.config import RendererConfig
+from facepipe.stages.deblur import DEFAULT_THRESHOLD, DeblurStage
 
-__all__ = ["EMOTIONS", "analyze", "assemble", "edit", "evaluate", "faces", "prepare", "preview", "probe", "train_deblur",
-           "train_renderer"]
+__all__ = ["EMOTIONS", "analyze", "assemble", "deblur", "edit", "evaluate", "faces", "prepare", "preview", "probe",
+           "train_deblur", "train_renderer"]
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -178,6 +181,38 @@ def preview(
     progress = job_progress("preview", progress)
     result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
+    finish_progress(progress)
+    return result
+
+
+def deblur(
+    src: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    method: str = "gan",
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    moments: int = 0,
+    threshold: float = DEFAULT_THRESHOLD,
+    shutter: float = 180.0,
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+) -> DeblurResult:
+    """Restore the faces of ``src``'s motion-blurred frames (face moving at least ``threshold``
+    px/frame) and write the clip (default ``clip.deblurred.mp4``; same timing and audio).
+
+    method: ``gan`` (the checkpoint ``weights``, from ``facepipe train deblur``) or
+    ``classical`` (Richardson-Lucy with the face's velocity over a ``shutter``-degree exposure);
+    moments: N > 0 (gan) also writes N sharp moments per restored frame as PNG crops into
+    ``OUT.moments/`` (see :mod:`facepipe.jobs.deblur`)."""
+    if int(moments) < 0:
+        raise RequestError(f"--moments {moments}: use 0 (none) or more")
+    stage = DeblurStage(method=method, weights=str(weights or ""), threshold=float(threshold), shutter=float(shutter))
+    progress = job_progress("deblur", progress)
+    result = run_deblur(src, stage, out, force, int(moments),
+                        lambda info: open_context(info, workdir, device, progress, chunk_mb, log), log)  # fmt: skip
     finish_progress(progress)
     return result
 

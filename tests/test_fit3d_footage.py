@@ -102,12 +102,12 @@ def test_track_then_fit3d_through_the_runner(shared_clips):
     from facepipe.pipeline.context import RunContext
     from facepipe.pipeline.graph import Graph
     from facepipe.stages.decode import DecodeStage
-    from facepipe.stages.deblur import PassThroughDeblurStage
+    from facepipe.stages.deblur import DeblurStage
     from facepipe.stages.fit3d import Fit3DStage
     from facepipe.stages.track import TrackStage
 
     ctx = RunContext(media=probe(str(shared_clips / "lp_d0_grin.mp4")), cache=None, progress_mode="off")
-    fit = Graph([DecodeStage(), PassThroughDeblurStage(), TrackStage(), Fit3DStage()], ctx).get("fit3d")
+    fit = Graph([DecodeStage(), DeblurStage(), TrackStage(), Fit3DStage()], ctx).get("fit3d")
     assert fit.valid.all() and np.nanmedian(fit.residual) < 0.02
     assert list(fit.frame_index) == list(range(78))
     assert au(fit, "AU12L")[28:62].mean() > 0.5 and au(fit, "AU12L")[:12].max() < 0.2

@@ -53,13 +53,13 @@ def run_track(clip, cache_dir=None, chunk_bytes=256 * 2**20, **params):
     from facepipe.pipeline.context import RunContext
     from facepipe.pipeline.graph import Graph
     from facepipe.stages.decode import DecodeStage
-    from facepipe.stages.deblur import PassThroughDeblurStage
+    from facepipe.stages.deblur import DeblurStage
     from facepipe.stages.track import TrackStage
 
     info = probe(clip)
     cache = ArtifactCache(cache_dir) if cache_dir else None
     ctx = RunContext(media=info, cache=cache, progress_mode="off", chunk_bytes=chunk_bytes, log=lambda m: None)
-    return Graph([DecodeStage(), PassThroughDeblurStage(), TrackStage(**params)], ctx).get("track"), ctx
+    return Graph([DecodeStage(), DeblurStage(), TrackStage(**params)], ctx).get("track"), ctx
 
 
 # --- backends ---------------------------------------------------------------------------------

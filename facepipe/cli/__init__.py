@@ -12,6 +12,7 @@ import click
 
 from facepipe import __version__
 from facepipe.cli.analyze import analyze_command
+from facepipe.cli.deblur import deblur_command
 from facepipe.cli.edit import demo, edit, prepare, preview, probe
 from facepipe.cli.evaluate import eval_command
 from facepipe.cli.faces import faces_command
@@ -35,3 +36,4 @@ main.add_command(analyze_command, "analyze")
 main.add_command(eval_command, "eval")
 main.add_command(farm, "farm")
 main.add_command(train, "train")
+main.add_command(deblur_command, "deblur")

@@ -6,6 +6,7 @@ through :class:`facepipe.io.atomic.StagedFile`, so a killed training never leave
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,11 +36,23 @@ def save_checkpoint(path, config: DeblurConfig, generator, regressor, report: di
     return path
 
 
-def load_checkpoint(path, device: str | torch.device = "cpu"):
-    """-> (generator, regressor, config, report), networks in eval mode on ``device``."""
+def existing_checkpoint(path) -> Path:
+    """``path`` as a Path; FacepipeError (saying how to make one) when no such file exists."""
     path = Path(path)
     if not path.is_file():
         raise FacepipeError(f"{path}: no such deblur checkpoint (make one with: facepipe train deblur CLIPS... --out {path})")
+    return path
+
+
+def checkpoint_sha256(path) -> str:
+    """The checkpoint file's sha256 (hex): its identity in cache keys, unchanged by a copy to
+    another machine, changed by retraining into the same path."""
+    return hashlib.sha256(existing_checkpoint(path).read_bytes()).hexdigest()
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu"):
+    """-> (generator, regressor, config, report), networks in eval mode on ``device``."""
+    path = existing_checkpoint(path)
     data = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FacepipeError(f"{path}: not a facepipe deblur checkpoint ({FORMAT})")

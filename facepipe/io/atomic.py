@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -63,6 +64,36 @@ class StagedFile:
             except OSError as err:
                 exc = err
         self.discard()
+        if isinstance(exc, OSError):
+            raise write_error(self.out, exc) from exc
+
+
+class StagedDir:
+    """A temporary folder beside ``out`` that replaces ``out`` (a folder, if it exists) when the
+    ``with`` block succeeds, and is removed when it fails: a folder of outputs appears complete
+    or not at all."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        try:
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=TMP_MARK, dir=self.out.parent or "."))
+        except OSError as exc:
+            raise write_error(self.out, exc) from exc
+        os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                if self.out.is_dir():
+                    shutil.rmtree(self.out)
+                os.replace(self.tmp, self.out)
+                return
+            except OSError as err:
+                exc = err
+        shutil.rmtree(self.tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise write_error(self.out, exc) from exc
 

@@ -12,7 +12,7 @@ from facepipe.pipeline.context import RunContext
 from facepipe.pipeline.graph import Graph
 from facepipe.pipeline.hashing import source_key
 from facepipe.stages.decode import DecodeStage
-from facepipe.stages.deblur import PassThroughDeblurStage
+from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.track import TrackStage
 from facepipe.tracking.sheets import tracks_sheet, write_png
 
@@ -22,7 +22,7 @@ def track_clip(info, workdir=None, progress: str = "off", log=None, **stage_para
     ``stage_params``; cached under ``workdir`` (None: no cache)."""
     cache = ArtifactCache(Path(workdir) / source_key(info)) if workdir else None
     ctx = RunContext(media=info, cache=cache, progress_mode=progress, log=log or (lambda m: None))
-    return Graph([DecodeStage(), PassThroughDeblurStage(), TrackStage(**stage_params)], ctx).get("track")
+    return Graph([DecodeStage(), DeblurStage(), TrackStage(**stage_params)], ctx).get("track")
 
 
 def list_faces(
@@ -45,7 +45,7 @@ def list_faces(
     info = probe(clip)
     ctx = open_context(info, workdir, device, progress, chunk_mb, log=log)
     track = TrackStage(backend=backend, scale=scale, small_faces=small_faces)
-    tracks = Graph([DecodeStage(), PassThroughDeblurStage(), track], ctx).get("track")
+    tracks = Graph([DecodeStage(), DeblurStage(), track], ctx).get("track")
     src = Path(clip)
     out = Path(out_dir) if out_dir else Path.cwd() / f"{src.stem}.faces"
     faces = tracks.faces_summary()
