@@ -67,6 +67,11 @@ def resolve_clips(given: list, defaults: tuple, error) -> tuple[list[Path], list
     return clips, skipped
 
 
+def actor_name(clip: Path) -> str:
+    """The actor name the benchmarks give a clip's neural renderer: the clip's name, made legal."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(clip).stem)
+
+
 def write_report(report: dict, json_path, markdown, started: float) -> None:
     """Stamp ``report`` with the end load and the wall time since ``started`` (time.time()), write
     it as JSON and its table (``markdown(report)``) beside it (same stem, .md), and print the table."""

@@ -13,6 +13,9 @@ A path is a set of ``api.edit`` keywords on top of the emotion (see PATHS): ``wa
 warp only (``appearance=0``), ``full`` = warp + appearance transfer at ``--appearance``,
 ``unsmoothed`` = ``full`` with the edit's temporal smoothing (the smooth stage) off
 (``smooth=0``): what the smooth stage changes is the difference between ``full`` and it.
+``neural`` = ``full`` refined by the person-specific neural renderer, trained first on the
+*whole* clip (``--renderer-minutes``, actor = the clip's name; reused when it exists in the work
+dir) and applied to the trimmed source.
 ``--define-path`` adds or replaces one (JSON keywords; ``appearance`` defaults to ``--appearance``).
 
 The trimmed sources and the edits are written losslessly (FFV1 in .mkv, ``common.LOSSLESS_CODEC``):
@@ -42,7 +45,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LOSSLESS_CODEC  # noqa: E402
+from common import LOSSLESS_CODEC, actor_name  # noqa: E402
 from quality import SHARED, trimmed_source  # noqa: E402
 
 #: Edit paths: name -> ``api.edit`` keywords on top of ``emotion`` (intensity 1, the lossless
@@ -51,6 +54,7 @@ PATHS = {
     "warp": {"appearance": 0.0},
     "full": {},
     "unsmoothed": {"smooth": 0.0},
+    "neural": {"renderer": "neural"},
 }
 DEFAULT_PATHS = "warp,full,unsmoothed"
 
@@ -73,6 +77,23 @@ def edit_and_score(src: Path, folder: Path, emotion: str, path: str, edit_kwargs
     report.update(path=path, edit_kwargs=edit_kwargs, edit_seconds=round(edit_s, 2), edit_report={
         k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing")})  # fmt: skip
     return report
+
+
+def with_renderer(clip: Path, kwargs: dict, minutes: float, workdir) -> tuple[dict, dict]:
+    """A neural path's keywords for ``clip`` (its actor's renderer, trained on the whole clip
+    first when missing) and the training's report ({} when reused or not neural)."""
+    if kwargs.get("renderer") != "neural":
+        return kwargs, {}
+    from facepipe import api
+    from facepipe.jobs.context import default_workdir
+    from facepipe.render.neural.library import renderer_path
+
+    actor = actor_name(clip)
+    if renderer_path(actor, None, Path(workdir or default_workdir())).is_file():
+        return {**kwargs, "actor": actor}, {}
+    report = api.train_renderer(clip, actor=actor, minutes=minutes, workdir=workdir, progress="off", log=lambda m: None)
+    print(f"{clip.name}: renderer trained, {report['steps']} steps in {report['seconds']} s: {report['validation_after']}", flush=True)
+    return {**kwargs, "actor": actor}, {k: report[k] for k in ("steps", "seconds", "device", "validation_after")}
 
 
 def path_kwargs(paths: list[str], appearance: float, defined: dict[str, dict]) -> dict[str, dict]:
@@ -200,11 +221,12 @@ def main(argv=None) -> int:
     ap.add_argument("--emotions", default="happy,sad,surprised")
     ap.add_argument("--paths", default=DEFAULT_PATHS,
                     help="comma-separated edit paths (PATHS): warp (appearance 0), full (appearance transfer), "
-                         "unsmoothed (full with smooth=0; needs api.edit's smooth keyword)")  # fmt: skip
+                         "unsmoothed (full with smooth=0), neural (full + the neural renderer)")  # fmt: skip
     ap.add_argument("--define-path", action="append", type=parse_path_definition, default=[], metavar="NAME=JSON",
                     help="add or replace a path: NAME='{\"appearance\": 1.0}' (api.edit keywords); list it in --paths")
     ap.add_argument("--appearance", type=float, default=None, help="appearance strength of the full path (default: the edit's)")
     ap.add_argument("--max-frames", type=int, default=60)
+    ap.add_argument("--renderer-minutes", type=float, default=3.0, help="training budget of the neural path's renderer per clip")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep-clips", type=Path, default=None)
     ap.add_argument("--no-identity", action="store_true")
@@ -241,7 +263,9 @@ def main(argv=None) -> int:
             for emotion in emotions:
                 for path in paths:
                     try:
-                        r = edit_and_score(src, folder, emotion, path, kwargs[path], args.workdir, not args.no_identity)
+                        edit_kwargs, training = with_renderer(clip, kwargs[path], args.renderer_minutes, args.workdir)
+                        r = edit_and_score(src, folder, emotion, path, edit_kwargs, args.workdir, not args.no_identity)
+                        r["renderer_training"] = training
                     except FacepipeError as exc:
                         skipped.append(f"{clip.name} {emotion} {path}: {exc}")
                         print(skipped[-1], flush=True)

@@ -48,7 +48,7 @@ import numpy as np
 from facepipe.defaults import APPEARANCE_STRENGTH as DEFAULT_APPEARANCE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LOSSLESS_CODEC, LOSSLESS_EXT, read_frames, resolve_clips  # noqa: E402
+from common import LOSSLESS_CODEC, LOSSLESS_EXT, actor_name, read_frames, resolve_clips  # noqa: E402
 DEFAULT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_d0_grin.mp4", "lp_d3_talk_glasses.mp4", "vr_face4_talk.mp4")
 DEFAULT_EMOTIONS = "happy,sad,surprised,angry,fearful,disgusted,contempt,neutral"
 LABEL_W = 96
@@ -210,7 +210,8 @@ def save_small(build, sizes: list, path: Path, max_bytes: int) -> dict:
 
 
 def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, window: str, window_len: int,
-               crop_px: int, out_dir: Path, tmp: Path, max_bytes: int, log, full_dir: Path | None = None) -> dict:
+               crop_px: int, out_dir: Path, tmp: Path, max_bytes: int, log, full_dir: Path | None = None,
+               renderer: str = "geometric") -> dict:  # fmt: skip
     from facepipe import api
     from facepipe.jobs.analyze import run_analysis
     from facepipe.analysis.regions import hull_mask, mouth_opening
@@ -279,7 +280,8 @@ def sheet_clip(clip: Path, emotions: list[str], appearance: float, k: int, windo
         out = tmp / f"{clip.stem}.{emotion}{LOSSLESS_EXT}"
         t1 = time.perf_counter()
         result = api.edit(clip, emotion=emotion, appearance=appearance, frames=f"{a}-{b}", out=out, force=True,
-                          codec=LOSSLESS_CODEC, progress="off", log=_quiet)
+                          codec=LOSSLESS_CODEC, progress="off", log=_quiet, renderer=renderer,
+                          actor=actor_name(clip) if renderer == "neural" else "")  # fmt: skip
         edit_s = time.perf_counter() - t1
         edited = read_frames(out, np.arange(result.frames_written))
         if edited.shape != src.shape:
@@ -398,6 +400,9 @@ def main(argv=None) -> int:
     parser.add_argument("--emotions", default=DEFAULT_EMOTIONS, help=f"comma-separated (default: {DEFAULT_EMOTIONS})")
     parser.add_argument("--appearance", type=float, default=DEFAULT_APPEARANCE,
                         help=f"appearance transfer 0..1 (default: the edit's, {DEFAULT_APPEARANCE:g})")
+    parser.add_argument("--renderer", choices=("geometric", "neural"), default="geometric",
+                        help="neural: each clip's renderer, trained before (as edit_quality.py's neural path does: "
+                             "actor = the clip's name)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sheets")
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--window", default="auto", help="A-B source frames to edit, or auto (default)")
@@ -428,7 +433,8 @@ def main(argv=None) -> int:
         for clip in clips:
             report["results"].append(sheet_clip(clip, emotions, args.appearance, args.frames_per_clip, args.window,
                                                 args.window_len, args.crop, args.out, Path(tmp), args.max_kb * 1000,
-                                                log=lambda s: print(s, flush=True), full_dir=args.full))
+                                                log=lambda s: print(s, flush=True), full_dir=args.full,
+                                                renderer=args.renderer))
     report["wall_s"] = round(time.time() - started, 1)
     (args.out / "sheets.json").write_text(json.dumps(report, indent=1))
     (args.out / "sheets.md").write_text(markdown(report))

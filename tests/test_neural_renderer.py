@@ -218,3 +218,16 @@ def test_train_on_a_clip_then_edit_with_the_renderer(tmp_path, one_torch_thread)
     src = VideoReader(probe(clip)).read(range(probe(clip).frame_count)).numpy()
     a = VideoReader(probe(outs["auto"].output)).read(range(len(src))).numpy()
     assert not (np.abs(a - src).max(1) > 0)[:, :4, :].any(), "the frame's edge stays the plate's"
+
+
+def test_the_refiner_leaves_the_lips_to_the_warp(model, one_torch_thread):
+    net = build_generator(TINY, len(model.au_names)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.2)
+    au = np.zeros(len(model.au_names), np.float32)
+    lm = face_landmarks(model, au)
+    lips = lm[list(tp.LIP_OUTER_LOOP), :2].mean(0).round().long().tolist()  # (x, y) between the lips
+    frame = torch.rand(3, 140, 160)
+    for keep, changes in ((True, False), (False, True)):
+        out = frame.clone()
+        NeuralRefiner(net, TINY, model.template, model.triangles, keep_mouth=keep)(out, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+        assert bool((out[:, lips[1], lips[0]] != frame[:, lips[1], lips[0]]).any()) == changes

@@ -5,6 +5,11 @@ maps, run the generator with the edited AUs, and add its *change* to the warped 
 residual, upsampled from the crop and feathered inside the mesh's matte). The full-resolution
 detail of the actor's own warped pixels stays: the renderer adds what the warp cannot carry at
 its own resolution, so a 96 px CPU renderer does not blur a 500 px face.
+
+The lips and the mouth keep the warp (``keep_mouth``): their shape is the speech the plan locked,
+and the actor's own mouth pixels carry it exactly, while the renderer trained with the
+reference's mouth blanked redraws a mouth from its maps (measured: it lowered speech r, see
+``benchmarks/results/edit_quality_neural.md``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import math
 import torch
 from kornia.filters import gaussian_blur2d
 
+from facepipe.face import topology as tp
 from facepipe.render.neural.conditioning import (
     MATTE,
+    hole_map,
     closed_triangles,
     crop_around,
     cut,
@@ -31,10 +38,11 @@ from facepipe.render.neural.config import RendererConfig
 class NeuralRefiner:
     """generator: a trained :class:`~facepipe.nn.face_renderer.FaceRendererNet` (eval mode, on its
     device); config: its :class:`RendererConfig`; template (N,3) and triangles (F,3) of the face
-    model."""
+    model; keep_mouth: leave the lips and mouth to the warp."""
 
-    def __init__(self, generator, config: RendererConfig, template, triangles):
+    def __init__(self, generator, config: RendererConfig, template, triangles, keep_mouth: bool = True):
         self.generator = generator
+        self.keep_mouth = keep_mouth
         self.config = config
         self.nmfc = template_coordinates(template)
         self.triangles = closed_triangles(triangles)
@@ -58,10 +66,21 @@ class NeuralRefiner:
         maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
         warped = cut(face, crop, S).cpu()
         out = self.render_crops(torch.cat([warped, maps])[None], au.float()[None])[0].cpu()
-        matte = maps[MATTE:MATTE + 1]
+        self._paste(face, (out - warped) * self._weight(maps, v), crop)
+
+    def _weight(self, maps: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        """(1,S,S) where the renderer's change applies: the matte feathered inward, less the lips
+        (grown by a few crop pixels) when the mouth is kept."""
+        S = maps.shape[-1]
         sigma = max(1.0, S / 64)
-        soft = gaussian_blur2d(matte[None], (2 * math.ceil(3 * sigma) + 1,) * 2, (sigma, sigma))[0] * matte
-        self._paste(face, (out - warped) * soft, crop)
+        kernel = (2 * math.ceil(3 * sigma) + 1,) * 2
+        matte = maps[MATTE:MATTE + 1]
+        weight = gaussian_blur2d(matte[None], kernel, (sigma, sigma))[0] * matte
+        if self.keep_mouth:
+            grow = 2 * round(S / 32) + 1
+            lips = torch.nn.functional.max_pool2d(hole_map(vertices, tp.LIP_OUTER_LOOP, S)[None], grow, 1, grow // 2)
+            weight = weight * (1 - gaussian_blur2d(lips, kernel, (sigma, sigma))[0]) * (1 - lips[0])
+        return weight
 
     @staticmethod
     def _paste(face: torch.Tensor, residual: torch.Tensor, crop) -> None:
