@@ -215,6 +215,10 @@ def test_train_on_a_clip_then_edit_with_the_renderer(tmp_path, one_torch_thread)
     assert outs["auto"].report["render"]["frames_refined"] == outs["auto"].frames_written
     assert outs["auto"].report["renderer"]["weights"] == str(ckpt)
     assert outs["geometric"].report["render"]["frames_refined"] == 0
+    own = api.edit(clip, emotion="sad", out=tmp_path / "own.mkv", codec="ffv1", appearance=0.0, renderer="neural",
+                   renderer_minutes=0.005, workdir=work, **QUIET)  # no renderer for the shot yet: trains one first
+    weights = own.report["renderer"]["weights"]
+    assert weights.startswith(str(work / "renderers" / "shot-")) and own.report["render"]["frames_refined"] > 0
     src = VideoReader(probe(clip)).read(range(probe(clip).frame_count)).numpy()
     a = VideoReader(probe(outs["auto"].output)).read(range(len(src))).numpy()
     assert not (np.abs(a - src).max(1) > 0)[:, :4, :].any(), "the frame's edge stays the plate's"
