@@ -35,7 +35,7 @@ from facepipe.nn.face_renderer import FaceRendererNet  # noqa: E402
 from facepipe.pipeline.device import select_device  # noqa: E402
 from facepipe.render.neural.conditioning import MAP_CHANNELS, closed_triangles  # noqa: E402
 from facepipe.render.neural.config import RendererConfig  # noqa: E402
-from facepipe.render.neural.train import train_renderer, validate  # noqa: E402
+from facepipe.render.neural.train import train_renderer  # noqa: E402
 from facepipe.tracking.sheets import write_png  # noqa: E402
 
 #: Talking, smiling, frowning and surprised shots (see ../shared/data/clips/README.md).
@@ -64,8 +64,8 @@ def bench_clip(clip: Path, config: RendererConfig, minutes: float, device, sheet
     ctx = open_context(probe(clip), None, str(device), progress="off", log=lambda *a, **k: None)
     samples = shot_samples(ctx, config)
     triangles = closed_triangles(load_model().triangles)
-    generator, report = train_renderer(samples, config, triangles, None, minutes, device, log=lambda m: None)
-    scores, rows = validate(generator, samples, triangles, device)
+    _, report, rows = train_renderer(samples, config, triangles, None, minutes, device, log=lambda m: None)
+    scores = report["validation_after"]
     write_png(sheets / f"renderer_{clip.stem}.png", sheet_image(rows, 8))
     print(f"{clip.name}: {report['steps']} steps in {report['seconds']} s; {scores}", flush=True)
     return {"clip": clip.name, "frames": len(samples), "train_frames": report["train_frames"],

@@ -135,7 +135,8 @@ def test_mouth_crops_are_squares_around_the_lips(samples):
 def test_training_runs_saves_and_reloads(samples, model, tmp_path, one_torch_thread):
     tris = closed_triangles(model.triangles)
     logs = []
-    net, report = train_renderer(samples, TINY, tris, steps=3, device="cpu", log=logs.append, every=1)
+    net, report, rows = train_renderer(samples, TINY, tris, steps=3, device="cpu", log=logs.append, every=1)
+    assert rows.shape[:3] == (report["val_frames"], 3, 3)
     assert report["steps"] == 3 and report["val_frames"] == int((~samples.train).sum()) > 0
     assert np.isfinite(list(report["final_losses"].values())).all()
     assert set(report["validation_after"]) == {"frames", "warp", "renderer"}

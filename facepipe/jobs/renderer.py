@@ -19,8 +19,10 @@ def resolve_renderer(ctx, settings, may_train: bool, log=print) -> str:
     if settings.renderer == "geometric":
         return ""
     path = shot_renderer_path(ctx.cache.root, settings.actor, settings.actor_library)
-    if path.is_file() or settings.renderer == "auto":
-        return str(path) if path.is_file() else ""
+    if path.is_file():
+        return str(path)
+    if settings.renderer == "auto":
+        return ""
     if not may_train:
         raise WeightsMissingError(f"no neural renderer at {path}: train it first "
                                   f"(facepipe train renderer {Path(ctx.media.path).name}"

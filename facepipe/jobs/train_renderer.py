@@ -25,7 +25,7 @@ from facepipe.render.neural.conditioning import closed_triangles, template_coord
 from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import shot_renderer_path
 from facepipe.render.neural.samples import ShotSamples, collect_samples, to_byte
-from facepipe.render.neural.train import train_renderer, validate
+from facepipe.render.neural.train import train_renderer
 from facepipe.stages.graph import analysis_stages
 from facepipe.tracking.sheets import write_png
 
@@ -71,10 +71,9 @@ def train_on_shot(ctx, out: Path, config: RendererConfig, steps: int | None, min
     samples = shot_samples(ctx, config, face, log)
     model = load_model()
     triangles = closed_triangles(model.triangles)
-    generator, report = train_renderer(samples, config, triangles, steps, minutes, ctx.device, log)
+    generator, report, rows = train_renderer(samples, config, triangles, steps, minutes, ctx.device, log)
     report["clip"] = Path(ctx.media.path).name
     save_renderer(out, config, generator, model.au_names, actor, report)
-    _, rows = validate(generator, samples, triangles, ctx.device)
     if len(rows):
         write_png(out.with_suffix(".sheet.png"), sheet_image(rows))
     log(f"train renderer: saved {out}")

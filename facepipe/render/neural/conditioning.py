@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as tp
 from facepipe.face.extent import finite_points, square_around
-from facepipe.render.barycentric import Raster, interpolate, rasterize_barycentric
+from facepipe.render.barycentric import Raster, box_to_grid, grid_to_box, interpolate, rasterize_barycentric
 
 MAP_CHANNELS = 9
 MATTE, MOUTH = 8, 6
@@ -39,6 +39,12 @@ class Crop(NamedTuple):
     cy: float
     side: float
 
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1): its edges, as :func:`~facepipe.render.barycentric.box_to_grid` takes a box."""
+        half = self.side / 2
+        return (self.cx - half, self.cy - half, self.cx + half, self.cy + half)
+
 
 def crop_around(vertices) -> Crop:
     """The square crop around a mesh's vertices (N,>=2) frame px."""
@@ -49,9 +55,7 @@ def crop_around(vertices) -> Crop:
 
 def to_crop(points: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
     """Frame pixels (...,2) -> crop pixels of a ``size`` px crop."""
-    s = size / crop.side
-    origin = torch.tensor([crop.cx - crop.side / 2, crop.cy - crop.side / 2], dtype=points.dtype, device=points.device)
-    return (points + 0.5 - origin) * s - 0.5
+    return box_to_grid(points, crop.box, (size, size))
 
 
 def grid_coordinates(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -68,8 +72,8 @@ def sample_at(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 def crop_pixels(crop: Crop, size: int, device=None) -> torch.Tensor:
     """(size,size,2) frame pixel position of every pixel of the crop."""
-    c = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) * crop.side / size - 0.5
-    return torch.stack([(c + crop.cx - crop.side / 2)[None].expand(size, -1), (c + crop.cy - crop.side / 2)[:, None].expand(-1, size)], -1)
+    c = torch.arange(size, dtype=torch.float32, device=device)
+    return grid_to_box(torch.stack(torch.meshgrid(c, c, indexing="xy"), -1), crop.box, (size, size))
 
 
 def cut(image: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:

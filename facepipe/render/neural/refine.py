@@ -23,8 +23,8 @@ import contextlib
 import math
 
 import torch
-from kornia.filters import gaussian_blur2d
 
+from facepipe.composite.filters import gaussian_blur
 from facepipe.face import topology as tp
 from facepipe.render.neural.conditioning import (
     MATTE,
@@ -71,9 +71,7 @@ class NeuralRefiner:
         maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
         warped = cut(face, crop, S).cpu()
         out = self.render_crops(torch.cat([warped, maps])[None], au.float()[None])[0].cpu()
-        sigma = S / 48
-        k = 2 * math.ceil(3 * sigma) + 1
-        change = gaussian_blur2d((out - warped)[None], (k, k), (sigma, sigma))[0]
+        change = gaussian_blur((out - warped)[None], S / 48, border="reflect")[0]
         self._paste(face, change * self._weight(maps, v), crop)
 
     def _weight(self, maps: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
@@ -81,13 +79,12 @@ class NeuralRefiner:
         (grown by a few crop pixels) when the mouth is kept."""
         S = maps.shape[-1]
         sigma = max(1.0, S / 64)
-        kernel = (2 * math.ceil(3 * sigma) + 1,) * 2
         matte = maps[MATTE:MATTE + 1]
-        weight = gaussian_blur2d(matte[None], kernel, (sigma, sigma))[0] * matte
+        weight = gaussian_blur(matte[None], sigma, border="reflect")[0] * matte
         if self.keep_mouth:
             grow = 2 * round(S / 32) + 1
             lips = torch.nn.functional.max_pool2d(hole_map(vertices, tp.LIP_OUTER_LOOP, S)[None], grow, 1, grow // 2)
-            weight = weight * (1 - gaussian_blur2d(lips, kernel, (sigma, sigma))[0]) * (1 - lips[0])
+            weight = weight * (1 - gaussian_blur(lips, sigma, border="reflect")[0]) * (1 - lips[0])
         return weight
 
     @staticmethod

@@ -151,7 +151,7 @@ def train_renderer(samples: ShotSamples, config: RendererConfig, triangles: torc
                    minutes: float | None = None, device="cpu", log=print, every: int = 50) -> tuple:
     """Train from scratch (seeded) for ``steps`` or ``minutes`` of wall time (both: the first
     reached). -> (generator in eval mode, report: validation before/after, losses, steps,
-    seconds, device)."""
+    seconds, device; the final validation's sheet rows, as :func:`validate` gives them)."""
     if steps is None and minutes is None:
         raise ValueError("give steps or minutes")
     torch.manual_seed(config.seed)
@@ -171,9 +171,9 @@ def train_renderer(samples: ShotSamples, config: RendererConfig, triangles: torc
             mean = {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in history[-1]}
             log(f"renderer: step {step}, {time.perf_counter() - t0:.0f} s, {mean}")
     seconds = round(time.perf_counter() - t0, 1)
-    after, _ = validate(gan.generator, samples, triangles, device)
+    after, sheet_rows = validate(gan.generator, samples, triangles, device)
     log(f"renderer: validation after {step} steps: {after}")
     report = {"steps": step, "seconds": seconds, "device": str(device), "train_frames": int(len(train)),
               "val_frames": int((~samples.train).sum()), "validation_before": before, "validation_after": after,
               "final_losses": {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in history[-1]} if history else {}}
-    return gan.generator.eval(), report
+    return gan.generator.eval(), report, sheet_rows
