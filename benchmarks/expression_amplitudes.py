@@ -4,7 +4,7 @@
         [--edit-clips A.mp4 B.mp4] [--emotions happy,sad,surprised] [--max-frames 40] [--intensities 1] \
         [--workdir DIR]
 
-Three measurements, all with the project's own tracker and fit (``facepipe analyze``'s stages):
+Four measurements, all with the project's own tracker and fit (``facepipe analyze``'s stages):
 
 1. **Real peaks.** On the shared clips that show real smiles, frowns, brow raises and surprise
    (:data:`REAL`: clip, the expression's frames read off the AU curves, neutral frames of the
@@ -27,6 +27,9 @@ Three measurements, all with the project's own tracker and fit (``facepipe analy
    harness's AU fidelity (measured change / planned change, least squares over frames), the
    edited landmarks' displacement along the planned one (IOD), and the warp's fold-free
    limiter (``min_edit_scale``: 1 = the edit was drawn in full).
+4. **Eye opening** (:func:`lid_gap`): how far the lids part, tracked, in IOD: the real brow raises
+   and surprises (expression - neutral frames) beside the surprised edits (edited - source). The fit
+   reads no AU5 at all, so this is where the lids are compared.
 
 Speech AUs (:data:`facepipe.face.facs.SPEECH_AUS`) keep the source's values in every edit and
 are listed as locked. ``read-back / real`` is the bar of issue 18 (>= 0.8 for every unlocked AU
@@ -98,6 +101,19 @@ def along(motion: np.ndarray, direction: np.ndarray) -> float:
     return float(np.nanmean((motion * direction / np.maximum(n, 1e-12)).sum(-1)))
 
 
+def lid_gap(shapes: np.ndarray) -> np.ndarray:
+    """(...,) height of the eye opening (IOD): shapes (...,V,3) aligned onto the template, the middle
+    three vertices of each upper lid minus those of the lower lid, both eyes averaged. The rig's
+    AU5 moves only the upper lid; a real surprise drops the lower one too, so the gap is how both
+    are compared."""
+    from facepipe.face import topology as tp
+
+    mid = slice(2, 5)
+    gaps = [shapes[..., list(up)[mid], 1].mean(-1) - shapes[..., list(lo)[mid], 1].mean(-1)
+            for up, lo in ((tp.UPPER_LID_R, tp.LOWER_LID_R), (tp.UPPER_LID_L, tp.LOWER_LID_L))]  # fmt: skip
+    return 0.5 * (gaps[0] + gaps[1])
+
+
 def columns(model, number: int) -> list[int]:
     from facepipe.face.facs import columns_of
 
@@ -125,6 +141,7 @@ def real_peaks(model, workdir) -> list[dict]:
         ne = np.arange(c, d + 1)
         shapes = aligned_shapes(model, res.tracks.landmarks)
         motion = np.nanmean(shapes[ex], 0) - np.nanmean(shapes[ne], 0)  # (V,3) model units (IOD)
+        opening = round(float(np.nanmean(lid_gap(shapes[ex])) - np.nanmean(lid_gap(shapes[ne]))), 4)
         for num in numbers:
             for col in columns(model, num):
                 name = model.au_names[col]
@@ -136,6 +153,7 @@ def real_peaks(model, workdir) -> list[dict]:
                     "peak": round(peak, 3), "neutral_level": round(float(np.median(au[ne])), 3),
                     "fit_iod": round(peak * unit_iod(model, col), 4),
                     "landmarks_iod": round(along(motion[verts], model.au_deltas[col][verts]), 4),
+                    "eye_opening_iod": opening,
                 })  # fmt: skip
     return rows
 
@@ -185,7 +203,8 @@ def read_back(model, clip: Path, emotion: str, intensity: float, folder: Path, w
     return {"clip": clip.name, "emotion": emotion, "intensity": intensity, "edit_s": round(edit_s, 1),
             "overall_fidelity": fid["overall"], "min_edit_scale": render.get("min_edit_scale"),
             "frames_scaled_down": render.get("frames_scaled_down"), "frames_repaired": render.get("frames_repaired"),
-            "frames": int(valid.sum()), "au": aus}  # fmt: skip
+            "frames": int(valid.sum()), "au": aus,
+            "eye_opening_iod": round(float(np.nanmedian(lid_gap(moved[valid]))), 4)}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the table
@@ -253,12 +272,33 @@ def markdown(report: dict) -> str:
             f"| {f(r['real_fit_iod'], '.3f')} / {f(r['real_landmarks_iod'], '.3f')} | {f(r['planned_iod'], '.3f')} "
             f"| {f(r['edit_landmarks_iod'], '.3f')} | {f(r['landmarks_over_real'])} | {f(r['suggested_gain'])} |"
         )
+    lines += eye_opening_rows(report, f)
     lines += ["", "## Real expressions", "", "| clip | shows | frames | AU | p90 | neutral | fit IOD | landmarks IOD |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in report["real"]:
         lines.append(f"| {r['clip']} | {r['shows']} | {r['frames'][0]}-{r['frames'][1]} | {r['au']} | {f(r['peak'])} "
                      f"| {f(r['neutral_level'])} | {f(r['fit_iod'], '.3f')} | {f(r['landmarks_iod'], '.3f')} |")  # fmt: skip
     return "\n".join(lines + edit_rows(report["edits"], f))
+
+
+def eye_opening_rows(report: dict, f) -> list[str]:
+    """How far the eye opens (:func:`lid_gap`, tracked, IOD): the real brow raises and surprises
+    (expression - neutral frames) next to the surprised edits at intensity 1 (edited - source)."""
+    real = {(r["clip"], tuple(r["frames"])): r for r in report["real"] if r["au"] == "AU5"}
+    edits = [e for e in report["edits"] if e["emotion"] == "surprised" and e["intensity"] == 1.0]
+    if not real and not edits:
+        return []
+    out = ["", "## Eye opening (upper minus lower lid, tracked, IOD)", "", "| what | clip | frames | opening |",
+           "|---|---|---|---|"]  # fmt: skip
+    out += [f"| real {r['shows']} | {r['clip']} | {a}-{b} | {f(r.get('eye_opening_iod'), '.4f')} |"
+            for (clip, (a, b)), r in real.items()]  # fmt: skip
+    out += [f"| surprised edit @1 | {e['clip']} | first {report['max_frames']} | {f(e.get('eye_opening_iod'), '.4f')} |"
+            for e in edits]  # fmt: skip
+    if real and edits:
+        r_med = float(np.median([r.get("eye_opening_iod") or 0.0 for r in real.values()]))
+        e_med = float(np.median([e.get("eye_opening_iod") or 0.0 for e in edits]))
+        out += ["", f"Median: real {r_med:.4f}, edit {e_med:.4f} IOD (edit / real {e_med / r_med:.2f})." if r_med > 0 else ""]
+    return out
 
 
 def edit_rows(edits: list[dict], f) -> list[str]:

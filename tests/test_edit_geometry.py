@@ -12,7 +12,7 @@ import torch
 from facepipe.face import topology as tp
 from facepipe.face.camera import project
 from facepipe.face.model import load_model
-from facepipe.render.geometry import EDIT_GAIN, EditGeometry, drawn_aus, edit_gains, forehead_follow
+from facepipe.render.geometry import EDIT_GAIN, EditGeometry, drawn_aus, edit_gains, edit_shapes, forehead_follow
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,26 @@ def test_forehead_follows_the_brows_and_fades_to_the_mesh_top(model):
     m = EditGeometry(model, lm, fit, target, np.ones(2, np.float32), np.arange(2)).meshes(np.arange(2))
     up = m.src[0, :, 1] - m.dst[0, :, 1]  # pixels, y down
     assert up[151] > 0.4 * up[107] > 0
+
+
+def test_the_lid_raise_opens_the_eye_at_both_lids(model):
+    cols, shapes = edit_shapes(model)
+    assert list(cols) == [model.au_index("AU5")]
+    lower = list(tp.LOWER_LID_R + tp.LOWER_LID_L)
+    assert shapes[0, lower, 1].min() < -0.015 and np.all(shapes[0, lower, 1] <= 0)
+    far = np.linalg.norm(model.template - model.template[tp.MOUTH_CORNER_R], axis=1) < 0.3
+    assert not shapes[0, far].any(), "the lower-lid drop stays around the eyes"
+    # drawn: the upper lid rises (the rig), the lower lid drops (the edit-only part)
+    fit, lm = frontal_shot(model, au_row(model))
+    target = np.tile(au_row(model, AU5=0.6), (2, 1))
+    m = EditGeometry(model, lm, fit, target, np.ones(2, np.float32), np.arange(2)).meshes(np.arange(2))
+    up_mid, lo_mid = tp.UPPER_LID_R[3], tp.LOWER_LID_R[3]
+    rise = m.src[0, up_mid, 1] - m.dst[0, up_mid, 1]  # pixels, y down
+    drop = m.dst[0, lo_mid, 1] - m.src[0, lo_mid, 1]
+    assert rise > 1.0 and drop > 1.0
+    # no AU5 change, no drop: a smile's mesh is what the rig alone draws
+    smile = np.tile(au_row(model, AU12L=1.0, AU12R=1.0), (2, 1))
+    s_m = EditGeometry(model, lm, fit, smile, np.ones(2, np.float32), np.arange(2), gain=np.ones(len(model.au_names)))
+    expected = project(torch.from_numpy(model.shape(model.template, smile)),
+                       *(torch.from_numpy(a) for a in (fit.rotation, fit.translation, fit.scale))).numpy()
+    np.testing.assert_allclose(s_m.meshes(np.arange(2)).dst[0, lo_mid], expected[0, lo_mid, :2], atol=1e-3)

@@ -198,13 +198,15 @@ def author_deltas(template: np.ndarray, triangles: np.ndarray, mirror: np.ndarra
         sides = ("R", "L") if spec.side == "both" else (spec.side,)
         for side in sides:
             for h in spec.handles:
-                out[k] += _handle_field(template, triangles, mirror, h, side)
+                out[k] += handle_field(template, triangles, mirror, h, side)
         if spec.jaw is not None:
             out[k] += _jaw_field(template, mandible, spec.jaw)
     return out.astype(np.float32)
 
 
-def _handle_field(template, triangles, mirror, h: Handle, side: str) -> np.ndarray:
+def handle_field(template, triangles, mirror, h: Handle, side: str) -> np.ndarray:
+    """(V,3) displacement of handle ``h`` on ``side`` ("R" as written, "L" mirrored) at intensity 1:
+    template (V,3), triangles (F,3), mirror (V,) as in :func:`author_deltas`."""
     src = np.asarray(h.sources)
     move = np.asarray(h.move, np.float64)
     if side == "L":

@@ -35,6 +35,12 @@ the skin above it, which bunches towards the hairline. So the edited mesh's fore
 take the model-space change of the brow below them, weighted from 1 at the brow line to 0 at the
 mesh's top edge (the displacement reaches 0 where the face matte does, so nothing ghosts there).
 
+The eye opens at both lids (:data:`EDIT_SHAPES`): the rig's AU5 lifts only the upper lid (the fit
+cannot read lids finer than that, AUS.md), but a real surprise also drops the lower lid, by about as
+much again (tracked on lp_d7's brow raise: upper lid +0.015, lower lid -0.016 to -0.023 IOD). The
+edited mesh adds that drop to AU5's change, so "surprised" widens the eye instead of lifting its
+upper edge alone. The fit never sees it (the rig is unchanged).
+
 Gains were measured with ``benchmarks/expression_amplitudes.py`` (AU read back from a refit of
 the edited clip / planned, median over clips; AUS.md, "Edit gains"). AUs not listed have gain 1.
 """
@@ -50,10 +56,38 @@ from facepipe.face import topology as tp
 from facepipe.face.camera import project
 from facepipe.face.facs import rig_index
 from facepipe.face.model import FaceModel
+from facepipe.face.rig import Handle, handle_field
 
 #: FACS number -> gain of the AU's planned change on the edited mesh (both sides of a sided AU).
 #: See the module docstring and AUS.md ("Edit gains") for how each was measured.
 EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 3.0, 6: 2.0, 12: 1.0, 15: 1.6}
+
+
+#: Edit-only shape parts: FACS number -> handles (as the rig's, written for the subject's right
+#: side and mirrored) whose displacement the edited mesh adds to the AU's drawn change. AU5: the lower
+#: lid drops 1.3x the rig's upper-lid rise per unit (0.0137 IOD at the lid's middle) -- lp_d7's
+#: tracked surprise, above.
+EDIT_SHAPES: dict[int, tuple[Handle, ...]] = {
+    5: (Handle(tp.LOWER_LID_R, (0.0, -0.018, 0.0), 0.035, "arc"),),
+}
+
+
+def edit_shapes(model: FaceModel, table: dict[int, tuple[Handle, ...]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The edit-only shape parts of ``model``'s AUs: columns (E,) int64 and displacements (E,V,3)
+    float32 at intensity 1 (``table`` keyed by FACS number; default :data:`EDIT_SHAPES`)."""
+    table = EDIT_SHAPES if table is None else table
+    cols, shapes = [], []
+    for num, sides in rig_index(model.au_names).items():
+        for side, col in sides.items():
+            handles = table.get(num, ())
+            if not handles:
+                continue
+            on = ("R", "L") if side == "" else (side,)
+            field = sum(handle_field(model.template, model.triangles, model.mirror, h, s) for h in handles for s in on)
+            cols.append(col)
+            shapes.append(field)
+    n = model.n_vertices
+    return np.array(cols, np.int64), np.array(shapes, np.float32).reshape(-1, n, 3)
 
 
 def edit_gains(au_names, table: dict[int, float] | None = None) -> np.ndarray:
@@ -173,6 +207,7 @@ class EditGeometry:
         self.frame_index = np.asarray(frame_index, np.int64)
         self.gain = edit_gains(model.au_names) if gain is None else np.asarray(gain, np.float32)
         self.follow = forehead_follow(model.template) if model.n_vertices == tp.N_VERTICES else None
+        self.shape_cols, self.shapes = edit_shapes(model) if model.n_vertices == tp.N_VERTICES else (np.zeros(0, np.int64), None)
 
     def positions(self, indices) -> np.ndarray:
         """Rows of the shot arrays for source frame ``indices`` (-1 where the shot has none)."""
@@ -205,6 +240,9 @@ class EditGeometry:
             au[have] = edited_au
             base_np = self.model.shape(fit.identity, source_au)
             change = self.model.shape(fit.identity, edited_au) - base_np
+            if len(self.shape_cols):
+                drawn = edited_au[:, self.shape_cols] - source_au[:, self.shape_cols]  # (R,E)
+                change = change + np.tensordot(drawn, self.shapes, axes=(-1, 0))
             if self.follow is not None:
                 change = self.follow.apply(change)
             base = torch.from_numpy(base_np)

@@ -224,7 +224,7 @@ class RenderStage(FrameStage):
     """
 
     name = "render"
-    version = "2"  # 2: repeated frames from the repeats stage
+    version = "3"  # 2: repeated frames from the repeats stage; 3: the lower lid drops with AU5 (EDIT_SHAPES)
     frames_from = "decode"
     inputs = ("track", "fit3d", "plan", "repeats")
 
