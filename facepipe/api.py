@@ -9,6 +9,7 @@
     api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
     api.assemble("renders/sh010.%04d.exr", like="shot.mov", out="sh010.happy.mov")   # chunks -> movie
     api.deblur("clip.mp4", weights="deblur.pt", moments=5)   # -> clip.deblurred.mp4 + clip.deblurred.moments/
+    api.edit("clip.mp4", emotion="happy", deblur_method="classical", deblur=True)   # track and deliver restored faces
 
 Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
 ``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),

@@ -92,6 +92,12 @@ def test_a_pass_through_with_deblur_writes_the_deblur_node_s_frames(clip, work, 
     assert not any(changed[:STILL - 1]) and sum(changed) >= MOVING - 1
 
 
+def test_a_preview_at_half_scale_delivers_the_restored_face(clip, work, tmp_path):
+    result = api.preview(clip, emotion="happy", out=tmp_path / "p.mp4", workdir=work, progress="off", log=lambda m: None,
+                         deblur_method="classical", deblur=True, compare="none")  # fmt: skip
+    assert result.frames_written == STILL + MOVING and probe(tmp_path / "p.mp4").width == probe(clip).width // 2
+
+
 def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
     work = tmp_path / "w"
     api.prepare(clip, deblur_method="classical", workdir=work, progress="off", log=lambda m: None)
