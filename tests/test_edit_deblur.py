@@ -106,6 +106,22 @@ def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
     assert {"track", "fit3d"} <= set(result.stats["cached"])
 
 
+def test_farm_chunks_deliver_the_frames_of_one_run(clip, work, tmp_path):
+    def sequence(folder):
+        return {p.name: VideoReader(probe(p)).read([0])[0] for p in sorted(folder.glob("f.*.png"))}
+
+    kwargs = {"emotion": "happy", "workdir": work, "progress": "off", "log": lambda m: None, "deblur_method": "classical",
+              "deblur": True}  # fmt: skip
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "chunks").mkdir()
+    api.edit(clip, out=tmp_path / "whole" / "f.%04d.png", **kwargs)
+    for frames in ("0-7", "8-11"):  # the second chunk's context (frames before 8) is restored again
+        api.edit(clip, frames=frames, out=tmp_path / "chunks" / "f.%04d.png", **kwargs)
+    whole, chunked = sequence(tmp_path / "whole"), sequence(tmp_path / "chunks")
+    assert sorted(whole) == sorted(chunked) and len(whole) == STILL + MOVING
+    assert all((whole[name] == chunked[name]).all() for name in whole)
+
+
 def run_cli(*args):
     return CliRunner().invoke(main, ["edit", *map(str, args), "--emotion", "happy", "--progress", "off"])
 
