@@ -13,6 +13,14 @@ crop's borders hold content from outside the central box).
 
 With ``--weights CKPT`` (``facepipe train deblur``) the GAN's central moment gets its columns, and
 the temporal order of its N moments.
+
+With ``--shutter DEG`` the exposure is as long as a real shutter instead (DEG/360 of a frame time
+around the central frame: 180 = 1/50 s at 25 fps): ``--samples`` moments interpolated between the
+window's frames by optical flow (:mod:`facepipe.deblur.interpolate`), averaged in linear light;
+the baseline's kernel is the face's velocity over the same moments. ``--exposure 3`` is enough
+for shutters up to 720 degrees and picks the windows of fastest motion frame to frame.
+
+    python benchmarks/deblur.py --exposure 3 --shutter 180 --json benchmarks/results/deblur_shutter180.json
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from common import machine, read_frames, resolve_clips, write_report  # noqa: E4
 
 from facepipe.deblur.checkpoint import load_checkpoint  # noqa: E402
 from facepipe.deblur.classical import convolve_padded, deblur_srgb, trajectory_kernel  # noqa: E402
-from facepipe.deblur.exposure import expose, window_crops  # noqa: E402
+from facepipe.deblur.exposure import expose, shutter_times, window_crops  # noqa: E402
+from facepipe.deblur.interpolate import moments_at  # noqa: E402
 from facepipe.deblur.train import moment_order  # noqa: E402
 from facepipe.face.extent import square_around  # noqa: E402
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb  # noqa: E402
@@ -56,12 +65,14 @@ def fastest_windows(centroid: np.ndarray, length: int, count: int) -> list[tuple
     return sorted(chosen)
 
 
-def constant_velocity_path(points: np.ndarray) -> np.ndarray:
-    """points (N,2) tracked positions over an exposure -> (N,2) the straight path at the face's
-    least-squares velocity, 0 at the central moment (landmark jitter is not motion)."""
+def constant_velocity_path(points: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+    """points (N,2) tracked positions of N consecutive frames -> (M,2) the straight path at the
+    face's least-squares velocity at ``offsets`` (M,) frames from the central one (default: the
+    N frames'), 0 at the central moment (landmark jitter is not motion)."""
     t = np.arange(len(points)) - (len(points) - 1) / 2.0
     velocity = (t[:, None] * (points - points.mean(0))).sum(0) / (t ** 2).sum()
-    return t[:, None] * velocity[None, :]
+    offsets = t if offsets is None else np.asarray(offsets, np.float64)
+    return offsets[:, None] * velocity[None, :]
 
 
 def inner(x: torch.Tensor, keep: float = 0.8) -> torch.Tensor:
@@ -77,7 +88,20 @@ def scores(estimate: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"psnr": round(float(psnr(e, t, 1.0)), 3), "ssim": round(float(ssim(e, t, 11).mean()), 4)}
 
 
-def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, gan, log) -> dict:
+def exposure_of(crops: torch.Tensor, shutter: float | None, samples: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """crops (N,3,S,S) of a window -> (blurred (3,S,S), its sharp moments (M,3,S,S), their
+    offsets (M,) in frames from the central frame): the whole frames (``shutter`` None) or
+    ``samples`` moments over a ``shutter``-degree exposure."""
+    centre = (len(crops) - 1) / 2.0
+    if shutter is None:
+        return expose(crops), crops, np.arange(len(crops)) - centre
+    times = shutter_times(len(crops), shutter, samples)
+    sharp = moments_at(crops, times)
+    return expose(sharp), sharp, times.numpy() - centre
+
+
+def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, gan, log,
+                 shutter: float | None = None, samples: int = 16) -> dict:  # fmt: skip
     from facepipe.jobs.analyze import run_analysis
 
     analysis = run_analysis(clip, au=False, progress="off", log=lambda *a, **k: None)
@@ -96,8 +120,9 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
         cx, cy, side = square_around(box[mid])
         frames = torch.from_numpy(read_frames(clip, idx)).permute(0, 3, 1, 2).float() / 255.0
         crops = window_crops(frames, cx, cy, side, size)
-        blurred, truth = expose(crops), crops[exposure // 2]
-        rel = torch.from_numpy(constant_velocity_path(centroid[idx]) * (size / side)).float()  # crop px
+        blurred, sharp, offsets = exposure_of(crops, shutter, samples)
+        truth = crops[exposure // 2]
+        rel = torch.from_numpy(constant_velocity_path(centroid[idx], offsets) * (size / side)).float()  # crop px
         kernel = trajectory_kernel(rel, samples_per_step=1)
         t0 = time.perf_counter()
         restored = deblur_srgb(blurred[None], kernel, iterations)[0]
@@ -105,10 +130,11 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
         # the same truth blurred by the kernel alone: what the baseline does where its model holds
         rigid = linear_rgb_to_rgb(convolve_padded(rgb_to_linear_rgb(truth[None]), kernel).clamp(0, 1))
         row = {"frames": [int(idx[0]), int(idx[-1])], "path_crop_px": round(path_px * size / side, 2),
+               "blur_crop_px": round(float((rel[-1] - rel[0]).norm()), 2),
                "blurred": scores(blurred, truth), "deconvolved": scores(restored, truth), "deconvolved_ms": round(ms, 1),
                "rigid_blurred": scores(rigid[0], truth), "rigid_deconvolved": scores(deblur_srgb(rigid, kernel, iterations)[0], truth)}
         if gan is not None:
-            row.update(gan_scores(gan, blurred, crops))
+            row.update(gan_scores(gan, blurred, sharp))
         rows.append(row)
         log(f"{clip.name} {row['frames']}: path {row['path_crop_px']} px, PSNR blurred {row['blurred']['psnr']} "
             f"-> deconvolved {row['deconvolved']['psnr']}" + (f", gan {row['gan']['psnr']}" if gan is not None else "") + " dB")
@@ -135,7 +161,8 @@ def mean_of(rows: list[dict], method: str, key: str) -> float | None:
 
 def table_row(label: str, rows: list[dict], gan: bool) -> str:
     pb, pd = mean_of(rows, "blurred", "psnr"), mean_of(rows, "deconvolved", "psnr")
-    cells = [label, str(len(rows)), f"{np.mean([r['path_crop_px'] for r in rows]):.1f}", f"{pb:.2f}", f"{pd:.2f} ({pd - pb:+.2f})",
+    cells = [label, str(len(rows)), f"{np.mean([r['path_crop_px'] for r in rows]):.1f}",
+             f"{np.mean([r['blur_crop_px'] for r in rows]):.1f}", f"{pb:.2f}", f"{pd:.2f} ({pd - pb:+.2f})",
              f"{mean_of(rows, 'blurred', 'ssim'):.3f}", f"{mean_of(rows, 'deconvolved', 'ssim'):.3f}",
              f"{mean_of(rows, 'rigid_blurred', 'psnr'):.2f} -> {mean_of(rows, 'rigid_deconvolved', 'psnr'):.2f}"]
     if gan:
@@ -147,15 +174,19 @@ def table_row(label: str, rows: list[dict], gan: bool) -> str:
 def markdown(report: dict) -> str:
     m = report["machine"]
     gan = report.get("gan_weights") is not None
-    head = ["clip", "windows", "path px (mean)", "PSNR blurred", "PSNR deconvolved (gain)", "SSIM blurred",
+    head = ["clip", "windows", "path px (mean)", "blur px (mean)", "PSNR blurred", "PSNR deconvolved (gain)", "SSIM blurred",
             "SSIM deconvolved", "rigid PSNR blurred -> deconvolved"]
     if gan:
         head += ["PSNR GAN (gain)", "SSIM GAN", "GAN moment order"]
+    made = (f"{report['exposure']} consecutive frames averaged in linear light" if not report.get("shutter") else
+            f"a {report['shutter']:g}-degree shutter around the central of {report['exposure']} consecutive frames: "
+            f"{report['samples']} moments interpolated between them by optical flow, averaged in linear light")  # fmt: skip
     lines = [f"# Face deblurring on synthetic exposures ({m['cpu']}, {m['cores']} cores)", "",
-             f"Exposure = {report['exposure']} consecutive frames averaged in linear light, face crops {report['size']} px "
+             f"Exposure = {made}, face crops {report['size']} px "
              f"(central frame's box), the {report['windows']} windows of fastest face motion per clip; truth = the central "
              f"frame. Deconvolved: Richardson-Lucy ({report['iterations']} iterations) with the tracked face velocity's path. "
-             "PSNR / SSIM on the inner 80% of the crop. `path` = the centroid's path over the window in crop px. "
+             "PSNR / SSIM on the inner 80% of the crop. `path` = the centroid's path over the window in crop px; "
+             "`blur` = the length of the baseline's kernel (the face's least-squares velocity over the exposure), crop px. "
              "`rigid`: the same truth blurred by the kernel alone (the blur model the baseline assumes), and deconvolved.", ""]
     if gan:
         lines += [f"GAN: `{report['gan_weights']}` (trained: {report.get('gan_training', {})}); its central moment (c = 0.5) "
@@ -184,20 +215,26 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, default=128, help="face crop size, px")
     ap.add_argument("--iterations", type=int, default=5, help="Richardson-Lucy iterations")
     ap.add_argument("--weights", type=Path, default=None, help="a deblur GAN checkpoint (facepipe train deblur) to add its columns")
+    ap.add_argument("--shutter", type=float, default=None,
+                    help="degrees: expose a real shutter's length from interpolated moments instead of whole frames")
+    ap.add_argument("--samples", type=int, default=16, help="interpolated moments per --shutter exposure")
     args = ap.parse_args(argv)
     if args.exposure < 3 or args.exposure % 2 == 0:
         ap.error("--exposure must be odd and at least 3 (the truth is the central frame)")
+    if args.shutter is not None and not 0 < args.shutter <= 360 * (args.exposure - 1):
+        ap.error(f"--shutter must be above 0 and at most {360 * (args.exposure - 1)} degrees for --exposure {args.exposure}")
     started = time.time()
     clips, skipped = resolve_clips(args.clips or [], DEFAULT_CLIPS, ap.error)
     report = {"machine": machine(), "exposure": args.exposure, "windows": args.windows, "size": args.size,
-              "iterations": args.iterations, "skipped": skipped, "clips": []}
+              "iterations": args.iterations, "shutter": args.shutter, "samples": args.samples, "skipped": skipped, "clips": []}
     gan = None
     if args.weights is not None:
         gan, _, _, training = load_checkpoint(args.weights)
         report["gan_weights"] = str(args.weights)
         report["gan_training"] = {k: training.get(k) for k in ("steps", "seconds", "device", "training_clips")}
     for clip in clips:
-        report["clips"].append(measure_clip(clip, args.exposure, args.windows, args.size, args.iterations, gan, print))
+        report["clips"].append(measure_clip(clip, args.exposure, args.windows, args.size, args.iterations, gan, print,
+                                            args.shutter, args.samples))  # fmt: skip
     write_report(report, args.json, markdown, started)
 
 

@@ -75,7 +75,7 @@ def edit_and_score(src: Path, folder: Path, emotion: str, path: str, edit_kwargs
     report = api.evaluate(src, out, emotion, plan=result.report_path, identity=identity, workdir=workdir,
                           log=lambda m: None)  # fmt: skip
     report.update(path=path, edit_kwargs=edit_kwargs, edit_seconds=round(edit_s, 2), edit_report={
-        k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing")})  # fmt: skip
+        k: result.report.get(k) for k in ("render", "appearance", "warnings", "timing", "deblur")})  # fmt: skip
     return report
 
 

@@ -9,6 +9,7 @@
     api.evaluate("clip.mp4", "clip.happy.mp4", "happy")       # the evaluation harness's report
     api.assemble("renders/sh010.%04d.exr", like="shot.mov", out="sh010.happy.mov")   # chunks -> movie
     api.deblur("clip.mp4", weights="deblur.pt", moments=5)   # -> clip.deblurred.mp4 + clip.deblurred.moments/
+    api.edit("clip.mp4", emotion="happy", deblur_method="classical", deblur=True)   # track and deliver restored faces
 
 Options shared by the functions that run the pipeline: ``workdir`` (analysis cache; default
 ``$FACEPIPE_WORKDIR`` or ``~/.cache/facepipe/work``), ``device`` (``auto``, ``cpu``, ``cuda``),
@@ -57,6 +58,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 def prepare(
     src: str | os.PathLike,
     face: str = "largest",
+    deblur_method: str = "none",
+    deblur_weights: str | os.PathLike | None = None,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -64,9 +67,12 @@ def prepare(
     log=print,
 ) -> PrepareResult:
     """The analysis pass of a shot (tracking, the 3D fit) into ``workdir``, once, before the
-    chunks of its edit run (on a farm, each on its own machine, all reading that cache)."""
+    chunks of its edit run (on a farm, each on its own machine, all reading that cache).
+    ``deblur_method`` / ``deblur_weights``: as the chunks' :func:`edit` will ask (they key the
+    tracking)."""
+    stage = _deblur_stage(deblur_method, deblur_weights)
     progress = job_progress("prepare", progress)
-    result = run_prepare(src, face, lambda info: open_context(info, workdir, device, progress, chunk_mb, log))
+    result = run_prepare(src, face, lambda info: open_context(info, workdir, device, progress, chunk_mb, log), stage)
     finish_progress(progress)
     return result
 
@@ -115,6 +121,9 @@ def edit(
     renderer: str = defaults.RENDERER,
     actor: str = "",
     renderer_minutes: float = defaults.RENDERER_MINUTES,
+    deblur: bool = False,
+    deblur_method: str = "none",
+    deblur_weights: str | os.PathLike | None = None,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -134,10 +143,15 @@ def edit(
     most :data:`facepipe.defaults.MAX_RENDER_THREADS`); renderer: ``auto`` (the actor's neural
     renderer when trained, else the geometric warp), ``geometric`` or ``neural`` (trains one on
     this shot for ``renderer_minutes`` when missing); actor: whose renderer ("": this shot's own).
-    See :func:`facepipe.jobs.edit.run_edit`.
+    deblur_method: how the frames the tracking reads are deblurred first (``none``, ``classical``:
+    Richardson-Lucy with the face's motion over a 180-degree shutter, ``gan``: the checkpoint
+    ``deblur_weights`` from :func:`train_deblur`; only frames whose face moves at least 3
+    px/frame); deblur: also deliver those restored faces (the edit is laid over the deblur
+    node's frames, not the decoded ones; needs a method). See :func:`facepipe.jobs.edit.run_edit`.
     """
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
+                         deblur, deblur_method, deblur_weights)  # fmt: skip
     progress = job_progress("edit", progress)
     result = run_edit(src, request, out, force, frames, frame_base, codec, settings,
                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -167,6 +181,9 @@ def preview(
     renderer: str = defaults.RENDERER,
     actor: str = "",
     renderer_minutes: float = defaults.RENDERER_MINUTES,
+    deblur: bool = False,
+    deblur_method: str = "none",
+    deblur_weights: str | os.PathLike | None = None,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -175,9 +192,11 @@ def preview(
 ) -> PreviewResult:
     """The same edit, fast, for review: ``frames`` only, at ``scale``, written as H.264 with the
     source beside it (``compare="side"``), a wipe (``"wipe"``) or alone (``"none"``). Returns a
-    :class:`facepipe.jobs.preview.PreviewResult` (with the render speed)."""
+    :class:`facepipe.jobs.preview.PreviewResult` (with the render speed). The other arguments
+    are :func:`edit`'s."""
     request = _request(emotion, intensity, ramp, au, keyframes)
-    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes)
+    settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
+                         deblur, deblur_method, deblur_weights)  # fmt: skip
     progress = job_progress("preview", progress)
     result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -291,8 +310,19 @@ def train_renderer(
     return {"checkpoint": str(path), **report}
 
 
+def _deblur_stage(method: str, weights) -> DeblurStage:
+    """The deblur node the tracking reads, checked (exit 2 for a bad request, 4 for a missing
+    checkpoint) before anything runs. Its other parameters stay the node's defaults (3 px/frame,
+    a 180-degree classical kernel), so ``prepare`` and the chunks of an edit key the same tracking."""
+    if weights and method != "gan":
+        raise RequestError(f"--deblur-weights is the gan method's checkpoint: add --deblur-method gan "
+                           f"(the method is {method!r})")  # fmt: skip
+    return DeblurStage(method=method, weights=str(weights or ""))
+
+
 def _settings(appearance, actor_library, shutter, smooth, face, threads, renderer=defaults.RENDERER, actor="",
-              renderer_minutes=defaults.RENDERER_MINUTES) -> EditSettings:  # fmt: skip
+              renderer_minutes=defaults.RENDERER_MINUTES, deblur=False, deblur_method="none",
+              deblur_weights=None) -> EditSettings:  # fmt: skip
     for name, value in (("--appearance", appearance), ("--smooth", smooth)):
         if not 0.0 <= float(value) <= 1.0:
             raise RequestError(f"{name} {value} is out of range: use a value from 0 to 1")
@@ -307,9 +337,12 @@ def _settings(appearance, actor_library, shutter, smooth, face, threads, rendere
         raise RequestError(f"--renderer {renderer!r}: use one of {', '.join(defaults.RENDERERS)}")
     if not float(renderer_minutes) > 0:
         raise RequestError(f"--renderer-minutes {renderer_minutes}: give a training budget above 0")
+    if deblur and deblur_method == "none":
+        raise RequestError("--deblur delivers the deblur node's restored faces: choose --deblur-method classical or gan")
     return EditSettings(appearance_strength=float(appearance), actor_library=library, shutter=float(shutter),
                         smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads),
-                        renderer=renderer, actor=str(actor), renderer_minutes=float(renderer_minutes))  # fmt: skip
+                        renderer=renderer, actor=str(actor), renderer_minutes=float(renderer_minutes),
+                        deblur=_deblur_stage(deblur_method, deblur_weights), deliver_deblurred=bool(deblur))  # fmt: skip
 
 
 def _context_opener(workdir, device, progress, chunk_mb, log, settings: EditSettings):

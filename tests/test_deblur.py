@@ -67,3 +67,43 @@ def test_richardson_lucy_restores_a_rigid_motion_blur():
     assert after > before + 2.0, (before, after)
     assert restored.min() >= 0 and restored.max() <= 1
     assert abs(float(restored.mean() - sharp.mean())) < 0.01
+
+
+def moving_texture(times, velocity=(6.0, -2.0), size: int = 96) -> torch.Tensor:
+    """(len(times),3,size,size): :func:`texture` moved by ``velocity`` px per frame, at ``times``."""
+    from facepipe.deblur.interpolate import warp_by
+
+    v = torch.tensor(velocity)[:, None, None]
+    return torch.stack([warp_by(texture(size)[0], -t * v.expand(2, size, size)) for t in times])
+
+
+def test_moments_between_frames_follow_the_motion_not_a_cross_fade():
+    from facepipe.deblur.interpolate import moments_at
+
+    frames, truth = moving_texture([0.0, 1.0, 2.0]), moving_texture([0.5, 1.25])
+    got = moments_at(frames, [0.5, 1.0, 1.25])
+    assert torch.equal(got[1], frames[1])  # a whole time is the frame itself
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))  # the borders hold content from outside
+    faded = torch.stack([(frames[0] + frames[1]) / 2, 0.75 * frames[1] + 0.25 * frames[2]])
+    flow_db, fade_db = (float(psnr(x[inner], truth[inner], 1.0)) for x in (got[[0, 2]], faded))
+    assert flow_db > fade_db + 6 and flow_db > 30, (flow_db, fade_db)
+
+
+def test_a_shutter_exposure_spans_its_angle_around_the_central_frame():
+    from facepipe.deblur.exposure import shutter_times
+    from facepipe.deblur.interpolate import moments_at
+
+    def shutter_exposure(crops, shutter, samples):
+        return expose(moments_at(crops, shutter_times(len(crops), shutter, samples)))
+
+    assert torch.allclose(shutter_times(3, 180.0, 5), torch.tensor([0.75, 0.875, 1.0, 1.125, 1.25], dtype=torch.float64))
+    assert torch.allclose(shutter_times(7, 360.0, 3), torch.tensor([2.5, 3.0, 3.5], dtype=torch.float64))
+    with pytest.raises(ValueError):
+        shutter_times(3, 900.0, 5)
+    still = texture()[0].expand(3, -1, -1, -1)
+    exposed = shutter_exposure(still, 180.0, 9)
+    assert float((exposed - still[1]).abs().mean()) < 1e-3  # nothing moves: no blur (Farneback's flow is ~0, not 0)
+    frames = moving_texture([0.0, 1.0, 2.0])
+    short, long_ = shutter_exposure(frames, 90.0, 9), shutter_exposure(frames, 720.0, 33)
+    err = lambda x: float((x - frames[1])[:, 12:-12, 12:-12].abs().mean())  # noqa: E731
+    assert err(short) < err(long_) / 3  # blur grows with the shutter

@@ -97,8 +97,8 @@ def test_cache_keys_follow_method_weights_and_threshold(clip, checkpoint, tmp_pa
     ctx = RunContext(media=probe(clip), cache=None, progress_mode="off", log=lambda m: None)
     keys = {Graph(analysis_stages(deblur=d), ctx).key("track") for d in variants}
     assert len(keys) == len(variants)
-    same = DeblurStage(method="gan", weights=str(tmp_path / "copy.pt"))
     (tmp_path / "copy.pt").write_bytes(checkpoint.read_bytes())
+    same = DeblurStage(method="gan", weights=str(tmp_path / "copy.pt"))
     assert same.params() == variants[3].params()  # the file's content names it, not its path
 
 
@@ -123,12 +123,12 @@ def test_cli_writes_the_clip_and_the_moments_and_refuses_existing_outputs(clip, 
     assert not [p for p in tmp_path.iterdir() if "facepipe-tmp" in p.name]
 
 
-def test_cli_bad_requests_are_exit_2(clip, tmp_path):
+def test_cli_bad_requests_are_exit_2_and_a_missing_checkpoint_exit_4(clip, tmp_path):
     assert run_cli(clip, "--out", tmp_path / "a.mp4").exit_code == 2  # gan without weights
     res = run_cli(clip, "--method", "classical", "--moments", 2, "--out", tmp_path / "b.mp4")
     assert res.exit_code == 2 and "gan" in res.stderr
     res = run_cli(clip, "--weights", tmp_path / "missing.pt", "--out", tmp_path / "c.mp4")
-    assert res.exit_code == 2 and "facepipe train deblur" in res.stderr
+    assert res.exit_code == 4 and "facepipe train deblur" in res.stderr
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "c.mp4").exists()
 
 

@@ -75,6 +75,29 @@ def test_a_batch_is_refused_before_any_work(make_clip, tmp_path):
     assert plans[0].ranges == ["2-4", "5-7", "8-8"] and plans[0].pattern.parent.is_dir()
 
 
+def test_a_shot_s_prepare_runs_the_deblur_method_its_chunks_ask_for(make_clip, tmp_path):
+    from facepipe.farm.engine import submit_shot
+    from facepipe.farm.tasks import chunk_task, prepare_task
+
+    class Recorder:  # a Dask client that records what it is asked to run
+        def __init__(self):
+            self.calls = []
+
+        def submit(self, fn, *args, **kwargs):
+            self.calls.append((fn, args))
+            return len(self.calls)
+
+    clip = make_clip("sh010.mp4", frames=10)
+    edit = {"deblur_method": "classical", "deblur": True, "appearance": 0.0}
+    settings = FarmSettings(out_dir=tmp_path / "out", chunk=5, edit=edit)
+    client = Recorder()
+    submit_shot(client, plan_batch(shots_from_args([clip], "happy"), settings)[0], settings, str(tmp_path / "w"), "t")
+    prepared = [args for fn, args in client.calls if fn is prepare_task]
+    chunks = [args for fn, args in client.calls if fn is chunk_task]
+    assert prepared[0][3] == {"deblur_method": "classical"}  # what keys the tracking, not what renders
+    assert all(args[4]["deblur_method"] == "classical" and args[4]["deblur"] for args in chunks) and len(chunks) == 2
+
+
 def test_without_dask_the_error_says_what_to_install(make_clip, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     from facepipe.farm.engine import open_client

@@ -71,6 +71,35 @@ def progress_options(fn):
     return with_job_progress(fn)
 
 
+#: ``--deblur-method`` choices (facepipe.stages.deblur.METHODS, not imported here: --help stays instant).
+DEBLUR_METHODS = ["none", "classical", "gan"]
+
+
+def deblur_analysis_options(fn):
+    """``--deblur-method`` and ``--deblur-weights``: the deblur node the tracking reads (named as
+    :func:`facepipe.api.edit`'s arguments). ``prepare`` takes these: they key the tracking its
+    edit's chunks read."""
+    options = [
+        click.option("--deblur-method", type=click.Choice(DEBLUR_METHODS), default="none", show_default=True,
+                     help="Deblur the faces of frames moving >= 3 px/frame before tracking: classical (Richardson-Lucy "
+                          "with the face's motion) or gan (--deblur-weights); none reads the decoded frames."),
+        click.option("--deblur-weights", type=click.Path(dir_okay=False), default=None,
+                     help="Deblur GAN checkpoint for --deblur-method gan (facepipe train deblur)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def deblur_options(fn):
+    """:func:`deblur_analysis_options` and ``--deblur``: the edit delivers the deblur node's
+    restored faces."""
+    fn = click.option("--deblur", is_flag=True,
+                      help="Deliver the restored faces: the edit is laid over the deblur node's frames instead of "
+                           "the decoded ones (needs --deblur-method classical or gan).")(fn)  # fmt: skip
+    return deblur_analysis_options(fn)
+
+
 #: ``--progress-format`` choices (facepipe.pipeline.progress.FORMATS, not imported here: --help stays instant).
 PROGRESS_FORMATS = ["plain", "deadline", "openjd", "tractor"]
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from facepipe import defaults
-from facepipe.cli.common import common_options, handle_errors
+from facepipe.cli.common import common_options, deblur_analysis_options, deblur_options, handle_errors
 from facepipe.plan.emotions import MAX_INTENSITY
 
 
@@ -79,6 +79,7 @@ def edit_options(fn):
         click.option("--frame-base", type=click.Choice(["index", "1", "timecode"]), default="index", show_default=True,
                      help="What --frames numbers mean: 0-based index, 1-based, or timecode frame numbers."),
     ]
+    fn = deblur_options(fn)  # applied first: listed after the options above
     for option in reversed(options):
         fn = option(fn)
     return fn
@@ -132,9 +133,10 @@ def preview(clip, debug, **options) -> None:
 @click.command()
 @click.argument("clip", type=click.Path(dir_okay=False))
 @click.option("--face", default="largest", show_default=True, help="Actor to edit: largest, center or a track id.")
+@deblur_analysis_options
 @common_options
 @handle_errors
-def prepare(clip, face, workdir, device, progress, chunk_mb, debug) -> None:
+def prepare(clip, face, deblur_method, deblur_weights, workdir, device, progress, chunk_mb, debug) -> None:
     """The analysis pass of a shot (tracking, 3D fit) into the work directory, once: run it as a
     farm job's first step; every chunk (edit --frames A-B) of the shot then reuses it.
 
@@ -142,7 +144,8 @@ def prepare(clip, face, workdir, device, progress, chunk_mb, debug) -> None:
     """
     from facepipe.api import prepare as api_prepare
 
-    click.echo(api_prepare(clip, face=face, workdir=workdir, device=device, progress=progress, chunk_mb=chunk_mb,
+    click.echo(api_prepare(clip, face=face, deblur_method=deblur_method, deblur_weights=deblur_weights, workdir=workdir,
+                           device=device, progress=progress, chunk_mb=chunk_mb,
                            log=lambda m: click.echo(m, err=True)).summary())  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from facepipe.cli.common import handle_errors, progress_options
+from facepipe.cli.common import deblur_options, handle_errors, progress_options
 from facepipe.plan.emotions import MAX_INTENSITY
 
 
@@ -58,6 +58,7 @@ def farm() -> None:
 @click.option("--appearance", type=float, default=None, help="Appearance strength 0..1 (see facepipe edit).")
 @click.option("--smooth", type=float, default=None, help="Temporal smoothing 0..1 (see facepipe edit).")
 @click.option("--threads", type=int, default=None, help="Render threads per task [default: this machine's cores / workers].")
+@deblur_options
 @click.option("--retries", type=click.IntRange(0, None), default=2, show_default=True, help="Attempts after a task failed.")
 @click.option("--force", is_flag=True, help="Overwrite existing movies.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
@@ -65,7 +66,8 @@ def farm() -> None:
 @progress_options
 @handle_errors
 def farm_edit(shots, emotion, shot_list, frames, frame_base, scheduler, workers, chunk, out_dir, sequence, intensity,
-              appearance, smooth, threads, retries, force, workdir, progress, debug) -> None:  # fmt: skip
+              appearance, smooth, threads, deblur, deblur_method, deblur_weights, retries, force, workdir, progress,
+              debug) -> None:  # fmt: skip
     """Edit many shots on Dask workers: per shot, prepare, then its chunks in parallel (an image
     sequence in OUT/SHOT.EMOTION.frames/), then assemble OUT/SHOT.EMOTION.ext.
 
@@ -82,7 +84,9 @@ def farm_edit(shots, emotion, shot_list, frames, frame_base, scheduler, workers,
     batch = shots_from_args(shots, emotion, frames) if shots else []
     if shot_list:
         batch += read_shot_list(shot_list, emotion)
-    named = {"intensity": intensity, "appearance": appearance, "smooth": smooth, "threads": threads}
+    named = {"intensity": intensity, "appearance": appearance, "smooth": smooth, "threads": threads,
+             "deblur": deblur or None, "deblur_method": None if deblur_method == "none" else deblur_method,
+             "deblur_weights": str(Path(deblur_weights).resolve()) if deblur_weights else None}  # workers: another cwd
     settings = FarmSettings(out_dir=Path(out_dir), chunk=chunk, sequence=sequence, workdir=workdir, frame_base=frame_base,
                             force=force, retries=retries, edit={k: v for k, v in named.items() if v is not None})  # fmt: skip
     result = run_farm(batch, settings, scheduler, workers, progress, log=lambda m: click.echo(m, err=True))

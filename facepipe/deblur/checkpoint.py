@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from facepipe.deblur.config import DeblurConfig
-from facepipe.errors import FacepipeError
+from facepipe.errors import FacepipeError, WeightsMissingError
 from facepipe.io.atomic import StagedFile
 from facepipe.nn.deblur_generator import MomentDeblurGenerator
 from facepipe.nn.moment_regressor import MomentRegressor
@@ -37,10 +37,11 @@ def save_checkpoint(path, config: DeblurConfig, generator, regressor, report: di
 
 
 def existing_checkpoint(path) -> Path:
-    """``path`` as a Path; FacepipeError (saying how to make one) when no such file exists."""
+    """``path`` as a Path; WeightsMissingError (exit 4, saying how to make one) when no such file
+    exists."""
     path = Path(path)
     if not path.is_file():
-        raise FacepipeError(f"{path}: no such deblur checkpoint (make one with: facepipe train deblur CLIPS... --out {path})")
+        raise WeightsMissingError(f"{path}: no such deblur checkpoint (make one with: facepipe train deblur CLIPS... --out {path})")
     return path
 
 

@@ -5,6 +5,11 @@ consecutive sharp frames in *linear* light (sRGB decoded, not the code values) a
 exposure, and the frame at position i inside the window is the sharp truth for the moment
 c = i / (N - 1) (CFMD-GAN's moment control). Every frame of the window is cropped with the
 *central* frame's box, so the head's motion inside the window stays in the crop as blur.
+
+Whole frames make long exposures (N frame times). One as long as a real shutter (``shutter``
+degrees = shutter/360 of a frame time, centred on the central frame) is the moments at
+:func:`shutter_times`, interpolated between the frames (:func:`facepipe.deblur.interpolate.moments_at`),
+exposed: ``expose(moments_at(crops, shutter_times(len(crops), 180, 16)))``.
 """
 
 from __future__ import annotations
@@ -38,3 +43,14 @@ def expose(crops: torch.Tensor) -> torch.Tensor:
 def moments(n: int) -> torch.Tensor:
     """(n,) float32 moment c in [0, 1] of each frame of an n-frame exposure (0: shutter opens)."""
     return torch.linspace(0.0, 1.0, n) if n > 1 else torch.full((1,), 0.5)
+
+
+def shutter_times(n: int, shutter: float, samples: int) -> torch.Tensor:
+    """(samples,) float64 times, in frames from the first of an ``n``-frame window (n odd), of
+    ``samples`` equally spaced moments over a ``shutter``-degree exposure centred on the
+    central frame (at most 360 * (n - 1) degrees: the window's span)."""
+    if not 0 < shutter <= 360 * (n - 1):
+        raise ValueError(f"a {shutter} degree shutter does not fit a {n}-frame window")
+    half = shutter / 720.0
+    return (n - 1) / 2.0 + torch.linspace(-half, half, samples, dtype=torch.float64)
+

@@ -98,6 +98,10 @@ class FarmResult:
         return f"farm: {len(self.shots)} shots, {frames} frames on {self.workers} workers in {self.wall_s:.1f} s"
 
 
+#: The edit options that change the analysis, which the shot's prepare task must run as its chunks will.
+ANALYSIS_OPTIONS = ("deblur_method", "deblur_weights")
+
+
 def chunk_ranges(indices, first_number: int, chunk: int) -> list[str]:
     """Farm-syntax ranges (``1001-1050``) of at most ``chunk`` consecutive frames covering the
     source ``indices``, numbered from ``first_number``."""
@@ -149,7 +153,9 @@ def submit_shot(client, plan: ShotPlan, settings: FarmSettings, workdir: str, to
     """Submit ``plan``'s tasks; returns their futures (prepare, chunks, assemble)."""
     shot, clip, name = plan.shot, str(plan.shot.clip), f"{plan.shot.label}.{plan.shot.emotion}"
     retries = settings.retries
-    prepared = client.submit(prepare_task, clip, settings.face, workdir, key=f"prepare-{name}-{token}", retries=retries)
+    analysis = {k: v for k, v in settings.edit.items() if k in ANALYSIS_OPTIONS}  # the chunks' tracking key
+    prepared = client.submit(prepare_task, clip, settings.face, workdir, analysis, key=f"prepare-{name}-{token}",
+                             retries=retries)  # fmt: skip
     edit = {"emotion": shot.emotion, "face": settings.face, **settings.edit}
     chunks = [client.submit(chunk_task, clip, r, plan.frame_base, str(plan.pattern), edit, workdir, settings.force, prepared,
                             key=f"chunk-{name}-{r}-{token}", retries=retries) for r in plan.ranges]  # fmt: skip

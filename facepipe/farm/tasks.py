@@ -16,10 +16,11 @@ def _quiet(message: str) -> None:
     pass
 
 
-def prepare_task(clip: str, face: str, workdir: str) -> dict:
-    """Track and fit ``clip`` into ``workdir`` (the analysis every chunk of the shot reuses)."""
+def prepare_task(clip: str, face: str, workdir: str, analysis: dict | None = None) -> dict:
+    """Track and fit ``clip`` into ``workdir`` (the analysis every chunk of the shot reuses);
+    ``analysis``: more :func:`facepipe.api.prepare` arguments (the deblur method the chunks ask for)."""
     t0 = time.perf_counter()
-    result = api.prepare(clip, face=face, workdir=workdir, progress="off", log=_quiet)
+    result = api.prepare(clip, face=face, workdir=workdir, progress="off", log=_quiet, **(analysis or {}))
     return {"seconds": time.perf_counter() - t0, "face_frames": result.face_frames, "pid": os.getpid(),
             "ran": list(result.stats.get("ran", []))}  # fmt: skip
 

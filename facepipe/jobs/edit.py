@@ -34,9 +34,11 @@ from facepipe.pipeline.graph import Graph
 from facepipe.pipeline.stage import Stage
 from facepipe.plan.request import EditRequest
 from facepipe.stages.composite import CompositeStage
+from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.decode import DecodeStage
 from facepipe.stages.encode import EncodeStage
 from facepipe.stages.graph import analysis_stages
+from facepipe.stages.motion import MotionStage
 from facepipe.stages.plan import PlanStage
 from facepipe.stages.render import RenderStage
 from facepipe.stages.smooth import SmoothStage
@@ -53,7 +55,10 @@ class EditSettings:
     that render faces side by side (None: every core, at most :data:`facepipe.defaults.MAX_RENDER_THREADS`; a
     farm node running several jobs sets fewer); renderer: ``auto``, ``geometric`` or ``neural``
     (:func:`facepipe.jobs.train_renderer.resolve_renderer`); actor: whose renderer ("": the
-    shot's own); renderer_minutes: training budget when an edit trains one.
+    shot's own); renderer_minutes: training budget when an edit trains one; deblur: the deblur
+    node the tracking reads (:class:`~facepipe.stages.deblur.DeblurStage`, method ``none`` by
+    default: the decoded frames); deliver_deblurred: render and composite over that node's
+    frames (the restored face is delivered) instead of the decoded ones.
     """
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -66,6 +71,20 @@ class EditSettings:
     renderer: str = defaults.RENDERER
     actor: str = ""
     renderer_minutes: float = defaults.RENDERER_MINUTES
+    deblur: DeblurStage = field(default_factory=DeblurStage)
+    deliver_deblurred: bool = False
+
+    @property
+    def plate(self) -> str:
+        """The frame node the edit is laid over: the deblur node's frames when they are delivered."""
+        return "deblur" if self.deliver_deblurred else "decode"
+
+    def deblur_provenance(self) -> dict:
+        """What the output's provenance says of deblurring: nothing at the default (so outputs and
+        farm sidecars of edits without it stay as they were), else the node's key parameters."""
+        if self.deblur.method == "none" and not self.deliver_deblurred:
+            return {}
+        return {"deblur": {**self.deblur.params(), "delivered": self.deliver_deblurred}}
 
     @property
     def render_threads(self) -> int:
@@ -128,17 +147,24 @@ def open_shot(src, request: EditRequest, frames: str | None, frame_base: str) ->
 def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = False,
                 renderer_weights: str = "") -> tuple[list[Stage], str]:  # fmt: skip
     """The stages of an edit up to its last frame node, and that node's name: ``decode`` for a
-    pass-through request (no analysis), else analysis -> plan -> render -> composite -> smooth.
-    ``preview``: a coarser warp grid and no grain match, for speed; ``renderer_weights``: the
-    neural renderer's checkpoint ("": geometric)."""
+    pass-through request (no analysis; ``deblur`` when the restored face is delivered), else
+    analysis -> plan -> render -> composite -> smooth. ``preview``: a coarser warp grid and no
+    grain match, for speed; ``renderer_weights``: the neural renderer's checkpoint ("": geometric)."""
     if is_passthrough(request):
+        if settings.deliver_deblurred:
+            return [DecodeStage(), MotionStage(), settings.deblur], "deblur"
         return [DecodeStage()], "decode"
     library = str(settings.actor_library) if settings.actor_library else ""
+    # A delivered restored face is sharp: re-blurring transferred appearance with the plate's
+    # motion would put back the smear the deblur node took out (frames it leaves alone move
+    # under its threshold, a blur of under 1.5 px at 180 degrees).
+    shutter = 0.0 if settings.deliver_deblurred else settings.shutter
     render = RenderStage(appearance_strength=settings.appearance_strength, actor_library=library,
-                         face=settings.face, shutter=settings.shutter, work_px=64.0 if preview else 96.0,
-                         renderer_weights=renderer_weights)  # fmt: skip
+                         face=settings.face, shutter=shutter, work_px=64.0 if preview else 96.0,
+                         renderer_weights=renderer_weights, frames_from=settings.plate)  # fmt: skip
     composite = CompositeStage(grain=not preview, seed=settings.seed)
-    stages = [*analysis_stages(settings.face), PlanStage.of(request), render, composite, SmoothStage(strength=settings.smooth)]
+    stages = [*analysis_stages(settings.face, settings.deblur), PlanStage.of(request), render, composite,
+              SmoothStage(strength=settings.smooth)]  # fmt: skip
     return stages, "smooth"
 
 
@@ -207,6 +233,7 @@ def run_edit(
         "tool": "facepipe", "version": __version__, "source": shot.src.name, "request": request.to_dict(),
         "appearance": settings.appearance_strength, "shutter": settings.shutter, "smooth": settings.smooth,
         "frames": frames or "all", "codec": spec.name, "renderer": settings.renderer, "actor": settings.actor,
+        **settings.deblur_provenance(),
     }  # fmt: skip
     writer = make_writer(out, shot.info, spec, shot.indices, shot.first_number, provenance, force, shot.src)
     report_path = rep.report_path(out, frames)
@@ -227,6 +254,7 @@ def run_edit(
         timing = {"analysis_s": pulled.analysis_s, "render_s": pulled.render_s, "total_s": time.perf_counter() - t_start}
         doc = rep.edit_report(dataclasses.replace(shot, indices=todo), out, request, pulled, settings, timing)
         doc["renderer"] = {"mode": settings.renderer, "weights": weights or None}
+        doc["deblur"] = rep.deblur_report(graph, settings, todo)
         if doc.get("mode") == "edit" and not doc["render"]["edited"]:
             log(f"edit: {doc['warnings'][0]}")
         rep.write_report(doc, report_path)

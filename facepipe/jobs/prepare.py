@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facepipe.io.media import probe
 from facepipe.pipeline.graph import Graph
+from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.graph import analysis_stages
 
 #: The artifacts an edit of the shot pulls before it renders, whatever the request (the plan
@@ -35,12 +36,13 @@ class PrepareResult:
                 f"{'; ' + self.message if self.message else ''} ({self.seconds:.1f} s; already cached: {done})")
 
 
-def run_prepare(src, face: str, open_ctx) -> PrepareResult:
-    """Track and fit ``src`` (whatever is not cached yet); ``open_ctx``: MediaInfo -> RunContext."""
+def run_prepare(src, face: str, open_ctx, deblur: DeblurStage | None = None) -> PrepareResult:
+    """Track and fit ``src`` (whatever is not cached yet); ``open_ctx``: MediaInfo -> RunContext;
+    ``deblur``: the deblur node the tracking reads (the edit's: it is part of the cache key)."""
     t0 = time.perf_counter()
     info = probe(src)
     with open_ctx(info) as ctx:
-        graph = Graph(analysis_stages(face), ctx)
+        graph = Graph(analysis_stages(face, deblur), ctx)
         tracks, fit, _ = (graph.get(name) for name in PREPARED)
         keys = {name: graph.key(name) for name in PREPARED}
     message = "" if fit.has_face else (tracks.message or fit.message)

@@ -32,5 +32,5 @@ def resolve_renderer(ctx, settings, may_train: bool, log=print) -> str:
     from facepipe.jobs.train_renderer import train_on_shot  # lazy: training imports diffusers (1 s); most edits never train
 
     config = RendererConfig.for_device(ctx.device)
-    train_on_shot(ctx, path, config, None, settings.renderer_minutes, settings.actor, settings.face, log)
+    train_on_shot(ctx, path, config, None, settings.renderer_minutes, settings.actor, settings.face, log, settings.deblur)
     return str(path)

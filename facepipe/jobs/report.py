@@ -14,6 +14,7 @@ import numpy as np
 
 from facepipe import __version__
 from facepipe.io.atomic import StagedFile
+from facepipe.stages.deblur import blurred_frames
 
 
 def report_path(out: Path, frames: str | None = None) -> Path:
@@ -79,6 +80,16 @@ def edit_report(shot, out, request, pulled, settings, timing: dict) -> dict:
             doc["warnings"].append(
                 f"{name}: geometric warp only on {region['frames_fallback']} frames ({region.get('reason', 'no close donor')})"
             )
+    return doc
+
+
+def deblur_report(graph, settings, frames) -> dict:
+    """The deblur node's part of an edit report: its method, whether its restored faces were
+    delivered, and (method not ``none``) how many of source ``frames`` (T,) it restores."""
+    deblur = settings.deblur
+    doc = {"method": deblur.method, "delivered": settings.deliver_deblurred}
+    if deblur.method != "none" and "motion" in graph.stages:  # a pass-through that delivers nothing has no motion node
+        doc["frames_restored"] = int(blurred_frames(graph.get("motion"), np.asarray(frames), deblur.threshold).sum())
     return doc
 
 

@@ -26,13 +26,15 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import shot_renderer_path
 from facepipe.render.neural.samples import ShotSamples, collect_samples, to_byte
 from facepipe.render.neural.train import train_renderer
+from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.graph import analysis_stages
 from facepipe.tracking.sheets import write_png
 
 
-def shot_samples(ctx, config: RendererConfig, face: str = "largest", log=print) -> ShotSamples:
-    """The renderer's samples of ``ctx``'s clip (tracking and fit through the cache)."""
-    graph = Graph(analysis_stages(face), ctx)
+def shot_samples(ctx, config: RendererConfig, face: str = "largest", log=print, deblur: DeblurStage | None = None) -> ShotSamples:
+    """The renderer's samples of ``ctx``'s clip (tracking and fit through the cache; ``deblur``:
+    the deblur node the tracking reads, the edit's, so its cached tracking is the one used)."""
+    graph = Graph(analysis_stages(face, deblur), ctx)
     tracks, fit = graph.get("track"), graph.get("fit3d")
     if not fit.has_face:
         raise FacepipeError(f"{Path(ctx.media.path).name}: {fit.message or 'no face fitted'}; nothing to train a renderer on")
@@ -66,9 +68,10 @@ def sheet_image(rows: torch.Tensor, n: int = 6) -> np.ndarray:
 
 
 def train_on_shot(ctx, out: Path, config: RendererConfig, steps: int | None, minutes: float | None, actor: str,
-                  face: str = "largest", log=print) -> dict:  # fmt: skip
-    """Train ``ctx``'s shot's renderer and save it (and its sheet) at ``out``; -> the report."""
-    samples = shot_samples(ctx, config, face, log)
+                  face: str = "largest", log=print, deblur: DeblurStage | None = None) -> dict:  # fmt: skip
+    """Train ``ctx``'s shot's renderer and save it (and its sheet) at ``out``; -> the report.
+    ``deblur``: the deblur node its tracking reads (see :func:`shot_samples`)."""
+    samples = shot_samples(ctx, config, face, log, deblur)
     model = load_model()
     triangles = closed_triangles(model.triangles)
     generator, report, rows = train_renderer(samples, config, triangles, steps, minutes, ctx.device, log)

@@ -1,7 +1,8 @@
 """The deblur stage, for analysis: restores the face of frames blurred by fast motion.
 
-The design puts face deblurring between decode and tracking (sharp faces track and fit better;
-the delivered plate keeps its blur: synthesis reads ``decode``). Each frame's blur estimate is
+The design puts face deblurring between decode and tracking (sharp faces track and fit better).
+The delivered plate keeps its blur (synthesis reads ``decode``) unless the edit asks for the
+restored face (``edit --deblur``: render reads this node's frames). Each frame's blur estimate is
 the face's motion in px/frame from the ``motion`` stage (the detector alone: the tracks' own
 velocity would need this node's frames). Frames whose face moves at least ``threshold``
 px/frame get their face square restored at the central moment and the change pasted back
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facepipe.deblur.checkpoint import checkpoint_sha256
+from facepipe.deblur.checkpoint import checkpoint_sha256, existing_checkpoint
 from facepipe.deblur.exposure import window_crops
 from facepipe.deblur.restore import ClassicalRestorer, GanRestorer, feather, paste_change
 from facepipe.errors import RequestError
@@ -34,6 +35,14 @@ from facepipe.pipeline.stage import FrameStage
 METHODS = ("none", "classical", "gan")
 #: Face motion (px/frame, full resolution) from which a frame is restored.
 DEFAULT_THRESHOLD = 3.0
+
+
+def blurred_frames(motion, indices: np.ndarray, threshold: float) -> np.ndarray:
+    """(T,) bool: which source frames ``indices`` of ``motion`` (a
+    :class:`~facepipe.stages.motion.FaceMotion`) have a face moving at least ``threshold``
+    px/frame: the frames the deblur node restores."""
+    rows = np.searchsorted(motion.indices, indices)
+    return (motion.speed[rows] >= threshold) & np.isfinite(motion.box[rows]).all(1)
 
 
 def unchanged(chunk):
@@ -52,11 +61,6 @@ class FaceRestorer:
         self.restored: list[int] = []
         self.mask = feather(restorer.size)
 
-    def blurred(self, indices: np.ndarray) -> np.ndarray:
-        """(T,) bool: which source frames ``indices`` have a face moving at least the threshold."""
-        rows = np.searchsorted(self.motion.indices, indices)
-        return (self.motion.speed[rows] >= self.threshold) & np.isfinite(self.motion.box[rows]).all(1)
-
     def square(self, index: int) -> tuple[float, float, float]:
         """(cx, cy, side) px at the decode scale of frame ``index``'s face square."""
         box = self.motion.box[np.searchsorted(self.motion.indices, index)]
@@ -67,7 +71,7 @@ class FaceRestorer:
         return window_crops(frame[None], *self.square(index), self.restorer.size)[0]
 
     def __call__(self, chunk):
-        todo = np.flatnonzero(self.blurred(chunk.indices))
+        todo = np.flatnonzero(blurred_frames(self.motion, chunk.indices, self.threshold))
         if not len(todo):
             return chunk
         S = self.restorer.size
@@ -101,7 +105,10 @@ class DeblurStage(FrameStage):
         if self.method not in METHODS:
             raise RequestError(f"deblur method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.method == "gan" and not self.weights:
-            raise RequestError("the gan deblur method needs a checkpoint: pass --weights CKPT (facepipe train deblur)")
+            raise RequestError("the gan deblur method needs a checkpoint (made by facepipe train deblur): "
+                               "pass it as --weights CKPT (facepipe deblur) or --deblur-weights CKPT (edit, preview, prepare)")
+        if self.method == "gan":
+            existing_checkpoint(self.weights)  # a missing file is exit 4 now, not after the tracking ran
         if self.threshold < 0 or not 0 < self.shutter <= 360:
             raise RequestError("deblur threshold must be >= 0 px/frame and the shutter in (0, 360] degrees")
 

@@ -6,7 +6,8 @@
                decode -> scan
                decode -> repeats                      (reads track too: frames that repeat the one before)
     synthesis: decode -> render -> composite -> smooth -> encode
-               (render reads track, fit3d, plan and repeats; smooth reads track)
+               (render reads track, fit3d, plan and repeats; smooth reads track;
+               with edit --deblur render reads deblur's frames instead of decode's)
     preview:   ... smooth -> compare -> encode
 
 Jobs (``facepipe.jobs``) build a :class:`~facepipe.pipeline.graph.Graph` from these lists and

@@ -221,11 +221,12 @@ class RenderStage(FrameStage):
         shutter: degrees, for the motion blur re-applied to transferred appearance.
         work_px: face size in pixels of the grid the warp is built on (preview: coarser).
         renderer_weights: the actor's neural renderer checkpoint ("": geometric only).
+        frames_from: the plate the face is rendered on: ``decode``, or ``deblur`` to deliver
+            the deblur node's restored faces.
     """
 
     name = "render"
     version = "3"  # 2: repeated frames from the repeats stage; 3: the lower lid drops with AU5 (EDIT_SHAPES)
-    frames_from = "decode"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -234,6 +235,7 @@ class RenderStage(FrameStage):
     shutter: float = 180.0
     work_px: float = 96.0
     renderer_weights: str = ""
+    frames_from: str = "decode"
 
     def open(self, ctx, inputs, scale) -> FaceRenderer:
         tracks, fit, plan, repeats = (inputs[name] for name in self.inputs)

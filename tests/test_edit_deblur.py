@@ -1,0 +1,137 @@
+"""``edit --deblur-method`` (the deblur node the tracking reads) and ``edit --deblur`` (the
+restored faces delivered): the graph, cache keys, frames, report and errors (issue 16)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facepipe import api
+from facepipe.cli import main
+from facepipe.cli.common import DEBLUR_METHODS
+from facepipe.io.media import probe
+from facepipe.io.reader import VideoReader
+from facepipe.jobs.context import open_context
+from facepipe.jobs.edit import EditSettings, edit_stages
+from facepipe.pipeline.graph import Graph
+from facepipe.plan.request import parse_request
+from facepipe.stages.deblur import METHODS, DeblurStage
+from synthetic_faces import face_path_frames, write_clip
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+STILL, MOVING = 6, 6  # frames: the face holds still, then moves 9 px/frame
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    centers = [(120.0, 120.0)] * STILL + [(120.0 + 9.0 * (k + 1), 120.0) for k in range(MOVING)]
+    return write_clip(tmp_path_factory.mktemp("edit-deblur") / "moving.mp4", face_path_frames(centers, head_width=120))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("work")
+
+
+def frames_of(path) -> np.ndarray:
+    return VideoReader(probe(path)).read(range(probe(path).frame_count))
+
+
+def edit(clip, out, work, **kwargs):
+    return api.edit(clip, emotion="happy", out=out, codec="ffv1", force=True, workdir=work, progress="off",
+                    log=lambda m: None, **kwargs)  # fmt: skip
+
+
+def test_the_cli_offers_the_deblur_node_s_methods():
+    assert tuple(DEBLUR_METHODS) == METHODS
+
+
+def test_delivering_renders_over_the_deblur_node_and_keys_follow_the_method(clip, tmp_path):
+    request = parse_request(["happy"])
+    default = EditSettings()
+    delivered = EditSettings(deblur=DeblurStage(method="classical"), deliver_deblurred=True)
+    stages, _ = edit_stages(request, default)
+    assert {s.name: s for s in stages}["render"].frames_from == "decode"
+    stages, _ = edit_stages(request, delivered)
+    render = {s.name: s for s in stages}["render"]
+    assert render.frames_from == "deblur" and render.shutter == 0.0  # a restored face is not re-blurred
+    ctx = open_context(probe(clip), tmp_path, "cpu", "off", log=lambda m: None)
+    graph = Graph(stages, ctx)
+    assert graph.order("render")[:3] == ["decode", "motion", "deblur"]
+    keys = [Graph(edit_stages(request, EditSettings(deblur=DeblurStage(method=m)))[0], ctx).key("plan")
+            for m in ("none", "classical")]  # fmt: skip
+    assert keys[0] == Graph(edit_stages(request, default)[0], ctx).key("plan") and keys[0] != keys[1]
+    neutral, last = edit_stages(parse_request(["neutral"], 0.0), delivered)
+    assert last == "deblur" and [s.name for s in neutral] == ["decode", "motion", "deblur"]
+
+
+def test_deblur_delivers_the_restored_face_on_moving_frames_only(clip, work, tmp_path):
+    analysed = edit(clip, tmp_path / "a.mkv", work, deblur_method="classical")
+    delivered = edit(clip, tmp_path / "d.mkv", work, deblur_method="classical", deblur=True)
+    assert delivered.stats["cached"] and "track" in delivered.stats["cached"]  # the same analysis, reused
+    a, d = frames_of(tmp_path / "a.mkv"), frames_of(tmp_path / "d.mkv")
+    differs = [bool((a[t] != d[t]).any()) for t in range(len(a))]
+    restored = delivered.report["deblur"]["frames_restored"]
+    assert not any(differs[:STILL - 1]) and sum(differs) >= MOVING - 1 and restored >= MOVING - 1
+    assert delivered.report["deblur"] == {"method": "classical", "delivered": True, "frames_restored": restored}
+    assert analysed.report["deblur"]["delivered"] is False
+    written = json.loads(delivered.report_path.read_text())
+    assert written["deblur"]["method"] == "classical"
+
+
+def test_a_pass_through_with_deblur_writes_the_deblur_node_s_frames(clip, work, tmp_path):
+    out = tmp_path / "n.mkv"
+    api.edit(clip, emotion="neutral", intensity=0.0, out=out, codec="ffv1", workdir=work, progress="off",
+             log=lambda m: None, deblur_method="classical", deblur=True)  # fmt: skip
+    src, got = frames_of(clip), frames_of(out)
+    changed = [bool((src[t] != got[t]).any()) for t in range(len(src))]
+    assert not any(changed[:STILL - 1]) and sum(changed) >= MOVING - 1
+
+
+def test_a_preview_at_half_scale_delivers_the_restored_face(clip, work, tmp_path):
+    result = api.preview(clip, emotion="happy", out=tmp_path / "p.mp4", workdir=work, progress="off", log=lambda m: None,
+                         deblur_method="classical", deblur=True, compare="none")  # fmt: skip
+    assert result.frames_written == STILL + MOVING and probe(tmp_path / "p.mp4").width == probe(clip).width // 2
+
+
+def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
+    work = tmp_path / "w"
+    api.prepare(clip, deblur_method="classical", workdir=work, progress="off", log=lambda m: None)
+    result = api.edit(clip, emotion="sad", frames="2-5", out=tmp_path / "s.%04d.png", workdir=work, progress="off",
+                      log=lambda m: None, deblur_method="classical")  # fmt: skip
+    assert {"track", "fit3d"} <= set(result.stats["cached"])
+
+
+def test_farm_chunks_deliver_the_frames_of_one_run(clip, work, tmp_path):
+    def sequence(folder):
+        return {p.name: VideoReader(probe(p)).read([0])[0] for p in sorted(folder.glob("f.*.png"))}
+
+    kwargs = {"emotion": "happy", "workdir": work, "progress": "off", "log": lambda m: None, "deblur_method": "classical",
+              "deblur": True}  # fmt: skip
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "chunks").mkdir()
+    api.edit(clip, out=tmp_path / "whole" / "f.%04d.png", **kwargs)
+    for frames in ("0-7", "8-11"):  # the second chunk's context (frames before 8) is restored again
+        api.edit(clip, frames=frames, out=tmp_path / "chunks" / "f.%04d.png", **kwargs)
+    whole, chunked = sequence(tmp_path / "whole"), sequence(tmp_path / "chunks")
+    assert sorted(whole) == sorted(chunked) and len(whole) == STILL + MOVING
+    assert all((whole[name] == chunked[name]).all() for name in whole)
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, ["edit", *map(str, args), "--emotion", "happy", "--progress", "off"])
+
+
+def test_bad_deblur_requests_are_exit_2_and_a_missing_checkpoint_exit_4(clip, tmp_path):
+    out = tmp_path / "x.mp4"
+    for args, code, says in [(["--deblur"], 2, "--deblur-method"),
+                             (["--deblur-method", "gan"], 2, "--deblur-weights"),
+                             (["--deblur-method", "classical", "--deblur-weights", clip], 2, "gan"),
+                             (["--deblur-method", "gan", "--deblur-weights", tmp_path / "none.pt"], 4, "facepipe train deblur")]:  # fmt: skip
+        res = run_cli(clip, "--out", out, "--workdir", tmp_path / "w", *args)
+        assert res.exit_code == code and says in res.stderr, (args, res.stderr)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "facepipe-tmp" in p.name]
