@@ -44,9 +44,11 @@ instead:
 - surprise's 5C: the fit reads AU5 at 0 on every real surprise (lp_d7 0.01) and on the rig's own
   landmarks (5E alone reads 0.00): the lid moves 0.014 IOD per unit, below its sparsity prior.
   Real surprises open the eye by 0.03-0.045 IOD as tracked (lp_d7: upper lid +0.017, lower lid
-  -0.022); the rig has no lower-lid drop, so 5C with its gain (3) draws part of the opening on
-  the upper lid (tracked rise 0.012 IOD, 0.58 of the real ones'; more made the lids jitter). The
-  raise yields to blinks (:func:`facepipe.plan.planner.yield_to_blink`).
+  -0.022); the rig's AU5 lifts only the upper lid, so the edited mesh adds the lower lid's drop
+  to AU5's change (:data:`facepipe.render.geometry.EDIT_SHAPES`). 5C with its gain (3) opens the
+  eye by 0.033 IOD as tracked (median of 4 talking clips; real surprises and brow raises 0.015-0.035);
+  a larger gain stretched the iris. The raise yields to blinks
+  (:func:`facepipe.plan.planner.yield_to_blink`).
 
 ``--intensity`` scales the change from the actor's own expression toward the target linearly, so
 0.5 is half the real peak; above 1 it exaggerates, still linearly (targets above 1), up to
