@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -237,3 +241,23 @@ def test_rig_saves_and_loads_its_corrective_shapes(model, tmp_path):
     au = np.full(len(model.au_names), 0.5, np.float32)
     linear = model.template + np.tensordot(au, model.au_deltas, axes=(0, 0))
     np.testing.assert_allclose(bare.shape(None, au), linear, atol=1e-6)
+
+
+SHAPE_BYTES = """
+import sys
+import numpy as np
+from facepipe.face.model import load_model
+m = load_model()
+au = np.random.default_rng(0).random((15, len(m.au_names)), dtype=np.float32)
+sys.stdout.buffer.write(m.shape(m.template, au).tobytes())
+"""
+
+
+def test_shapes_are_the_same_bits_whatever_the_blas_thread_count():
+    # A farm worker runs BLAS on 1 thread, a workstation on all cores; through BLAS the blend's sums
+    # differed with the thread count (OpenBLAS on AMD EPYC: one pixel of a farm chunk 1 code value off).
+    out = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        out.append(subprocess.run([sys.executable, "-c", SHAPE_BYTES], env=env, capture_output=True, check=True).stdout)
+    assert len(out[0]) == 15 * 468 * 3 * 4 and out[0] == out[1]

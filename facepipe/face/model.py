@@ -61,10 +61,13 @@ class FaceModel:
         if au is None:
             return base.copy()
         au = np.asarray(au, np.float32)
-        out = base + np.tensordot(au, self.au_deltas, axes=(-1, 0))
+        # einsum, not tensordot: tensordot goes through BLAS, whose sums depend on its thread count
+        # (OpenBLAS on AMD EPYC: a farm worker with 1 thread drew one pixel of a chunk 1 code value
+        # off a 2-thread run); einsum's loops give the same bits everywhere, and are as fast here.
+        out = base + np.einsum("...k,kvc->...vc", au, self.au_deltas)
         if len(self.combination_pairs):
             both = np.minimum(au[..., self.combination_pairs[:, 0]], 1.0) * au[..., self.combination_pairs[:, 1]]
-            out = out + np.tensordot(both, self.combination_deltas, axes=(-1, 0))
+            out = out + np.einsum("...p,pvc->...vc", both, self.combination_deltas)
         return out
 
     def save(self, path: Path) -> None:

@@ -242,7 +242,7 @@ class EditGeometry:
             change = self.model.shape(fit.identity, edited_au) - base_np
             if len(self.shape_cols):
                 drawn = edited_au[:, self.shape_cols] - source_au[:, self.shape_cols]  # (R,E)
-                change = change + np.tensordot(drawn, self.shapes, axes=(-1, 0))
+                change = change + np.einsum("re,evc->rvc", drawn, self.shapes)  # BLAS-free, as FaceModel.shape
             if self.follow is not None:
                 change = self.follow.apply(change)
             base = torch.from_numpy(base_np)
