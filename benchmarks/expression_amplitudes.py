@@ -284,20 +284,20 @@ def markdown(report: dict) -> str:
 def eye_opening_rows(report: dict, f) -> list[str]:
     """How far the eye opens (:func:`lid_gap`, tracked, IOD): the real brow raises and surprises
     (expression - neutral frames) next to the surprised edits at intensity 1 (edited - source)."""
-    real = {(r["clip"], tuple(r["frames"])): r for r in report["real"] if r["au"] == "AU5"}
+    real = [r for r in report["real"] if r["au"] == "AU5"]  # one row per real brow raise / surprise
     edits = [e for e in report["edits"] if e["emotion"] == "surprised" and e["intensity"] == 1.0]
     if not real and not edits:
         return []
     out = ["", "## Eye opening (upper minus lower lid, tracked, IOD)", "", "| what | clip | frames | opening |",
            "|---|---|---|---|"]  # fmt: skip
-    out += [f"| real {r['shows']} | {r['clip']} | {a}-{b} | {f(r.get('eye_opening_iod'), '.4f')} |"
-            for (clip, (a, b)), r in real.items()]  # fmt: skip
-    out += [f"| surprised edit @1 | {e['clip']} | first {report['max_frames']} | {f(e.get('eye_opening_iod'), '.4f')} |"
+    out += [f"| real {r['shows']} | {r['clip']} | {r['frames'][0]}-{r['frames'][1]} | {f(r['eye_opening_iod'], '.4f')} |"
+            for r in real]  # fmt: skip
+    out += [f"| surprised edit @1 | {e['clip']} | first {report['max_frames']} | {f(e['eye_opening_iod'], '.4f')} |"
             for e in edits]  # fmt: skip
-    if real and edits:
-        r_med = float(np.median([r.get("eye_opening_iod") or 0.0 for r in real.values()]))
-        e_med = float(np.median([e.get("eye_opening_iod") or 0.0 for e in edits]))
-        out += ["", f"Median: real {r_med:.4f}, edit {e_med:.4f} IOD (edit / real {e_med / r_med:.2f})." if r_med > 0 else ""]
+    r_med = float(np.median([r["eye_opening_iod"] for r in real])) if real else 0.0
+    if edits and r_med > 0:
+        e_med = float(np.median([e["eye_opening_iod"] for e in edits]))
+        out += ["", f"Median: real {r_med:.4f}, edit {e_med:.4f} IOD (edit / real {e_med / r_med:.2f})."]
     return out
 
 

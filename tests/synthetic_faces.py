@@ -67,6 +67,12 @@ def write_clip(path: str | Path, frames: list[np.ndarray], fps: Fraction | int =
     return write_h264(Path(path), frames, Fraction(fps), crf=crf)
 
 
+def still_then_moving_centers(still: int, moving: int, x0: float, step: float = 9.0, y: float = 120.0) -> list:
+    """A path: ``still`` frames at (x0, y), then ``moving`` frames moving right ``step`` px/frame
+    (fast enough for the deblur node's motion threshold)."""
+    return [(x0, y)] * still + [(x0 + step * (k + 1), y) for k in range(moving)]
+
+
 def leave_and_return_centers(n: int = 36, size=(320, 240), away: int = 6) -> list:
     """A path: centre -> off the right edge -> ``away`` frames gone -> back to the centre."""
     w, h = size

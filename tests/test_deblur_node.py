@@ -20,7 +20,7 @@ from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.decode import DecodeStage
 from facepipe.stages.graph import analysis_stages
 from facepipe.stages.motion import MotionStage, box_velocity
-from synthetic_faces import face_path_frames, write_clip
+from synthetic_faces import face_path_frames, still_then_moving_centers, write_clip
 from test_deblur_gan import TINY, moving_windows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -30,7 +30,7 @@ STILL, MOVING = 6, 8  # frames: the face holds still, then moves 9 px/frame
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    centers = [(110.0, 120.0)] * STILL + [(110.0 + 9.0 * (k + 1), 120.0) for k in range(MOVING)]
+    centers = still_then_moving_centers(STILL, MOVING, x0=110.0)
     return write_clip(tmp_path_factory.mktemp("deblur") / "moving.mp4", face_path_frames(centers, head_width=120))
 
 

@@ -19,7 +19,7 @@ from facepipe.jobs.edit import EditSettings, edit_stages
 from facepipe.pipeline.graph import Graph
 from facepipe.plan.request import parse_request
 from facepipe.stages.deblur import METHODS, DeblurStage
-from synthetic_faces import face_path_frames, write_clip
+from synthetic_faces import face_path_frames, still_then_moving_centers, write_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,7 +28,7 @@ STILL, MOVING = 6, 6  # frames: the face holds still, then moves 9 px/frame
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    centers = [(120.0, 120.0)] * STILL + [(120.0 + 9.0 * (k + 1), 120.0) for k in range(MOVING)]
+    centers = still_then_moving_centers(STILL, MOVING, x0=120.0)
     return write_clip(tmp_path_factory.mktemp("edit-deblur") / "moving.mp4", face_path_frames(centers, head_width=120))
 
 
