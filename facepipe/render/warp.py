@@ -276,7 +276,7 @@ def jacobian_det(flow: torch.Tensor, spacing: tuple[float, float] = (1.0, 1.0)) 
     return torch.stack(dets).amin(0) / (sx * sy)
 
 
-def _rigid_fit(p: torch.Tensor, q: torch.Tensor):
+def rigid_fit(p: torch.Tensor, q: torch.Tensor):
     """Rotation + translation q ~ R (p - cp) + cq (least squares). p, q: (K,2). -> cp, cq, R (2,2)."""
     cp, cq = p.mean(0), q.mean(0)
     a, b = p - cp, q - cq
@@ -287,7 +287,7 @@ def _rigid_fit(p: torch.Tensor, q: torch.Tensor):
     return cp, cq, R
 
 
-def _dist_to_loop(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+def distance_to_loop(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     """(P,) distance of points (P,2) to the closed polyline (K,2)."""
     a, e = poly[None], (poly.roll(-1, 0) - poly)[None]
     r = pts[:, None] - a
@@ -295,22 +295,30 @@ def _dist_to_loop(pts: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
     return (r - t[..., None] * e).norm(dim=-1).amin(1)
 
 
-def _region_flow(src, dst, region: Region, pts: torch.Tensor, min_band: float):
-    """For frame points ``pts`` (P,2) inside an edited region: the rigid backward displacement
-    (P,2), which of them are its core (P,) bool, and the share of them with no source pixels."""
+def region_backward(src: torch.Tensor, dst: torch.Tensor, region: Region, pts: torch.Tensor) -> torch.Tensor:
+    """(P,2) the source positions of frame points ``pts`` (P,2) of an edited region under the
+    region's rigid motion (fitted to its anchor vertices of the source and edited meshes (N,2));
+    the points themselves where the region does not move."""
     dev = src.device
     loop = torch.as_tensor(region.loop, device=dev).long()
     anchor = loop if region.anchor is None else torch.as_tensor(region.anchor, device=dev).long()
+    if not bool((dst[loop] - src[loop]).any()) and not bool((dst[anchor] - src[anchor]).any()):
+        return pts
+    cp, cq, R = rigid_fit(src[anchor], dst[anchor])
+    return (pts - cq) @ R + cp  # R^T (p - cq) + cp (row vectors)
+
+
+def _region_flow(src, dst, region: Region, pts: torch.Tensor, min_band: float):
+    """For frame points ``pts`` (P,2) inside an edited region: the rigid backward displacement
+    (P,2), which of them are its core (P,) bool, and the share of them with no source pixels."""
+    loop = torch.as_tensor(region.loop, device=src.device).long()
     ls, ld = src[loop], dst[loop]
-    cp, cq, R = _rigid_fit(src[anchor], dst[anchor])
-    back = (pts - cq) @ R + cp  # R^T (p - cq) + cp (row vectors)
-    if not bool((ld - ls).any()) and not bool((dst[anchor] - src[anchor]).any()):
-        back = pts
+    back = region_backward(src, dst, region, pts)
     ext = ls.amax(0) - ls.amin(0)
     band = max(min_band, region.band * float(ext.norm()))
     in_src = points_in_polygon(back, ls)
-    d_src = _dist_to_loop(back, ls)
-    core = in_src & (d_src > band) & (_dist_to_loop(pts, ld) > band)
+    d_src = distance_to_loop(back, ls)
+    core = in_src & (d_src > band) & (distance_to_loop(pts, ld) > band)
     outside = ~in_src & (d_src > 0.5)
     share = float(outside.float().mean()) if len(pts) else 0.0
     return back - pts, core, share

@@ -3,7 +3,9 @@
 Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 
 1. warp: the actor's own pixels move from the source mesh to the edited mesh
-   (:func:`facepipe.render.warp.warp_field`, fold-free, rigid mouth interior and eyes);
+   (:func:`facepipe.render.warp.warp_field`, fold-free, rigid mouth interior and eyes); where
+   the edited lids open beyond the source's, the iris is kept a disc and the stretch beyond it
+   made sclera (:mod:`facepipe.render.eye_interior`);
 2. appearance (optional): donor regions from the actor's own frames are laid over the warped
    face (:mod:`facepipe.stages.appearance`), with the plate's motion blur re-applied to them
    (``shutter``: the design's reblur step);
@@ -38,6 +40,7 @@ from facepipe.face.model import load_model
 from facepipe.face.topology import outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
+from facepipe.render.eye_interior import draw_eyes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.warp import apply_warp, warp_field
@@ -83,7 +86,7 @@ class FrameRecord(NamedTuple):
     """What the renderer did to one frame: held (took its predecessor's edit), the warp's
     edit_scale (1 = in full), repaired (the warp needed local relaxation), mouth_stretched (the
     edited mouth opens beyond the source's), transferred (appearance was laid), refined (the
-    neural renderer refined it)."""
+    neural renderer refined it), eyes_drawn (how many eyes' uncovered interior was drawn)."""
 
     held: bool
     edit_scale: float = 1.0
@@ -91,6 +94,7 @@ class FrameRecord(NamedTuple):
     mouth_stretched: bool = False
     transferred: bool = False
     refined: bool = False
+    eyes_drawn: int = 0
 
 
 class RenderStats:
@@ -117,6 +121,7 @@ class RenderStats:
             "frames_mouth_stretched": sum(r.mouth_stretched for r in recs),
             "frames_transferred": sum(r.transferred for r in recs),
             "frames_refined": sum(r.refined for r in recs),
+            "frames_eyes_drawn": sum(r.eyes_drawn > 0 for r in recs),
             "frames_held": sum(r.held for r in recs),
         }
 
@@ -186,11 +191,12 @@ class FaceRenderer:
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
+        eyes_drawn = draw_eyes(face, frame, src, dst, fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
         if self.refiner is not None:
             self.refiner(face, dst, depth, torch.from_numpy(meshes.au[t]))
         self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred,
-                                             self.refiner is not None))
+                                             self.refiner is not None, eyes_drawn))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
 
@@ -226,7 +232,9 @@ class RenderStage(FrameStage):
     """
 
     name = "render"
-    version = "3"  # 2: repeated frames from the repeats stage; 3: the lower lid drops with AU5 (EDIT_SHAPES)
+    # 2: repeated frames from the repeats stage; 3: the lower lid drops with AU5 (EDIT_SHAPES);
+    # 4: the interior of eyes opened wider than the source is drawn (render.eye_interior)
+    version = "4"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH

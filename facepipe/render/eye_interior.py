@@ -1,0 +1,226 @@
+"""The inside of an eye the edit opens wider than the source: the iris stays a disc.
+
+The warp (:mod:`facepipe.render.warp`) moves an eye's interior rigidly with its corners, but
+where the edited lids open beyond the source's (a surprise's raised upper lid, AU5's lower-lid
+drop) no source pixels exist, and its membrane stretches the interior near the old lid margin
+across the gap. Stretched sclera cannot be told from real sclera; a stretched iris can: it grew
+into a tall oval (looked at on lp_d9, lp_d3, lp_d0). A real lid raise uncovers the rest of the
+iris disc and white sclera around it. So, per eye, in the edited opening:
+
+1. the iris is a disc fitted to the source opening (:func:`fit_iris`) and carried by the eye's
+   rigid motion; pixels inside it show the source pixel there where the source shows it (clear
+   of the lid margin, where lashes and their shadow are), else the visible iris at the same
+   radius and the nearest angle (:func:`_around_iris`: its fibres and the limbus' dark ring
+   continue around the disc), else its median colour;
+2. pixels outside the disc where the warp shows iris (its source position is inside the disc:
+   the stretch) show sclera: a Gaussian-weighted mean of the warp's sclera around them
+   (normalised convolution), so they take its light and the lids' shadow on it; drawn from the
+   source's sclera, they came out as a grey crescent (lp_d3, looked at);
+3. everything else stays as the warp drew it (the sclera it stretched, the lids, the lashes).
+
+Frames whose eyes do not open beyond the source, and eyes where the warp shows no iris outside
+the disc and hides none of it, are not touched (bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from facepipe.face import topology as topo
+from facepipe.face.extent import points_in_polygon
+from facepipe.render.warp import EYE_L, EYE_R, Region, WarpField, distance_to_loop, region_backward
+
+#: Iris radius / eye width (corner to corner): a human iris is about 11.8 mm across, the eye's
+#: fissure about 28-30 mm; the fit searches this range.
+IRIS_RADIUS_RANGE = (0.16, 0.24)
+#: Width of the source's lid margin (lashes and the shadow they cast on the eye), in eye widths,
+#: at least a pixel: no source interior is read from it. At 0.05 the source's shadowed band stayed
+#: in the opened eye as a grey arc below the new white (lp_d3, looked at).
+LID_MARGIN = 0.06
+#: The drawn interior fades in over this many eye widths (at least a pixel) from the edited lid
+#: margin; wider, the warp's stretched iris showed through above the drawn one (lp_d9).
+FADE = 0.03
+#: Width (Gaussian sigma, eye widths) of the sclera neighbourhood a stretched pixel takes its
+#: colour from.
+SCLERA_SIGMA = 0.12
+#: Fewest uncovered pixels for an eye to be drawn (fewer cannot be seen).
+MIN_UNCOVERED_PX = 3
+#: Fewest visible interior pixels to fit an iris to (a closed or tiny eye is not drawn).
+MIN_VISIBLE_PX = 24
+
+
+@dataclass(frozen=True)
+class Iris:
+    """An iris disc in frame pixels: centre (2,) (x, y), radius px, contrast (sclera minus iris
+    mean luma over the visible opening, 0..1)."""
+
+    centre: torch.Tensor
+    radius: float
+    contrast: float
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """(...,) Rec. 709 luma of colours (...,3)."""
+    return rgb @ rgb.new_tensor([0.2126, 0.7152, 0.0722])
+
+
+def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, steps: int = 9) -> Iris | None:
+    """The disc that best separates dark iris from bright sclera among an eye's visible pixels.
+
+    points: (P,2) pixel centres inside the source opening; colours: (P,3) their RGB 0..1;
+    eye_width: px corner to corner. Searches radii in :data:`IRIS_RADIUS_RANGE` and centres over
+    the opening (x) and up to a radius above or below it (y: the lids may hide the disc's top
+    and bottom) on a grid of ``2 steps`` x ``2 steps`` centres x ``steps`` radii, then once more
+    on a grid as fine around its best; the score is the mean luma outside the disc minus inside
+    it (both sides at least 10% of the pixels). None for too few pixels or no contrast.
+    """
+    if len(points) < MIN_VISIBLE_PX:
+        return None
+    y = _luma(colours)
+    lo, hi = points.amin(0), points.amax(0)
+    r_lo, r_hi = (f * eye_width for f in IRIS_RADIUS_RANGE)
+    centre, radius = (lo + hi) / 2, (r_lo + r_hi) / 2
+    span = torch.stack([(hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2 + r_hi])
+    span_r = (r_hi - r_lo) / 2
+    unit = torch.linspace(-1, 1, steps, device=points.device)
+    best = None
+    for _ in range(2):  # a coarse grid, then one as fine around its best
+        cx, cy = (centre[k] + torch.linspace(-1, 1, 2 * steps, device=points.device) * span[k] for k in (0, 1))
+        radii = (radius + unit * span_r).clamp_min(1.0)
+        c = torch.stack(torch.meshgrid(cx, cy, indexing="ij"), -1).reshape(-1, 1, 1, 2)  # (C,1,1,2)
+        # anti-aliased membership: with a hard edge the score jumps pixel by pixel and the
+        # coarse grid's best landed 2 px off a lid-cut disc
+        inside = (radii[None, :, None] + 0.5 - (points[None, None] - c).norm(dim=-1)).clamp(0, 1)  # (C,R,P)
+        n_in = inside.sum(-1)
+        mean_in = (inside * y).sum(-1) / n_in.clamp_min(1e-6)
+        mean_out = ((1 - inside) * y).sum(-1) / (len(points) - n_in).clamp_min(1e-6)
+        enough = (n_in > 0.1 * len(points)) & (len(points) - n_in > 0.1 * len(points))
+        score = torch.where(enough, mean_out - mean_in, -1.0)
+        ci, ri = divmod(int(score.argmax()), len(radii))
+        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]))
+        centre, radius = best.centre, best.radius
+        span, span_r = span * 2 / steps, span_r * 2 / steps
+    return best if best.contrast > 0.02 else None
+
+
+def _sample(frame: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """(P,3) the frame (3,H,W) sampled bicubically at pixel positions pts (P,2)."""
+    H, W = frame.shape[-2:]
+    g = torch.stack([pts[:, 0] * (2.0 / max(1, W - 1)) - 1.0, pts[:, 1] * (2.0 / max(1, H - 1)) - 1.0], -1)
+    s = F.grid_sample(frame[None].float(), g[None, None], mode="bicubic", padding_mode="border", align_corners=True)
+    return s[0, :, 0].T.clamp(0.0, 1.0)
+
+
+def _grid(lo: torch.Tensor, hi: torch.Tensor, size: tuple[int, int]) -> tuple[tuple[int, int, int, int], torch.Tensor]:
+    """The pixel box (x0, y0, x1, y1) covering points lo..hi (2,) inside a frame of ``size``
+    (H, W), and its pixel centres (h*w,2) in row order."""
+    H, W = size
+    x0, y0 = max(0, int(lo[0].floor()) - 1), max(0, int(lo[1].floor()) - 1)
+    x1, y1 = min(W, int(hi[0].ceil()) + 2), min(H, int(hi[1].ceil()) + 2)
+    ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32, device=lo.device),
+                            torch.arange(x0, x1, dtype=torch.float32, device=lo.device), indexing="ij")  # fmt: skip
+    return (x0, y0, x1, y1), torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+
+
+def _visible(pts: torch.Tensor, loop: torch.Tensor, margin: float) -> torch.Tensor:
+    """(P,) bool: points (P,2) inside the closed loop (K,2) and more than ``margin`` px from it."""
+    return points_in_polygon(pts, loop) & (distance_to_loop(pts, loop) > margin)
+
+
+def _around_iris(frame: torch.Tensor, iris: Iris, pts: torch.Tensor, seen, steps: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """For hidden points (P,2) of the iris disc: the frame (3,H,W) at the same distance from the
+    disc's centre and the nearest angles either way (in ``pi / steps`` steps) that ``seen``
+    ((Q,2) -> (Q,) bool) says the source shows, the two blended by angular closeness, (P,3);
+    and (P,) bool where there is one. An iris' texture runs radially (fibres, the dark limbus
+    ring), so this continues it around the disc; one side alone left a seam where the nearer
+    side flips (lp_d3, looked at)."""
+    rel = pts - iris.centre
+    rho, theta = rel.norm(dim=1), torch.atan2(rel[:, 1], rel[:, 0])
+    turn = torch.arange(2 * steps, device=pts.device) * (torch.pi / steps)  # a full turn each way
+    rows = torch.arange(len(pts), device=pts.device)
+    found, dist = [], []
+    for sign in (1.0, -1.0):
+        ang = theta[:, None] + sign * turn[None]
+        cand = iris.centre + rho[:, None, None] * torch.stack([ang.cos(), ang.sin()], -1)  # (P,K,2)
+        vis = seen(cand.reshape(-1, 2)).reshape(ang.shape)
+        first = vis.to(torch.uint8).argmax(1)
+        found.append(cand[rows, first])
+        dist.append(torch.where(vis.any(1), first.float() + 0.5, torch.inf))
+    ok = torch.isfinite(dist[0])  # either way round finds a visible angle, or neither does
+    w = (dist[1] / (dist[0] + dist[1]))[ok, None]  # the nearer side weighs more
+    out = torch.zeros(len(pts), 3)
+    out[ok] = w * _sample(frame, found[0][ok]) + (1 - w) * _sample(frame, found[1][ok])
+    return out, ok
+
+
+def _warp_source(field: WarpField, pts: torch.Tensor) -> torch.Tensor:
+    """(P,2) the source positions the warp ``field`` shows at integer pixel positions pts (P,2)."""
+    x0, y0, x1, y1 = field.box
+    ix, iy = pts[:, 0].long(), pts[:, 1].long()
+    ins = (ix >= x0) & (ix < x1) & (iy >= y0) & (iy < y1)
+    out = pts.clone()
+    if bool(ins.any()):
+        out[ins] += field.flow[:, iy[ins] - y0, ix[ins] - x0].T.to(pts.dtype)
+    return out
+
+
+def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField,
+             region: Region) -> bool:  # fmt: skip
+    """Keep one eye's iris a disc in the warped ``face`` (3,H,W), in place; frame: (3,H,W) the
+    source frame; src, dst: (468,2) the source and edited mesh in frame pixels; field: the warp
+    that made ``face``. Whether it drew anything."""
+    loop = torch.as_tensor(region.loop, device=src.device).long()
+    ls, ld = src[loop], dst[loop]
+    corners = src[list(region.anchor)]
+    eye_width = float((corners[0] - corners[1]).norm())
+    margin = max(1.0, LID_MARGIN * eye_width)
+    box, pts = _grid(ld.amin(0), ld.amax(0), tuple(face.shape[-2:]))
+    inside = points_in_polygon(pts, ld)
+    back = region_backward(src, dst, region, pts)
+    visible = _visible(back, ls, margin)
+    if int((inside & ~visible).sum()) < MIN_UNCOVERED_PX:
+        return False
+    _, src_pts = _grid(ls.amin(0), ls.amax(0), tuple(frame.shape[-2:]))
+    src_pts = src_pts[_visible(src_pts, ls, margin)]
+    src_rgb = frame[:, src_pts[:, 1].long(), src_pts[:, 0].long()].T.float()
+    iris = fit_iris(src_pts, src_rgb, eye_width)
+    if iris is None:
+        return False
+    in_disc = inside & ((back - iris.centre).norm(dim=1) < iris.radius + 0.5)
+    hidden_iris = in_disc & ~visible
+    stretched = inside & ~in_disc & ((_warp_source(field, pts) - iris.centre).norm(dim=1) < iris.radius)
+    if int((hidden_iris | stretched).sum()) < MIN_UNCOVERED_PX:
+        return False
+    layer = torch.zeros(len(pts), 3)
+    layer[in_disc] = _sample(frame, back[in_disc])
+    iris_px = (src_pts - iris.centre).norm(dim=1) < iris.radius
+    layer[hidden_iris] = (src_rgb[iris_px] if bool(iris_px.any()) else src_rgb).median(0).values
+    around, ok = _around_iris(frame, iris, back[hidden_iris], lambda q: _visible(q, ls, margin))
+    layer[hidden_iris.nonzero()[ok, 0]] = around[ok]
+    d_lid = distance_to_loop(pts, ld)
+    white = inside & ~in_disc & ~stretched & (d_lid > margin)
+    if bool(stretched.any()) and bool(white.any()):
+        # the warp's own sclera around them (normalised convolution): same light, same shadow
+        colours = face[:, pts[white, 1].long(), pts[white, 0].long()].T.float()
+        w = torch.exp(-torch.cdist(pts[stretched], pts[white]).square() / (2 * (SCLERA_SIGMA * eye_width) ** 2))
+        layer[stretched] = (w @ colours) / w.sum(1, keepdim=True).clamp_min(1e-12)
+    elif bool(stretched.any()):
+        layer[stretched] = src_rgb[(src_pts - iris.centre).norm(dim=1) > iris.radius + 1.0].median(0).values
+    alpha = (d_lid / max(1.0, FADE * eye_width)).clamp(0, 1) * (in_disc | stretched)
+    x0, y0, x1, y1 = box
+    h, w_ = y1 - y0, x1 - x0
+    patch = face[:, y0:y1, x0:x1]
+    a = alpha.reshape(1, h, w_).to(face.dtype)
+    patch.copy_(torch.lerp(patch, layer.T.reshape(3, h, w_).to(face.dtype), a))
+    return True
+
+
+def draw_eyes(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField) -> int:
+    """The eyes of a FaceMesh-topology mesh whose edited opening the warp ``field`` had to fill
+    (:attr:`WarpField.fill` > 0), drawn by :func:`draw_eye`; how many were drawn."""
+    if len(src) != topo.N_VERTICES:
+        return 0
+    return sum(draw_eye(face, frame, src, dst, field, eye) for eye in (EYE_R, EYE_L) if field.fill.get(eye.name, 0.0) > 0)

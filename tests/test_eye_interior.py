@@ -1,0 +1,111 @@
+"""The eye interior the edit uncovers: the iris stays a disc (render.eye_interior)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facepipe.composite.matte import polygon_mask
+from facepipe.face import topology as topo
+from facepipe.render.eye_interior import EYE_R, draw_eyes, fit_iris
+from facepipe.render.warp import apply_warp, region_backward, warp_field
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SIZE = (400, 400)
+SKIN, WHITE, IRIS = (0.80, 0.60, 0.50), (0.92, 0.90, 0.88), (0.30, 0.18, 0.10)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    from facepipe.face.model import load_model
+
+    return load_model()
+
+
+def face_mesh(rig, au: dict[str, float]):
+    """The canonical face with AU deltas, frontal, large (eyes about 60 px wide): (468,2), (468,) depth, (F,3)."""
+    v = rig.template.copy()
+    for name, val in au.items():
+        v = v + val * rig.au_deltas[rig.au_index(name)]
+    v = torch.tensor(v)
+    scale = 200.0
+    xy = torch.stack([200.0 + scale * v[:, 0], 230.0 - scale * v[:, 1]], 1)
+    return xy, -scale * v[:, 2], torch.tensor(rig.triangles)
+
+
+def eye_picture(src: torch.Tensor):
+    """(3,H,W) skin, the right eye's opening white with an iris disc whose top the upper lid hides;
+    the iris centre (2,) and radius."""
+    loop = src[list(EYE_R.loop)]
+    corners = src[list(EYE_R.anchor)]
+    width = float((corners[0] - corners[1]).norm())
+    radius = 0.21 * width
+    centre = torch.stack([loop[:, 0].mean(), loop[:, 1].max() - radius - 2.0])  # resting on the lower lid
+    img = torch.tensor(SKIN)[:, None, None].expand(3, *SIZE).clone()
+    opening = polygon_mask(loop, SIZE)[0] > 0.5
+    ys, xs = torch.meshgrid(torch.arange(SIZE[0]).float(), torch.arange(SIZE[1]).float(), indexing="ij")
+    r = ((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2).sqrt()
+    theta = torch.atan2(ys - centre[1], xs - centre[0])
+    iris = torch.tensor(IRIS)[:, None, None] * (1.0 + 0.25 * torch.sin(12 * theta))  # radial fibres
+    img = torch.where(opening, torch.tensor(WHITE)[:, None, None], img)
+    img = torch.where(opening & (r < radius), iris, img)
+    assert bool((opening & (r < radius)).any()) and not bool((opening & (r < radius) & (ys < centre[1] - radius + 2)).any()), \
+        "the lid must hide the top of the disc"
+    return img, centre, radius
+
+
+def iris_outside_disc(img: torch.Tensor, opening: torch.Tensor, centre: torch.Tensor, radius: float) -> int:
+    """How many dark (iris) pixels of img (3,H,W) inside the opening (H,W) bool lie more than a
+    pixel outside the disc."""
+    ys, xs = torch.meshgrid(torch.arange(SIZE[0]).float(), torch.arange(SIZE[1]).float(), indexing="ij")
+    outside = ((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2).sqrt() > radius + 1.0
+    return int((opening & outside & (img.mean(0) < 0.4)).sum())
+
+
+def test_fit_iris_finds_a_disc_the_lids_cut():
+    ys, xs = torch.meshgrid(torch.arange(30).float(), torch.arange(80).float(), indexing="ij")
+    pts = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+    centre, radius = torch.tensor([43.0, 10.0]), 12.0  # both lids (rows 0 and 29) cut the disc
+    dark = (pts - centre).norm(dim=1) < radius
+    colours = torch.where(dark[:, None], torch.tensor(IRIS), torch.tensor(WHITE))
+    iris = fit_iris(pts, colours, eye_width=60.0)
+    assert iris is not None
+    assert float((iris.centre - centre).norm()) < 1.5
+    assert abs(iris.radius - radius) < 1.5
+    # no contrast, no iris
+    assert fit_iris(pts, torch.full_like(colours, 0.5), eye_width=60.0) is None
+
+
+def test_a_raised_lid_keeps_the_iris_a_disc(rig):
+    src, _, tris = face_mesh(rig, {})
+    dst, depth, _ = face_mesh(rig, {"AU5": 3.0})
+    frame, centre, radius = eye_picture(src)
+    field = warp_field(src, dst, tris, SIZE, depth)
+    assert field.fill["eye_r"] > 0, "the edit must open the eye beyond the source"
+    warped = apply_warp(frame[None], field)[0]
+    drawn = warped.clone()
+    assert draw_eyes(drawn, frame, src, dst, field) >= 1
+    ld = dst[list(EYE_R.loop)]
+    opening = polygon_mask(ld, SIZE)[0] > 0.5
+    # the disc moves with the eye's corners (AU5 moves them a little): where it lands
+    moved = centre.clone()
+    for _ in range(3):
+        moved = moved + centre - region_backward(src, dst, EYE_R, moved[None])[0]
+    # the warp stretches the iris the lid hid beyond the disc; drawn, it stays inside it
+    stretched, kept = (iris_outside_disc(im, opening, moved, radius) for im in (warped, drawn))
+    assert stretched > 20 and kept < 0.25 * stretched
+    # nothing outside the edited opening changed
+    assert not bool(((drawn != warped).any(0) & ~opening).any())
+
+
+def test_eyes_that_do_not_open_are_not_touched(rig):
+    src, _, tris = face_mesh(rig, {})
+    dst, depth, _ = face_mesh(rig, {"AU12R": 1.0, "AU12L": 1.0})  # a smile: the eyes do not open
+    frame, _, _ = eye_picture(src)
+    field = warp_field(src, dst, tris, SIZE, depth)
+    warped = apply_warp(frame[None], field)[0]
+    drawn = warped.clone()
+    assert draw_eyes(drawn, frame, src, dst, field) == 0
+    assert torch.equal(drawn, warped)
+    assert draw_eyes(drawn, frame, src[: topo.N_VERTICES - 1], dst[: topo.N_VERTICES - 1], field) == 0
