@@ -54,12 +54,14 @@ MIN_VISIBLE_PX = 24
 
 @dataclass(frozen=True)
 class Iris:
-    """An iris disc in frame pixels: centre (2,) (x, y), radius px, contrast (sclera minus iris
-    mean luma over the visible opening, 0..1)."""
+    """An iris disc in frame pixels: centre (2,) (x, y), radius px, contrast (the rest of the
+    visible opening's mean luma minus the disc's, 0..1) and threshold (the luma halfway between:
+    darker pixels are iris)."""
 
     centre: torch.Tensor
     radius: float
     contrast: float
+    threshold: float
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -100,7 +102,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, step
         enough = (n_in > 0.1 * len(points)) & (len(points) - n_in > 0.1 * len(points))
         score = torch.where(enough, mean_out - mean_in, -1.0)
         ci, ri = divmod(int(score.argmax()), len(radii))
-        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]))
+        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]), float(mean_in[ci, ri] + mean_out[ci, ri]) / 2)
         centre, radius = best.centre, best.radius
         span, span_r = span * 2 / steps, span_r * 2 / steps
     return best if best.contrast > 0.02 else None
@@ -189,26 +191,38 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
     iris = fit_iris(src_pts, src_rgb, eye_width)
     if iris is None:
         return False
-    in_disc = inside & ((back - iris.centre).norm(dim=1) < iris.radius + 0.5)
+    r_back = (back - iris.centre).norm(dim=1)
+    in_disc = inside & (r_back < iris.radius + 0.5)
     hidden_iris = in_disc & ~visible
-    stretched = inside & ~in_disc & ((_warp_source(field, pts) - iris.centre).norm(dim=1) < iris.radius)
+    # the limbus' dark ring stretched a pixel beyond the disc counts too (else it stays as dashes)
+    stretched = inside & ~in_disc & ((_warp_source(field, pts) - iris.centre).norm(dim=1) < iris.radius + 1.5)
     if int((hidden_iris | stretched).sum()) < MIN_UNCOVERED_PX:
         return False
     layer = torch.zeros(len(pts), 3)
     layer[in_disc] = _sample(frame, back[in_disc])
     iris_px = (src_pts - iris.centre).norm(dim=1) < iris.radius
     layer[hidden_iris] = (src_rgb[iris_px] if bool(iris_px.any()) else src_rgb).median(0).values
-    around, ok = _around_iris(frame, iris, back[hidden_iris], lambda q: _visible(q, ls, margin))
+    def iris_seen(q: torch.Tensor) -> torch.Tensor:  # shown by the source, and dark: iris, not sclera or skin
+        return _visible(q, ls, margin) & (_luma(_sample(frame, q)) < iris.threshold)
+
+    around, ok = _around_iris(frame, iris, back[hidden_iris], iris_seen)
     layer[hidden_iris.nonzero()[ok, 0]] = around[ok]
     d_lid = distance_to_loop(pts, ld)
     white = inside & ~in_disc & ~stretched & (d_lid > margin)
-    if bool(stretched.any()) and bool(white.any()):
-        # the warp's own sclera around them (normalised convolution): same light, same shadow
+    rim = in_disc & (r_back > iris.radius - 0.5)  # the disc's outermost pixel ring, anti-aliased below
+    fill = stretched | rim
+    if bool(white.any()):
+        # the warp's own sclera around them (normalised convolution): same light, same shadow;
+        # its darkest quarter (lid corners, lashes, the caruncle) left out: with them the fill went
+        # grey (lp_d0); with the darker half left out it came out whiter than the sclera beside it
         colours = face[:, pts[white, 1].long(), pts[white, 0].long()].T.float()
-        w = torch.exp(-torch.cdist(pts[stretched], pts[white]).square() / (2 * (SCLERA_SIGMA * eye_width) ** 2))
-        layer[stretched] = (w @ colours) / w.sum(1, keepdim=True).clamp_min(1e-12)
-    elif bool(stretched.any()):
-        layer[stretched] = src_rgb[(src_pts - iris.centre).norm(dim=1) > iris.radius + 1.0].median(0).values
+        bright = _luma(colours) >= _luma(colours).quantile(0.25)
+        w = torch.exp(-torch.cdist(pts[fill], pts[white][bright]).square() / (2 * (SCLERA_SIGMA * eye_width) ** 2))
+        sclera = (w @ colours[bright]) / w.sum(1, keepdim=True).clamp_min(1e-12)
+    else:  # no sclera shows (a tiny or iris-filled opening): the warp's pixels stay
+        sclera = face[:, pts[fill, 1].long(), pts[fill, 0].long()].T.float()
+    cover = (iris.radius + 0.5 - r_back[fill]).clamp(0, 1)[:, None] * in_disc[fill, None]  # 0 on stretched pixels
+    layer[fill] = torch.lerp(sclera, layer[fill], cover)
     alpha = (d_lid / max(1.0, FADE * eye_width)).clamp(0, 1) * (in_disc | stretched)
     x0, y0, x1, y1 = box
     h, w_ = y1 - y0, x1 - x0
