@@ -124,6 +124,7 @@ def edit(
     deblur: bool = False,
     deblur_method: str = "none",
     deblur_weights: str | os.PathLike | None = None,
+    deblur_ramp: bool = True,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -147,11 +148,13 @@ def edit(
     Richardson-Lucy with the face's motion over a 180-degree shutter, ``gan``: the checkpoint
     ``deblur_weights`` from :func:`train_deblur`; only frames whose face moves at least 3
     px/frame); deblur: also deliver those restored faces (the edit is laid over the deblur
-    node's frames, not the decoded ones; needs a method). See :func:`facepipe.jobs.edit.run_edit`.
+    node's frames, not the decoded ones; needs a method), blended in by a weight that ramps from
+    3 to 6 px/frame and is averaged over 5 frames (``deblur_ramp=False``: all or nothing at 3
+    px/frame, which flickers; :mod:`facepipe.deblur.ramp`). See :func:`facepipe.jobs.edit.run_edit`.
     """
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
-                         deblur, deblur_method, deblur_weights)  # fmt: skip
+                         deblur, deblur_method, deblur_weights, deblur_ramp)  # fmt: skip
     progress = job_progress("edit", progress)
     result = run_edit(src, request, out, force, frames, frame_base, codec, settings,
                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -184,6 +187,7 @@ def preview(
     deblur: bool = False,
     deblur_method: str = "none",
     deblur_weights: str | os.PathLike | None = None,
+    deblur_ramp: bool = True,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -196,7 +200,7 @@ def preview(
     are :func:`edit`'s."""
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
-                         deblur, deblur_method, deblur_weights)  # fmt: skip
+                         deblur, deblur_method, deblur_weights, deblur_ramp)  # fmt: skip
     progress = job_progress("preview", progress)
     result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -322,7 +326,7 @@ def _deblur_stage(method: str, weights) -> DeblurStage:
 
 def _settings(appearance, actor_library, shutter, smooth, face, threads, renderer=defaults.RENDERER, actor="",
               renderer_minutes=defaults.RENDERER_MINUTES, deblur=False, deblur_method="none",
-              deblur_weights=None) -> EditSettings:  # fmt: skip
+              deblur_weights=None, deblur_ramp=True) -> EditSettings:  # fmt: skip
     for name, value in (("--appearance", appearance), ("--smooth", smooth)):
         if not 0.0 <= float(value) <= 1.0:
             raise RequestError(f"{name} {value} is out of range: use a value from 0 to 1")
@@ -342,7 +346,8 @@ def _settings(appearance, actor_library, shutter, smooth, face, threads, rendere
     return EditSettings(appearance_strength=float(appearance), actor_library=library, shutter=float(shutter),
                         smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads),
                         renderer=renderer, actor=str(actor), renderer_minutes=float(renderer_minutes),
-                        deblur=_deblur_stage(deblur_method, deblur_weights), deliver_deblurred=bool(deblur))  # fmt: skip
+                        deblur=_deblur_stage(deblur_method, deblur_weights), deliver_deblurred=bool(deblur),
+                        deblur_ramp=bool(deblur_ramp))  # fmt: skip
 
 
 def _context_opener(workdir, device, progress, chunk_mb, log, settings: EditSettings):
