@@ -3,21 +3,25 @@ restored faces delivered): the graph, cache keys, frames, report and errors (iss
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from facepipe import api
 from facepipe.cli import main
 from facepipe.cli.common import DEBLUR_METHODS
+from facepipe.deblur.ramp import RAMP_WINDOW
 from facepipe.io.media import probe
 from facepipe.io.reader import VideoReader
 from facepipe.jobs.context import open_context
 from facepipe.jobs.edit import EditSettings, edit_stages
 from facepipe.pipeline.graph import Graph
 from facepipe.plan.request import parse_request
+from facepipe.stages.compare import CompareStage
 from facepipe.stages.deblur import METHODS, DeblurStage
 from synthetic_faces import face_path_frames, still_then_moving_centers, write_clip
 
@@ -58,28 +62,38 @@ def test_delivering_renders_over_the_deblur_node_and_keys_follow_the_method(clip
     assert {s.name: s for s in stages}["render"].frames_from == "decode"
     stages, _ = edit_stages(request, delivered)
     render = {s.name: s for s in stages}["render"]
-    assert render.frames_from == "deblur" and render.shutter == 0.0  # a restored face is not re-blurred
+    assert render.frames_from == "deblur_delivered" and render.shutter == 0.0  # a restored face is not re-blurred
     ctx = open_context(probe(clip), tmp_path, "cpu", "off", log=lambda m: None)
     graph = Graph(stages, ctx)
-    assert graph.order("render")[:3] == ["decode", "motion", "deblur"]
+    assert graph.order("render")[:3] == ["decode", "motion", "deblur_delivered"] and "deblur" in graph.order("track")
+    # the delivered ramp keys the delivered frames, never the tracking prepare and the chunks share
+    hard = Graph(edit_stages(request, dataclasses.replace(delivered, deblur_ramp=False))[0], ctx)
+    assert hard.key("track") == graph.key("track") and hard.key("deblur_delivered") != graph.key("deblur_delivered")
     keys = [Graph(edit_stages(request, EditSettings(deblur=DeblurStage(method=m)))[0], ctx).key("plan")
             for m in ("none", "classical")]  # fmt: skip
     assert keys[0] == Graph(edit_stages(request, default)[0], ctx).key("plan") and keys[0] != keys[1]
     neutral, last = edit_stages(parse_request(["neutral"], 0.0), delivered)
-    assert last == "deblur" and [s.name for s in neutral] == ["decode", "motion", "deblur"]
+    assert last == "deblur_delivered" and [s.name for s in neutral] == ["decode", "motion", "deblur_delivered"]
 
 
 def test_deblur_delivers_the_restored_face_on_moving_frames_only(clip, work, tmp_path):
     analysed = edit(clip, tmp_path / "a.mkv", work, deblur_method="classical")
-    delivered = edit(clip, tmp_path / "d.mkv", work, deblur_method="classical", deblur=True)
-    assert delivered.stats["cached"] and "track" in delivered.stats["cached"]  # the same analysis, reused
-    a, d = frames_of(tmp_path / "a.mkv"), frames_of(tmp_path / "d.mkv")
-    differs = [bool((a[t] != d[t]).any()) for t in range(len(a))]
-    restored = delivered.report["deblur"]["frames_restored"]
-    assert not any(differs[:STILL - 1]) and sum(differs) >= MOVING - 1 and restored >= MOVING - 1
-    assert delivered.report["deblur"] == {"method": "classical", "delivered": True, "frames_restored": restored}
+    hard = edit(clip, tmp_path / "h.mkv", work, deblur_method="classical", deblur=True, deblur_ramp=False)
+    ramped = edit(clip, tmp_path / "d.mkv", work, deblur_method="classical", deblur=True)
+    assert ramped.stats["cached"] and "track" in ramped.stats["cached"]  # the same analysis, reused
+    a, h, d = (frames_of(tmp_path / name) for name in ("a.mkv", "h.mkv", "d.mkv"))
+    switched = [bool((a[t] != h[t]).any()) for t in range(len(a))]
+    blended = [bool((a[t] != d[t]).any()) for t in range(len(a))]
+    restored = hard.report["deblur"]["frames_restored"]
+    assert not any(switched[:STILL - 1]) and sum(switched) >= MOVING - 1 and restored >= MOVING - 1
+    # the ramp's window reaches RAMP_WINDOW // 2 frames ahead of the motion, and no further
+    assert not any(blended[:STILL - 1 - RAMP_WINDOW // 2]) and sum(blended) > sum(switched)
+    doc = ramped.report["deblur"]
+    assert {k: doc[k] for k in ("method", "delivered", "frames_restored")} == {"method": "classical", "delivered": True,
+                                                                            "frames_restored": restored}  # fmt: skip
+    assert doc["frames_delivered"] > restored and 0 < doc["mean_delivered_weight"] < 1
     assert analysed.report["deblur"]["delivered"] is False
-    written = json.loads(delivered.report_path.read_text())
+    written = json.loads(ramped.report_path.read_text())
     assert written["deblur"]["method"] == "classical"
 
 
@@ -89,13 +103,28 @@ def test_a_pass_through_with_deblur_writes_the_deblur_node_s_frames(clip, work, 
              log=lambda m: None, deblur_method="classical", deblur=True)  # fmt: skip
     src, got = frames_of(clip), frames_of(out)
     changed = [bool((src[t] != got[t]).any()) for t in range(len(src))]
-    assert not any(changed[:STILL - 1]) and sum(changed) >= MOVING - 1
+    assert not any(changed[:STILL - 1 - RAMP_WINDOW // 2]) and sum(changed) >= MOVING - 1
 
 
 def test_a_preview_at_half_scale_delivers_the_restored_face(clip, work, tmp_path):
     result = api.preview(clip, emotion="happy", out=tmp_path / "p.mp4", workdir=work, progress="off", log=lambda m: None,
                          deblur_method="classical", deblur=True, compare="none")  # fmt: skip
     assert result.frames_written == STILL + MOVING and probe(tmp_path / "p.mp4").width == probe(clip).width // 2
+
+
+def test_a_side_by_side_shows_the_decoded_source_beside_the_delivered_edit(clip, work):
+    settings = EditSettings(deblur=DeblurStage(method="classical"), deliver_deblurred=True)
+    info = probe(clip)
+    indices = np.arange(info.frame_count)
+    for request in (parse_request(["happy"]), parse_request(["neutral"], 0.0)):  # an edit, and a pass-through
+        stages, last = edit_stages(request, settings, preview=True)
+        compare = CompareStage(frames_from=last, mode="side", width=info.width, height=info.height, indices=indices)
+        graph = Graph([*stages, compare], open_context(info, work, "cpu", "off", log=lambda m: None))
+        shown = torch.cat([c.frames for c in graph.frames("compare", indices)])
+        decoded = torch.cat([c.frames for c in graph.frames("decode", indices)])
+        delivered = torch.cat([c.frames for c in graph.frames(last, indices)])
+        assert torch.equal(shown[..., : info.width], decoded)  # the source side: never the restored face
+        assert torch.equal(shown[..., info.width :], delivered) and not torch.equal(delivered, decoded)
 
 
 def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
