@@ -127,6 +127,32 @@ def test_a_side_by_side_shows_the_decoded_source_beside_the_delivered_edit(clip,
         assert torch.equal(shown[..., info.width :], delivered) and not torch.equal(delivered, decoded)
 
 
+def test_a_renderer_an_edit_trains_learns_the_frames_it_refines(clip, work, monkeypatch):
+    from facepipe.jobs import train_renderer
+    from facepipe.render.neural.config import RendererConfig
+
+    seen = {}
+
+    def collect(frames, *args):  # the samples' frames, by source index; training itself is not under test
+        seen.update({i: frame.clone() for i, frame, _, _ in frames})
+        raise StopIteration
+
+    monkeypatch.setattr(train_renderer, "collect_samples", collect)
+    settings = EditSettings(deblur=DeblurStage(method="classical"), deliver_deblurred=True)
+    ctx = open_context(probe(clip), work, "cpu", "off", log=lambda m: None)
+    got = {}
+    for name, delivered in (("decoded", None), ("restored", settings.delivered_deblur)):
+        with pytest.raises(StopIteration):
+            train_renderer.shot_samples(ctx, RendererConfig(), deblur=settings.deblur, delivered=delivered)
+        got[name], seen = dict(seen), {}
+    chunks = VideoReader(probe(clip)).chunks(np.array(sorted(got["decoded"])))
+    decoded = {int(i): frame for chunk in chunks for i, frame in zip(chunk.indices, chunk.frames)}
+    assert sorted(got["decoded"]) == sorted(got["restored"]) and all(torch.equal(got["decoded"][i], decoded[i]) for i in decoded)
+    moving = [i for i in got["restored"] if i >= STILL + 1]
+    assert moving and all(not torch.equal(got["restored"][i], got["decoded"][i]) for i in moving)
+    assert all(torch.equal(got["restored"][i], got["decoded"][i]) for i in got["restored"] if i < STILL - 1 - RAMP_WINDOW // 2)
+
+
 def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
     work = tmp_path / "w"
     api.prepare(clip, deblur_method="classical", workdir=work, progress="off", log=lambda m: None)
