@@ -30,7 +30,8 @@ from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
 from facepipe.deblur.config import DeblurConfig
-from facepipe.jobs.analyze import analyze
+from facepipe.jobs.analyze import AnalysisResult
+from facepipe.jobs.analyze import analyze as run_analyze
 from facepipe.jobs.assemble import AssembleResult, run_assemble
 from facepipe.jobs.context import open_context
 from facepipe.jobs.deblur import DeblurResult, run_deblur
@@ -53,6 +54,33 @@ __all__ = ["EMOTIONS", "analyze", "assemble", "deblur", "edit", "evaluate", "fac
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Facts about a media file's video stream and audio (see :class:`MediaInfo`)."""
     return _probe(path)
+
+
+def analyze(
+    clip: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    json_path: str | os.PathLike | None = None,
+    au: bool = True,
+    plot: bool = True,
+    sheet: bool = True,
+    samples: int = 12,
+    face: str = "largest",
+    deblur_method: str = "none",
+    deblur_weights: str | os.PathLike | None = None,
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+) -> AnalysisResult:
+    """AU intensities, emotion probabilities, head pose and face confidence of ``clip`` per
+    frame, written to ``out_dir/CLIP.analysis.{json,csv}``, ``CLIP.curves.png`` and
+    ``CLIP.sheet.png`` (``json_path`` moves the JSON); see :func:`facepipe.jobs.analyze.analyze`.
+    ``deblur_method`` / ``deblur_weights``: the deblur node the tracking reads, as :func:`edit`'s
+    (they key the tracking: an analyze, a prepare and an edit with the same method share it)."""
+    stage = _deblur_stage(deblur_method, deblur_weights)
+    return run_analyze(clip, out_dir, json_path, au, plot, sheet, samples, face, workdir, device, progress, chunk_mb, log,
+                       stage)  # fmt: skip
 
 
 def prepare(

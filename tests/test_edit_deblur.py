@@ -161,6 +161,19 @@ def test_prepare_with_the_edit_s_method_is_what_the_edit_reuses(clip, tmp_path):
     assert {"track", "fit3d"} <= set(result.stats["cached"])
 
 
+def test_analyze_with_the_edit_s_method_tracks_what_the_edit_reuses(clip, tmp_path, fer_weights):
+    work = tmp_path / "w"
+    analysed = api.analyze(clip, out_dir=tmp_path / "a", plot=False, sheet=False, deblur_method="classical", workdir=work,
+                           progress="off", log=lambda m: None)  # fmt: skip
+    assert analysed.fit is not None
+    result = api.edit(clip, emotion="sad", frames="2-5", out=tmp_path / "s.%04d.png", workdir=work, progress="off",
+                      log=lambda m: None, deblur_method="classical")  # fmt: skip
+    assert {"track", "fit3d"} <= set(result.stats["cached"])
+    plain = api.edit(clip, emotion="sad", frames="2-5", out=tmp_path / "p.%04d.png", workdir=work, progress="off",
+                     log=lambda m: None)  # fmt: skip
+    assert "track" in plain.stats["ran"]  # the method keys the tracking
+
+
 def test_farm_chunks_deliver_the_frames_of_one_run(clip, work, tmp_path):
     def sequence(folder):
         return {p.name: VideoReader(probe(p)).read([0])[0] for p in sorted(folder.glob("f.*.png"))}
@@ -181,12 +194,22 @@ def run_cli(*args):
     return CliRunner().invoke(main, ["edit", *map(str, args), "--emotion", "happy", "--progress", "off"])
 
 
+BAD_DEBLUR_REQUESTS = [(["--deblur-method", "gan"], 2, "--deblur-weights"),
+                       (["--deblur-method", "classical", "--deblur-weights", "x.pt"], 2, "gan"),
+                       (["--deblur-method", "gan", "--deblur-weights", "none.pt"], 4, "facepipe train deblur")]  # fmt: skip
+
+
 def test_bad_deblur_requests_are_exit_2_and_a_missing_checkpoint_exit_4(clip, tmp_path):
     out = tmp_path / "x.mp4"
-    for args, code, says in [(["--deblur"], 2, "--deblur-method"),
-                             (["--deblur-method", "gan"], 2, "--deblur-weights"),
-                             (["--deblur-method", "classical", "--deblur-weights", clip], 2, "gan"),
-                             (["--deblur-method", "gan", "--deblur-weights", tmp_path / "none.pt"], 4, "facepipe train deblur")]:  # fmt: skip
+    for args, code, says in [(["--deblur"], 2, "--deblur-method"), *BAD_DEBLUR_REQUESTS]:
         res = run_cli(clip, "--out", out, "--workdir", tmp_path / "w", *args)
         assert res.exit_code == code and says in res.stderr, (args, res.stderr)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if "facepipe-tmp" in p.name]
+
+
+def test_analyze_refuses_bad_deblur_requests_as_edit_does(clip, tmp_path):
+    for args, code, says in BAD_DEBLUR_REQUESTS:
+        res = CliRunner().invoke(main, ["analyze", str(clip), "--out-dir", str(tmp_path / "a"), "--workdir",
+                                        str(tmp_path / "w"), "--progress", "off", *args])  # fmt: skip
+        assert res.exit_code == code and says in res.stderr, (args, res.stderr)
+    assert not (tmp_path / "w").exists() or not list((tmp_path / "w").rglob("track*"))
