@@ -276,6 +276,8 @@ def train_deblur(
     minutes: float | None = None,
     size: int = 128,
     exposure: int = 7,
+    shutter: float | None = None,
+    samples: int = 16,
     width: int = 16,
     seed: int = 0,
     max_windows: int = 60,
@@ -287,15 +289,24 @@ def train_deblur(
     """Train the continuous-motion deblur GAN on windows of sharp consecutive face crops of
     ``clips`` (synthetic exposures, :mod:`facepipe.jobs.train_deblur`) for ``steps`` or
     ``minutes``, validate on ``val_clips`` (default: every tenth window) and save the checkpoint
-    at ``out``. Returns the training report (validation PSNR before/after, moment order)."""
+    at ``out``. ``shutter`` (degrees): exposures as long as a real shutter, ``samples`` moments
+    interpolated between frames (default None: whole frames averaged; the recipe of
+    ``benchmarks/deblur.py --shutter``). Returns the training report (validation PSNR
+    before/after, moment order, how the exposures were made)."""
     if steps is None and minutes is None:
         raise RequestError("give --steps or --minutes (the training budget)")
     if exposure < 3 or exposure % 2 == 0:
         raise RequestError(f"--exposure {exposure}: give an odd number of frames, at least 3")
     if size % 8:
         raise RequestError(f"--size {size}: give a multiple of 8 (the generator halves it three times)")
+    if shutter is not None and not 0 < shutter <= 360 * (exposure - 1):
+        raise RequestError(f"--shutter {shutter:g}: give degrees above 0 and at most {360 * (exposure - 1)} "
+                           f"(the span of --exposure {exposure} frames)")  # fmt: skip
+    if samples < 2:
+        raise RequestError(f"--samples {samples}: give at least 2 moments per exposure")
     config = DeblurConfig(width=width, regressor_width=width, size=size, exposure=exposure,
-                          train_size=min(size, DeblurConfig.train_size), seed=seed)
+                          train_size=min(size, DeblurConfig.train_size), seed=seed,
+                          shutter=None if shutter is None else float(shutter), samples=int(samples))  # fmt: skip
     return run_train_deblur(clips, out, val_clips, config, steps, minutes, max_windows, workdir, device, force, log)
 
 
