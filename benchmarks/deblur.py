@@ -39,8 +39,7 @@ from common import machine, read_frames, resolve_clips, write_report  # noqa: E4
 
 from facepipe.deblur.checkpoint import load_checkpoint  # noqa: E402
 from facepipe.deblur.classical import convolve_padded, deblur_srgb, trajectory_kernel  # noqa: E402
-from facepipe.deblur.exposure import expose, shutter_times, window_crops  # noqa: E402
-from facepipe.deblur.interpolate import moments_at  # noqa: E402
+from facepipe.deblur.exposure import synthetic_exposure, window_crops  # noqa: E402
 from facepipe.deblur.train import moment_order  # noqa: E402
 from facepipe.face.extent import square_around  # noqa: E402
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb  # noqa: E402
@@ -88,18 +87,6 @@ def scores(estimate: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"psnr": round(float(psnr(e, t, 1.0)), 3), "ssim": round(float(ssim(e, t, 11).mean()), 4)}
 
 
-def exposure_of(crops: torch.Tensor, shutter: float | None, samples: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """crops (N,3,S,S) of a window -> (blurred (3,S,S), its sharp moments (M,3,S,S), their
-    offsets (M,) in frames from the central frame): the whole frames (``shutter`` None) or
-    ``samples`` moments over a ``shutter``-degree exposure."""
-    centre = (len(crops) - 1) / 2.0
-    if shutter is None:
-        return expose(crops), crops, np.arange(len(crops)) - centre
-    times = shutter_times(len(crops), shutter, samples)
-    sharp = moments_at(crops, times)
-    return expose(sharp), sharp, times.numpy() - centre
-
-
 def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations: int, gan, log,
                  shutter: float | None = None, samples: int = 16) -> dict:  # fmt: skip
     from facepipe.jobs.analyze import run_analysis
@@ -120,7 +107,8 @@ def measure_clip(clip: Path, exposure: int, windows: int, size: int, iterations:
         cx, cy, side = square_around(box[mid])
         frames = torch.from_numpy(read_frames(clip, idx)).permute(0, 3, 1, 2).float() / 255.0
         crops = window_crops(frames, cx, cy, side, size)
-        blurred, sharp, offsets = exposure_of(crops, shutter, samples)
+        blurred, sharp, times = synthetic_exposure(crops, shutter, samples)
+        offsets = times.numpy() - exposure // 2  # frames from the central one
         truth = crops[exposure // 2]
         rel = torch.from_numpy(constant_velocity_path(centroid[idx], offsets) * (size / side)).float()  # crop px
         kernel = trajectory_kernel(rel, samples_per_step=1)

@@ -30,7 +30,8 @@ from facepipe.errors import RequestError
 from facepipe.io.media import MediaInfo
 from facepipe.io.media import probe as _probe
 from facepipe.deblur.config import DeblurConfig
-from facepipe.jobs.analyze import analyze
+from facepipe.jobs.analyze import AnalysisResult
+from facepipe.jobs.analyze import analyze as run_analyze
 from facepipe.jobs.assemble import AssembleResult, run_assemble
 from facepipe.jobs.context import open_context
 from facepipe.jobs.deblur import DeblurResult, run_deblur
@@ -53,6 +54,33 @@ __all__ = ["EMOTIONS", "analyze", "assemble", "deblur", "edit", "evaluate", "fac
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Facts about a media file's video stream and audio (see :class:`MediaInfo`)."""
     return _probe(path)
+
+
+def analyze(
+    clip: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    json_path: str | os.PathLike | None = None,
+    au: bool = True,
+    plot: bool = True,
+    sheet: bool = True,
+    samples: int = 12,
+    face: str = "largest",
+    deblur_method: str = "none",
+    deblur_weights: str | os.PathLike | None = None,
+    workdir: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: str = "auto",
+    chunk_mb: int = 32,
+    log=print,
+) -> AnalysisResult:
+    """AU intensities, emotion probabilities, head pose and face confidence of ``clip`` per
+    frame, written to ``out_dir/CLIP.analysis.{json,csv}``, ``CLIP.curves.png`` and
+    ``CLIP.sheet.png`` (``json_path`` moves the JSON); see :func:`facepipe.jobs.analyze.analyze`.
+    ``deblur_method`` / ``deblur_weights``: the deblur node the tracking reads, as :func:`edit`'s
+    (they key the tracking: an analyze, a prepare and an edit with the same method share it)."""
+    stage = _deblur_stage(deblur_method, deblur_weights)
+    return run_analyze(clip, out_dir, json_path, au, plot, sheet, samples, face, workdir, device, progress, chunk_mb, log,
+                       stage)  # fmt: skip
 
 
 def prepare(
@@ -124,6 +152,7 @@ def edit(
     deblur: bool = False,
     deblur_method: str = "none",
     deblur_weights: str | os.PathLike | None = None,
+    deblur_ramp: bool = True,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -147,11 +176,13 @@ def edit(
     Richardson-Lucy with the face's motion over a 180-degree shutter, ``gan``: the checkpoint
     ``deblur_weights`` from :func:`train_deblur`; only frames whose face moves at least 3
     px/frame); deblur: also deliver those restored faces (the edit is laid over the deblur
-    node's frames, not the decoded ones; needs a method). See :func:`facepipe.jobs.edit.run_edit`.
+    node's frames, not the decoded ones; needs a method), blended in by a weight that ramps from
+    3 to 6 px/frame and is averaged over 5 frames (``deblur_ramp=False``: all or nothing at 3
+    px/frame, which flickers; :mod:`facepipe.deblur.ramp`). See :func:`facepipe.jobs.edit.run_edit`.
     """
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
-                         deblur, deblur_method, deblur_weights)  # fmt: skip
+                         deblur, deblur_method, deblur_weights, deblur_ramp)  # fmt: skip
     progress = job_progress("edit", progress)
     result = run_edit(src, request, out, force, frames, frame_base, codec, settings,
                       _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -184,6 +215,7 @@ def preview(
     deblur: bool = False,
     deblur_method: str = "none",
     deblur_weights: str | os.PathLike | None = None,
+    deblur_ramp: bool = True,
     workdir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: str = "auto",
@@ -196,7 +228,7 @@ def preview(
     are :func:`edit`'s."""
     request = _request(emotion, intensity, ramp, au, keyframes)
     settings = _settings(appearance, actor_library, shutter, smooth, face, threads, renderer, actor, renderer_minutes,
-                         deblur, deblur_method, deblur_weights)  # fmt: skip
+                         deblur, deblur_method, deblur_weights, deblur_ramp)  # fmt: skip
     progress = job_progress("preview", progress)
     result = run_preview(src, request, out, force, frames, frame_base, scale, compare, settings,
                          _context_opener(workdir, device, progress, chunk_mb, log, settings), log)  # fmt: skip
@@ -244,6 +276,8 @@ def train_deblur(
     minutes: float | None = None,
     size: int = 128,
     exposure: int = 7,
+    shutter: float | None = None,
+    samples: int = 16,
     width: int = 16,
     seed: int = 0,
     max_windows: int = 60,
@@ -255,15 +289,24 @@ def train_deblur(
     """Train the continuous-motion deblur GAN on windows of sharp consecutive face crops of
     ``clips`` (synthetic exposures, :mod:`facepipe.jobs.train_deblur`) for ``steps`` or
     ``minutes``, validate on ``val_clips`` (default: every tenth window) and save the checkpoint
-    at ``out``. Returns the training report (validation PSNR before/after, moment order)."""
+    at ``out``. ``shutter`` (degrees): exposures as long as a real shutter, ``samples`` moments
+    interpolated between frames (default None: whole frames averaged; the recipe of
+    ``benchmarks/deblur.py --shutter``). Returns the training report (validation PSNR
+    before/after, moment order, how the exposures were made)."""
     if steps is None and minutes is None:
         raise RequestError("give --steps or --minutes (the training budget)")
     if exposure < 3 or exposure % 2 == 0:
         raise RequestError(f"--exposure {exposure}: give an odd number of frames, at least 3")
     if size % 8:
         raise RequestError(f"--size {size}: give a multiple of 8 (the generator halves it three times)")
+    if shutter is not None and not 0 < shutter <= 360 * (exposure - 1):
+        raise RequestError(f"--shutter {shutter:g}: give degrees above 0 and at most {360 * (exposure - 1)} "
+                           f"(the span of --exposure {exposure} frames)")  # fmt: skip
+    if samples < 2:
+        raise RequestError(f"--samples {samples}: give at least 2 moments per exposure")
     config = DeblurConfig(width=width, regressor_width=width, size=size, exposure=exposure,
-                          train_size=min(size, DeblurConfig.train_size), seed=seed)
+                          train_size=min(size, DeblurConfig.train_size), seed=seed,
+                          shutter=None if shutter is None else float(shutter), samples=int(samples))  # fmt: skip
     return run_train_deblur(clips, out, val_clips, config, steps, minutes, max_windows, workdir, device, force, log)
 
 
@@ -322,7 +365,7 @@ def _deblur_stage(method: str, weights) -> DeblurStage:
 
 def _settings(appearance, actor_library, shutter, smooth, face, threads, renderer=defaults.RENDERER, actor="",
               renderer_minutes=defaults.RENDERER_MINUTES, deblur=False, deblur_method="none",
-              deblur_weights=None) -> EditSettings:  # fmt: skip
+              deblur_weights=None, deblur_ramp=True) -> EditSettings:  # fmt: skip
     for name, value in (("--appearance", appearance), ("--smooth", smooth)):
         if not 0.0 <= float(value) <= 1.0:
             raise RequestError(f"{name} {value} is out of range: use a value from 0 to 1")
@@ -342,7 +385,8 @@ def _settings(appearance, actor_library, shutter, smooth, face, threads, rendere
     return EditSettings(appearance_strength=float(appearance), actor_library=library, shutter=float(shutter),
                         smooth=float(smooth), face=str(face), threads=None if threads is None else int(threads),
                         renderer=renderer, actor=str(actor), renderer_minutes=float(renderer_minutes),
-                        deblur=_deblur_stage(deblur_method, deblur_weights), deliver_deblurred=bool(deblur))  # fmt: skip
+                        deblur=_deblur_stage(deblur_method, deblur_weights), deliver_deblurred=bool(deblur),
+                        deblur_ramp=bool(deblur_ramp))  # fmt: skip
 
 
 def _context_opener(workdir, device, progress, chunk_mb, log, settings: EditSettings):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 import json
 
 import pytest
@@ -84,6 +88,37 @@ def test_training_runs_validates_and_round_trips(tmp_path):
     assert config == TINY and saved["steps"] == 3 and torch.equal(g(x, c), g2(x, c))
     again = train_deblur(windows[:4], windows[4:], TINY, steps=3, log=lambda *a: None)[0]
     assert torch.equal(again(x, c), g(x, c))  # seeded
+
+
+def test_shutter_training_makes_the_benchmark_s_exposures_and_the_checkpoint_says_so(tmp_path, monkeypatch):
+    from facepipe.deblur import exposure, train
+
+    calls = []
+
+    def recorded(crops, shutter=None, samples=16):
+        calls.append((len(crops), shutter, samples))
+        return exposure.synthetic_exposure(crops, shutter, samples)
+
+    monkeypatch.setattr(train, "synthetic_exposure", recorded)  # the one function benchmarks/deblur.py calls too
+    config = dataclasses.replace(TINY, shutter=180.0, samples=5)
+    windows = moving_windows(6)
+    blurred, first, mirror, c = train.sample_batch(windows, config, np.random.default_rng(0), "cpu")
+    assert calls == [(3, 180.0, 5)] * config.batch and set(c.tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    # a half-frame exposure smears the 2 px/frame slide over 1 px: much less than 3 whole frames do
+    crops = windows[0, :3].float() / 255
+    whole, short = exposure.expose(crops), exposure.synthetic_exposure(crops, 180.0, 5)[0]
+    assert (short - crops[1]).abs().mean() < 0.5 * (whole - crops[1]).abs().mean()
+    g, r, report = train_deblur(windows[:4], windows[4:], config, steps=2, log=lambda *a: None)
+    path = save_checkpoint(tmp_path / "s.pt", config, g, r, report)
+    _, _, saved_config, saved = load_checkpoint(path)
+    assert saved_config.shutter == 180.0 and saved_config.samples == 5 and "180-degree shutter" in saved["exposures"]
+    assert "whole frames" in train.exposure_recipe(TINY) and TINY.shutter is None
+
+
+def test_cli_refuses_a_shutter_longer_than_the_window(tmp_path):
+    res = CliRunner().invoke(main, ["train", "deblur", "clip.mp4", "--out", str(tmp_path / "d.pt"), "--steps", "1",
+                                    "--exposure", "3", "--shutter", "900"])  # fmt: skip
+    assert res.exit_code == 2 and "--shutter 900" in res.output and not (tmp_path / "d.pt").exists()
 
 
 def test_checkpoint_errors_say_what_to_do(tmp_path):

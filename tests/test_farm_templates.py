@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,29 @@ def test_openjd_template_runs_prepare_chunks_and_assemble(tmp_path, shared_clips
     assert [p - info.frame_pts[0] for p in info.frame_pts] == [p - src.frame_pts[0] for p in src.frame_pts[: last + 1]]
 
 
+def rendered_openjd_commands(tmp_path, **params) -> list[str]:
+    """The facepipe command lines the template's prepare and edit tasks run (``Python=echo``
+    prints them instead), one per task."""
+    params = {"Clip": tmp_path / "sh010.mov", "OutDir": tmp_path / "out", "WorkDir": tmp_path / "work", "LastFrame": 59,
+              "ChunkSize": 30, "Python": "echo", **params}  # fmt: skip
+    args = [a for k, v in params.items() for a in ("-p", f"{k}={v}")]
+    res = subprocess.run([openjd(), "run", str(TEMPLATE), "--step", "edit", "--run-dependencies", *args],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return [line.split("\t")[-1] for line in res.stdout.splitlines() if "-m facepipe " in line]
+
+
+def test_openjd_template_passes_the_deblur_flags_to_prepare_and_every_chunk(tmp_path):
+    commands = rendered_openjd_commands(tmp_path, DeblurMethod="gan", DeblurWeights="/farm/deblur.pt", Deblur="deblur")
+    prepare, chunks = commands[0], commands[1:]
+    assert "facepipe prepare" in prepare and len(chunks) == 2 and all("facepipe edit" in c for c in chunks)
+    for command in commands:  # the method and checkpoint key the tracking: prepare and the chunks must agree
+        assert "--deblur-method gan --deblur-weights /farm/deblur.pt" in command
+    assert all(" --deblur " in c for c in chunks)
+    default = rendered_openjd_commands(tmp_path)
+    assert all("--deblur-method none" in c for c in default) and all(" --no-deblur " in c for c in default[1:])
+
+
 def test_opencue_outline_has_three_dependent_layers(monkeypatch, tmp_path):
     layers = []
 
@@ -87,6 +111,13 @@ def test_opencue_outline_has_three_dependent_layers(monkeypatch, tmp_path):
     prepare, edit, assemble = job.layers
     assert (edit.range, edit.chunk, edit.depends, assemble.depends) == ("1-240", 50, ["prepare"], ["edit"])
     assert "#FRAME_START#-#FRAME_END#" in edit.command and "--frame-base" in assemble.command
+    assert "--deblur-method none" in " ".join(prepare.command) and "--no-deblur" in edit.command
+    layers.clear()
+    job = module.build(Path("/shots/sh010.mov"), "sad", 240, Path("/renders"), Path("/work"), 50, "python3",
+                       "gan", "/farm/deblur.pt", True)  # fmt: skip
+    prepare, edit, _ = job.layers
+    flags = "--deblur-method gan --deblur-weights /farm/deblur.pt"
+    assert flags in " ".join(prepare.command) and flags in " ".join(edit.command) and "--deblur" in edit.command
 
 
 def test_deadline_submission_is_three_dependent_commandline_jobs():
@@ -100,3 +131,6 @@ def test_deadline_submission_is_three_dependent_commandline_jobs():
         assert f"{step}.job.txt {step}.plugin.txt" in script
     edit = (FARM / "deadline" / "edit.plugin.txt").read_text()
     assert "--frames <STARTFRAME>-<ENDFRAME>" in edit
+    prepare = (FARM / "deadline" / "prepare.plugin.txt").read_text()
+    method = re.search(r"--deblur-method \S+", prepare)
+    assert method and method.group(0) in edit  # prepare and the chunks key the same tracking

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from facepipe.cli.common import common_options, handle_errors
+from facepipe.cli.common import common_options, deblur_analysis_options, handle_errors
 
 
 @click.command("analyze")
@@ -35,6 +35,7 @@ from facepipe.cli.common import common_options, handle_errors
     "--samples", type=click.IntRange(1, 48), default=12, show_default=True, help="Frames on the contact sheet."
 )
 @click.option("--summary-json", "summary_json", is_flag=True, help="Print the summary as JSON.")
+@deblur_analysis_options
 @common_options
 @handle_errors
 def analyze_command(
@@ -47,6 +48,8 @@ def analyze_command(
     no_sheet,
     samples,
     summary_json,
+    deblur_method,
+    deblur_weights,
     workdir,
     device,
     progress,
@@ -56,7 +59,8 @@ def analyze_command(
     """Per-frame AU intensities, emotion probabilities, head pose and face confidence of the actor.
 
     Writes CSV and JSON, a PNG of the curves and a contact sheet of sampled frames labelled with
-    the dominant emotion. Reuses cached tracking/fit artifacts.
+    the dominant emotion. Reuses cached tracking/fit artifacts (--deblur-method keys them: give
+    the method the edit will use to share its tracking).
 
     Example: facepipe analyze clip.mp4 --json clip.json
     """
@@ -72,6 +76,8 @@ def analyze_command(
         sheet=not no_sheet,
         samples=samples,
         face=face,
+        deblur_method=deblur_method,
+        deblur_weights=deblur_weights,
         workdir=workdir,
         device=device,
         progress=progress,

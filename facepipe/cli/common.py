@@ -94,9 +94,11 @@ def deblur_analysis_options(fn):
 def deblur_options(fn):
     """:func:`deblur_analysis_options` and ``--deblur``: the edit delivers the deblur node's
     restored faces."""
-    fn = click.option("--deblur", is_flag=True,
+    # --no-deblur (the default) too: a farm template passes one or the other, it cannot omit an argument
+    fn = click.option("--deblur/--no-deblur", default=False,
                       help="Deliver the restored faces: the edit is laid over the deblur node's frames instead of "
-                           "the decoded ones (needs --deblur-method classical or gan).")(fn)  # fmt: skip
+                           "the decoded ones, blended in as the face's motion rises from 3 to 6 px/frame (needs "
+                           "--deblur-method classical or gan).")(fn)  # fmt: skip
     return deblur_analysis_options(fn)
 
 

@@ -23,6 +23,11 @@ def train() -> None:
 @click.option("--minutes", type=click.FloatRange(0, None, min_open=True), default=None, help="Training wall time.")
 @click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True, help="Face crop size, px (a multiple of 8).")
 @click.option("--exposure", type=click.IntRange(3, 31), default=7, show_default=True, help="Frames per synthetic exposure (odd).")
+@click.option("--shutter", type=float, default=None,
+              help="Degrees: exposures as long as a real shutter (180 = half a frame time), moments interpolated "
+                   "between frames by optical flow [default: whole frames averaged].")  # fmt: skip
+@click.option("--samples", type=click.IntRange(2, 256), default=16, show_default=True,
+              help="Moments per --shutter exposure.")
 @click.option("--width", type=click.IntRange(4, 256), default=16, show_default=True, help="Generator width (16: the CPU config).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-windows", type=click.IntRange(1, None), default=60, show_default=True, help="Windows per clip at most.")
@@ -32,7 +37,8 @@ def train() -> None:
 @handle_errors
 def deblur(clips, **options) -> None:
     """Train the continuous-motion face deblur GAN on synthetic exposures made from sharp
-    CLIPS (consecutive frames averaged in linear light) and write its checkpoint.
+    CLIPS (consecutive frames averaged in linear light, or with --shutter a real shutter's
+    length of moments interpolated between them) and write its checkpoint.
 
     Example: facepipe train deblur a.mp4 b.mp4 --val c.mp4 --minutes 10 --out deblur.pt
     """

@@ -9,14 +9,18 @@ c = i / (N - 1) (CFMD-GAN's moment control). Every frame of the window is croppe
 Whole frames make long exposures (N frame times). One as long as a real shutter (``shutter``
 degrees = shutter/360 of a frame time, centred on the central frame) is the moments at
 :func:`shutter_times`, interpolated between the frames (:func:`facepipe.deblur.interpolate.moments_at`),
-exposed: ``expose(moments_at(crops, shutter_times(len(crops), 180, 16)))``.
+exposed: :func:`synthetic_exposure` makes either kind (the benchmark and the GAN's training share it).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
 from kornia.geometry.transform import crop_and_resize
+
+from facepipe.deblur.interpolate import moments_at
 
 
 def square_corners(cx: float, cy: float, side: float) -> torch.Tensor:
@@ -54,3 +58,21 @@ def shutter_times(n: int, shutter: float, samples: int) -> torch.Tensor:
     half = shutter / 720.0
     return (n - 1) / 2.0 + torch.linspace(-half, half, samples, dtype=torch.float64)
 
+
+
+def shutter_window(shutter: float) -> int:
+    """The fewest consecutive frames (odd) whose span holds a ``shutter``-degree exposure centred
+    on the central one."""
+    return 2 * max(1, math.ceil(shutter / 720.0)) + 1
+
+
+def synthetic_exposure(crops: torch.Tensor, shutter: float | None = None, samples: int = 16) -> tuple:
+    """crops (N,3,S,S) sharp sRGB 0..1 of consecutive frames (one box, N odd) -> (blurred (3,S,S),
+    sharp (M,3,S,S) the moments it integrates, times (M,) float64 of those moments in frames from
+    the first crop): the N whole frames (``shutter`` None; M = N), or ``samples`` moments over a
+    ``shutter``-degree exposure centred on the central frame, interpolated by optical flow."""
+    if shutter is None:
+        return expose(crops), crops, torch.arange(len(crops), dtype=torch.float64)
+    times = shutter_times(len(crops), shutter, samples)
+    sharp = moments_at(crops, times)
+    return expose(sharp), sharp, times

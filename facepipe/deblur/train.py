@@ -4,7 +4,10 @@
 
 Each step draws per sample a sub-exposure of n odd frames (3..N) at a random start, a moment k
 in 0..n-1 (c = k/(n-1)), one random ``train_size`` crop for all its frames and a random flip. The
-input is the sub-exposure (:func:`facepipe.deblur.exposure.expose`), the target frame k.
+input is the sub-exposure (:func:`facepipe.deblur.exposure.synthetic_exposure`), the target
+frame k. With ``config.shutter`` the sub-window is the fewest frames that hold the shutter, and
+its exposure ``config.samples`` flow-interpolated moments over the shutter around its central
+frame: the targets are those M moments (c = k/(M-1)).
 
 One blurred frame cannot say which way the motion went: moments c and 1-c have the same input.
 So the generator renders both and the L1 loss takes the better of the two assignments (Jin et
@@ -27,7 +30,7 @@ from scipy.stats import spearmanr
 
 from facepipe.deblur.checkpoint import build_networks
 from facepipe.deblur.config import DeblurConfig
-from facepipe.deblur.exposure import expose
+from facepipe.deblur.exposure import moments, shutter_window, synthetic_exposure
 from facepipe.nn.patch_discriminator import PatchDiscriminator
 
 
@@ -37,16 +40,18 @@ def sample_batch(windows: torch.Tensor, config: DeblurConfig, rng: np.random.Gen
     s = config.train_size
     blurred, first, mirror, cs = [], [], [], []
     for m in rng.integers(0, M, config.batch):
-        n = int(rng.choice(np.arange(3, N + 1, 2)))
-        start, k = int(rng.integers(0, N - n + 1)), int(rng.integers(0, n))
+        n = int(rng.choice(np.arange(3, N + 1, 2))) if config.shutter is None else shutter_window(config.shutter)
+        count = n if config.shutter is None else config.samples  # the exposure's moments
+        start, k = int(rng.integers(0, N - n + 1)), int(rng.integers(0, count))
         y, x = (int(v) for v in rng.integers(0, windows.shape[-1] - s + 1, 2))
         crops = windows[m, start:start + n, :, y:y + s, x:x + s].to(device).float() / 255.0
         if rng.random() < 0.5:
             crops = crops.flip(-1)
-        blurred.append(expose(crops))
-        first.append(crops[k])
-        mirror.append(crops[n - 1 - k])
-        cs.append(k / (n - 1))
+        exposure, sharp, _ = synthetic_exposure(crops, config.shutter, config.samples)
+        blurred.append(exposure)
+        first.append(sharp[k])
+        mirror.append(sharp[count - 1 - k])
+        cs.append(k / (count - 1))
     return torch.stack(blurred), torch.stack(first), torch.stack(mirror), torch.tensor(cs, dtype=torch.float32, device=device)
 
 
@@ -96,29 +101,40 @@ def moment_order(moments: torch.Tensor, frames: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(generator, regressor, windows: torch.Tensor, device) -> dict:
-    """On whole exposures of held-out windows (M,N,3,S,S): PSNR of the input and of the central
-    moment against the central frame; temporal order of the N restored moments (|Spearman| of
-    k and the index of the nearest true frame: one blurred frame cannot tell the direction);
-    Spearman of the regressor's d with the true d, on real frames."""
+def validate(generator, regressor, windows: torch.Tensor, device, shutter: float | None = None, samples: int = 16) -> dict:
+    """On whole exposures of held-out windows (M,N,3,S,S), made as in training (``shutter``,
+    ``samples``: :func:`~facepipe.deblur.exposure.synthetic_exposure`): PSNR of the input and of
+    the central moment against the central frame; temporal order of the restored moments
+    (|Spearman| of k and the index of the nearest true moment: one blurred frame cannot tell
+    the direction); Spearman of the regressor's d with the true d, on real moments."""
     generator.eval()
     regressor.eval()
     N = windows.shape[1]
-    c = torch.linspace(0, 1, N, device=device)
     rows = {"psnr_input": [], "psnr_central": [], "order": [], "regressor_real": []}
     for w in windows:
         frames = w.to(device).float() / 255.0
-        blurred = expose(frames)[None]
-        outs = generator(blurred.expand(N, -1, -1, -1), c).clamp(0, 1)
+        blurred, sharp, _ = synthetic_exposure(frames, shutter, samples)
+        blurred, sharp = blurred[None].to(device), sharp.to(device)
+        c = moments(len(sharp)).to(device)
+        outs = generator(blurred.expand(len(sharp), -1, -1, -1), c).clamp(0, 1)
+        central = generator(blurred, torch.full((1,), 0.5, device=device)).clamp(0, 1)
         truth = frames[N // 2][None]
         rows["psnr_input"].append(float(psnr(blurred, truth, 1.0)))
-        rows["psnr_central"].append(float(psnr(outs[N // 2][None], truth, 1.0)))
-        rows["order"].append(moment_order(outs, frames))
-        pred = regressor(blurred.expand(N, -1, -1, -1), frames).cpu().numpy()
+        rows["psnr_central"].append(float(psnr(central, truth, 1.0)))
+        rows["order"].append(moment_order(outs, sharp))
+        pred = regressor(blurred.expand(len(sharp), -1, -1, -1), sharp).cpu().numpy()
         rows["regressor_real"].append(float(spearmanr((2 * c - 1).abs().cpu().numpy(), pred).statistic))
     generator.train()
     regressor.train()
     return {k: round(float(np.nanmean(v)), 4) for k, v in rows.items()}
+
+
+def exposure_recipe(config: DeblurConfig) -> str:
+    """How the training exposures were made, in words (the checkpoint's report says it)."""
+    if config.shutter is None:
+        return f"3..{config.exposure} consecutive whole frames averaged in linear light"
+    return (f"a {config.shutter:g}-degree shutter: {config.samples} moments interpolated by optical flow between "
+            f"{shutter_window(config.shutter)} consecutive frames, averaged in linear light")
 
 
 def train_deblur(train_windows: torch.Tensor, val_windows: torch.Tensor, config: DeblurConfig, steps: int | None = None,
@@ -135,7 +151,7 @@ def train_deblur(train_windows: torch.Tensor, val_windows: torch.Tensor, config:
     for net in nets.values():
         net.to(device).train()
     opts = {name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.5, 0.999)) for name, net in nets.items()}
-    before = validate(generator, regressor, val_windows, device)
+    before = validate(generator, regressor, val_windows, device, config.shutter, config.samples)
     log(f"deblur: validation before training: {before}")
     t0, step, history = time.perf_counter(), 0, []
     while (steps is None or step < steps) and (minutes is None or time.perf_counter() - t0 < 60 * minutes):
@@ -145,10 +161,11 @@ def train_deblur(train_windows: torch.Tensor, val_windows: torch.Tensor, config:
         if step % every == 0:
             mean = {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in losses}
             log(f"deblur: step {step}, {time.perf_counter() - t0:.0f} s, {mean}")
-    after = validate(generator, regressor, val_windows, device)
+    after = validate(generator, regressor, val_windows, device, config.shutter, config.samples)
     log(f"deblur: validation after {step} steps: {after}")
     report = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "device": str(device),
               "train_windows": int(len(train_windows)), "val_windows": int(len(val_windows)),
+              "exposures": exposure_recipe(config),
               "validation_before": before, "validation_after": after,
               "final_losses": {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in history[-1]} if history else {}}
     return generator.eval(), regressor.eval(), report

@@ -25,6 +25,7 @@ from facepipe.errors import FacepipeError
 from facepipe.io.media import probe
 from facepipe.jobs.context import open_context
 from facepipe.pipeline.graph import Graph
+from facepipe.stages.deblur import DeblurStage
 from facepipe.stages.graph import analysis_stages
 
 
@@ -37,14 +38,16 @@ def run_analysis(
     progress: str = "auto",
     chunk_mb: int = 32,
     log=print,
+    deblur: DeblurStage | None = None,
 ) -> AnalysisResult:
     """Track, fit and classify ``clip`` (cached); write nothing. AUs come from the ``fit3d``
     stage; when it is unavailable or fails (``au=False`` skips it), ``fit`` is None and
-    ``au_note`` says why."""
+    ``au_note`` says why. ``deblur``: the deblur node the tracking reads (default: none, the
+    decoded frames); it keys the tracking, so an edit with the same method reuses it."""
     t0 = time.perf_counter()
     info = probe(clip)
     ctx = open_context(info, Path(workdir) if workdir else None, device, progress, chunk_mb, log)
-    graph = Graph(analysis_stages(face), ctx)
+    graph = Graph(analysis_stages(face, deblur), ctx)
     tracks = graph.get("track")
     if not tracks.has_face:
         log(f"analyze: {tracks.message or 'no face found'}")
@@ -94,6 +97,7 @@ def analyze(
     progress: str = "auto",
     chunk_mb: int = 32,
     log=print,
+    deblur: DeblurStage | None = None,
 ) -> AnalysisResult:
     """Analyse ``clip`` and write ``out_dir/CLIP.analysis.{json,csv}``, ``CLIP.curves.png`` and
     ``CLIP.sheet.png`` (``json_path`` moves the JSON). Returns the :class:`AnalysisResult` with
@@ -104,7 +108,7 @@ def analyze(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FacepipeError(f"cannot create the output folder {out}: {exc.strerror or exc}") from exc
-    result = run_analysis(clip, au, face, workdir, device, progress, chunk_mb, log)
+    result = run_analysis(clip, au, face, workdir, device, progress, chunk_mb, log, deblur)
     doc = report.document(result)
     stem = clip.stem
     result.outputs["json"] = report.write_json(doc, Path(json_path) if json_path else out / f"{stem}.analysis.json")

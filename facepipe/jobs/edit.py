@@ -34,7 +34,7 @@ from facepipe.pipeline.graph import Graph
 from facepipe.pipeline.stage import Stage
 from facepipe.plan.request import EditRequest
 from facepipe.stages.composite import CompositeStage
-from facepipe.stages.deblur import DeblurStage
+from facepipe.stages.deblur import DeblurStage, DeliveredDeblurStage
 from facepipe.stages.decode import DecodeStage
 from facepipe.stages.encode import EncodeStage
 from facepipe.stages.graph import analysis_stages
@@ -57,8 +57,10 @@ class EditSettings:
     (:func:`facepipe.jobs.train_renderer.resolve_renderer`); actor: whose renderer ("": the
     shot's own); renderer_minutes: training budget when an edit trains one; deblur: the deblur
     node the tracking reads (:class:`~facepipe.stages.deblur.DeblurStage`, method ``none`` by
-    default: the decoded frames); deliver_deblurred: render and composite over that node's
-    frames (the restored face is delivered) instead of the decoded ones.
+    default: the decoded frames); deliver_deblurred: render and composite over its restored
+    faces (:class:`~facepipe.stages.deblur.DeliveredDeblurStage`) instead of the decoded frames;
+    deblur_ramp: blend the delivered restoration in by the blur ramp (False: the plain switch at
+    the threshold, which flickers where the face's speed hovers around it).
     """
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -73,18 +75,26 @@ class EditSettings:
     renderer_minutes: float = defaults.RENDERER_MINUTES
     deblur: DeblurStage = field(default_factory=DeblurStage)
     deliver_deblurred: bool = False
+    deblur_ramp: bool = True
+
+    @property
+    def delivered_deblur(self) -> DeliveredDeblurStage | None:
+        """The node whose restored faces the edit is laid over (None: the decoded frames)."""
+        return DeliveredDeblurStage.of(self.deblur, self.deblur_ramp) if self.deliver_deblurred else None
 
     @property
     def plate(self) -> str:
-        """The frame node the edit is laid over: the deblur node's frames when they are delivered."""
-        return "deblur" if self.deliver_deblurred else "decode"
+        """The frame node the edit is laid over: the delivered deblur node's when it delivers."""
+        return DeliveredDeblurStage.name if self.deliver_deblurred else "decode"
 
     def deblur_provenance(self) -> dict:
         """What the output's provenance says of deblurring: nothing at the default (so outputs and
-        farm sidecars of edits without it stay as they were), else the node's key parameters."""
+        farm sidecars of edits without it stay as they were), else the key parameters of the
+        node the tracking reads (and of the delivered one)."""
         if self.deblur.method == "none" and not self.deliver_deblurred:
             return {}
-        return {"deblur": {**self.deblur.params(), "delivered": self.deliver_deblurred}}
+        delivered = self.delivered_deblur
+        return {"deblur": {**self.deblur.params(), "delivered": delivered.params() if delivered else False}}
 
     @property
     def render_threads(self) -> int:
@@ -147,12 +157,12 @@ def open_shot(src, request: EditRequest, frames: str | None, frame_base: str) ->
 def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = False,
                 renderer_weights: str = "") -> tuple[list[Stage], str]:  # fmt: skip
     """The stages of an edit up to its last frame node, and that node's name: ``decode`` for a
-    pass-through request (no analysis; ``deblur`` when the restored face is delivered), else
+    pass-through request (no analysis; the delivered deblur node when it delivers), else
     analysis -> plan -> render -> composite -> smooth. ``preview``: a coarser warp grid and no
     grain match, for speed; ``renderer_weights``: the neural renderer's checkpoint ("": geometric)."""
     if is_passthrough(request):
         if settings.deliver_deblurred:
-            return [DecodeStage(), MotionStage(), settings.deblur], "deblur"
+            return [DecodeStage(), MotionStage(), settings.delivered_deblur], settings.plate
         return [DecodeStage()], "decode"
     library = str(settings.actor_library) if settings.actor_library else ""
     # A delivered restored face is sharp: re-blurring transferred appearance with the plate's
@@ -163,7 +173,8 @@ def edit_stages(request: EditRequest, settings: EditSettings, preview: bool = Fa
                          face=settings.face, shutter=shutter, work_px=64.0 if preview else 96.0,
                          renderer_weights=renderer_weights, frames_from=settings.plate)  # fmt: skip
     composite = CompositeStage(grain=not preview, seed=settings.seed)
-    stages = [*analysis_stages(settings.face, settings.deblur), PlanStage.of(request), render, composite,
+    delivered = [settings.delivered_deblur] if settings.deliver_deblurred else []
+    stages = [*analysis_stages(settings.face, settings.deblur), *delivered, PlanStage.of(request), render, composite,
               SmoothStage(strength=settings.smooth)]  # fmt: skip
     return stages, "smooth"
 

@@ -32,5 +32,7 @@ def resolve_renderer(ctx, settings, may_train: bool, log=print) -> str:
     from facepipe.jobs.train_renderer import train_on_shot  # lazy: training imports diffusers (1 s); most edits never train
 
     config = RendererConfig.for_device(ctx.device)
-    train_on_shot(ctx, path, config, None, settings.renderer_minutes, settings.actor, settings.face, log, settings.deblur)
+    # it trains on the frames this edit refines: the restored ones when they are delivered
+    train_on_shot(ctx, path, config, None, settings.renderer_minutes, settings.actor, settings.face, log, settings.deblur,
+                  settings.delivered_deblur)  # fmt: skip
     return str(path)

@@ -14,7 +14,6 @@ import numpy as np
 
 from facepipe import __version__
 from facepipe.io.atomic import StagedFile
-from facepipe.stages.deblur import blurred_frames
 
 
 def report_path(out: Path, frames: str | None = None) -> Path:
@@ -85,11 +84,20 @@ def edit_report(shot, out, request, pulled, settings, timing: dict) -> dict:
 
 def deblur_report(graph, settings, frames) -> dict:
     """The deblur node's part of an edit report: its method, whether its restored faces were
-    delivered, and (method not ``none``) how many of source ``frames`` (T,) it restores."""
+    delivered, and (method not ``none``) how many of source ``frames`` (T,) it restores for the
+    tracking; delivered, also on how many the delivered restoration has any weight and their
+    mean weight."""
     deblur = settings.deblur
     doc = {"method": deblur.method, "delivered": settings.deliver_deblurred}
-    if deblur.method != "none" and "motion" in graph.stages:  # a pass-through that delivers nothing has no motion node
-        doc["frames_restored"] = int(blurred_frames(graph.get("motion"), np.asarray(frames), deblur.threshold).sum())
+    if deblur.method == "none" or "motion" not in graph.stages:  # a pass-through that delivers nothing has no motion node
+        return doc
+    motion = graph.get("motion")
+    rows = np.searchsorted(motion.indices, np.asarray(frames))
+    doc["frames_restored"] = int(deblur.blend(motion)[rows].sum())
+    if settings.deliver_deblurred:
+        weight = settings.delivered_deblur.blend(motion)[rows]
+        doc["frames_delivered"] = int((weight > 0).sum())
+        doc["mean_delivered_weight"] = round(float(weight[weight > 0].mean()), 4) if (weight > 0).any() else 0.0
     return doc
 
 

@@ -18,7 +18,6 @@ import torch
 from facepipe.errors import FacepipeError
 from facepipe.face.model import load_model
 from facepipe.io.atomic import check_output_path
-from facepipe.io.reader import VideoReader
 from facepipe.pipeline.graph import Graph
 from facepipe.render.neural.checkpoint import save_renderer
 from facepipe.render.neural.conditioning import closed_triangles, template_coordinates
@@ -26,15 +25,18 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import shot_renderer_path
 from facepipe.render.neural.samples import ShotSamples, collect_samples, to_byte
 from facepipe.render.neural.train import train_renderer
-from facepipe.stages.deblur import DeblurStage
+from facepipe.stages.deblur import DeblurStage, DeliveredDeblurStage
 from facepipe.stages.graph import analysis_stages
 from facepipe.tracking.sheets import write_png
 
 
-def shot_samples(ctx, config: RendererConfig, face: str = "largest", log=print, deblur: DeblurStage | None = None) -> ShotSamples:
+def shot_samples(ctx, config: RendererConfig, face: str = "largest", log=print, deblur: DeblurStage | None = None,
+                 delivered: DeliveredDeblurStage | None = None) -> ShotSamples:  # fmt: skip
     """The renderer's samples of ``ctx``'s clip (tracking and fit through the cache; ``deblur``:
-    the deblur node the tracking reads, the edit's, so its cached tracking is the one used)."""
-    graph = Graph(analysis_stages(face, deblur), ctx)
+    the deblur node the tracking reads, the edit's, so its cached tracking is the one used).
+    ``delivered``: an edit's delivered deblur node; the samples are then its restored frames,
+    the frames that edit refines, else the decoded ones."""
+    graph = Graph([*analysis_stages(face, deblur), *([delivered] if delivered else [])], ctx)
     tracks, fit = graph.get("track"), graph.get("fit3d")
     if not fit.has_face:
         raise FacepipeError(f"{Path(ctx.media.path).name}: {fit.message or 'no face fitted'}; nothing to train a renderer on")
@@ -49,7 +51,7 @@ def shot_samples(ctx, config: RendererConfig, face: str = "largest", log=print, 
     au = np.asarray(fit.au, np.float32)
 
     def frames():
-        for chunk in VideoReader(ctx.media).chunks(index, read_ahead=0):
+        for chunk in graph.frames(delivered.name if delivered else "decode", index):
             for i, frame in zip(chunk.indices.tolist(), chunk.frames):
                 r = row_of[i]
                 yield i, frame, torch.from_numpy(lm[r]), au[r]
@@ -68,10 +70,12 @@ def sheet_image(rows: torch.Tensor, n: int = 6) -> np.ndarray:
 
 
 def train_on_shot(ctx, out: Path, config: RendererConfig, steps: int | None, minutes: float | None, actor: str,
-                  face: str = "largest", log=print, deblur: DeblurStage | None = None) -> dict:  # fmt: skip
+                  face: str = "largest", log=print, deblur: DeblurStage | None = None,
+                  delivered: DeliveredDeblurStage | None = None) -> dict:  # fmt: skip
     """Train ``ctx``'s shot's renderer and save it (and its sheet) at ``out``; -> the report.
-    ``deblur``: the deblur node its tracking reads (see :func:`shot_samples`)."""
-    samples = shot_samples(ctx, config, face, log, deblur)
+    ``deblur``, ``delivered``: the deblur node its tracking reads and the one whose frames it
+    trains on (see :func:`shot_samples`)."""
+    samples = shot_samples(ctx, config, face, log, deblur, delivered)
     model = load_model()
     triangles = closed_triangles(model.triangles)
     generator, report, rows = train_renderer(samples, config, triangles, steps, minutes, ctx.device, log)

@@ -30,6 +30,17 @@ def compare_frames(source: torch.Tensor, edited: torch.Tensor, mode: str, positi
     return edited
 
 
+def source_frames(chunk: FrameChunk) -> torch.Tensor:
+    """(T,3,H,W) what the reviewer compares the edit with: the decoded frames. A chunk that went
+    through the deblur node carries them as ``decoded`` (its plate has restored faces); an edited
+    chunk's plate is them otherwise; a pass-through chunk is them."""
+    for name in ("decoded", "plate"):
+        frames = getattr(chunk, name, None)
+        if frames is not None:
+            return frames
+    return chunk.frames
+
+
 def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
     """The decoder's size at ``scale`` (as :class:`~facepipe.io.reader.VideoReader` rounds it),
     cropped down to even numbers for 4:2:0 H.264."""
@@ -40,7 +51,7 @@ def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
 @dataclass
 class CompareStage(FrameStage):
     """Frames cropped to an even ``width`` x ``height`` and shown as ``mode`` (see
-    :func:`compare_frames`) against the plate; the wipe crosses the frame over ``indices``
+    :func:`compare_frames`) against the decoded source (:func:`source_frames`); the wipe crosses the frame over ``indices``
     (the previewed frames; context frames before them, not written, show it at the start)."""
 
     name = "compare"
@@ -62,9 +73,8 @@ class CompareStage(FrameStage):
         h, w = self.height, self.width
 
         def show(chunk: FrameChunk) -> FrameChunk:
-            plate = getattr(chunk, "plate", None)
-            plate = chunk.frames if plate is None else plate
-            frames = compare_frames(plate[..., :h, :w], chunk.frames[..., :h, :w], self.mode,
+            source = source_frames(chunk)
+            frames = compare_frames(source[..., :h, :w], chunk.frames[..., :h, :w], self.mode,
                                     wipe[[where.get(int(i), 0) for i in chunk.indices]])  # fmt: skip
             return FrameChunk(chunk.indices, chunk.pts, frames)
 

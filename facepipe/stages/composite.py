@@ -27,13 +27,15 @@ MatteCrop = tuple[tuple[int, int, int, int], torch.Tensor]
 @dataclass
 class EditedChunk(FrameChunk):
     """An edited chunk: ``frames`` (T,3,H,W) the edited frames, plus what temporal stages
-    downstream need: plate (T,3,H,W) the decoded frames; mattes: per frame the blend's crop box
-    and the (stabilised) matte (1,h,w) there, None where the frame is the plate unchanged;
-    held: (T,) bool frames that repeat their predecessor's edit."""
+    downstream need: plate (T,3,H,W) the frames the edit is laid over; mattes: per frame the
+    blend's crop box and the (stabilised) matte (1,h,w) there, None where the frame is the plate
+    unchanged; held: (T,) bool frames that repeat their predecessor's edit; decoded (T,3,H,W)
+    the decoded frames where the plate is not them (restored faces delivered), else None."""
 
     plate: torch.Tensor | None = None
     mattes: list[MatteCrop | None] | None = None
     held: np.ndarray | None = None
+    decoded: torch.Tensor | None = None
 
 
 def composite_face(layer: torch.Tensor, plate: torch.Tensor, matte: torch.Tensor, grain: bool, seed: int,
@@ -90,7 +92,8 @@ class FaceCompositor:
         self._hold(out, frames, mattes, np.flatnonzero(rendered.held))
         # copies: views would keep the whole chunk alive
         self.last = (frames[-1].clone(), out[-1].clone(), mattes[-1])
-        return EditedChunk(plate.indices, plate.pts, out, plate=frames, mattes=mattes, held=rendered.held)
+        return EditedChunk(plate.indices, plate.pts, out, plate=frames, mattes=mattes, held=rendered.held,
+                           decoded=getattr(plate, "decoded", None))  # a RestoredChunk's: the preview's source side
 
     def _hold(self, out, frames, mattes, held) -> None:
         """Frames that repeat their predecessor get its edit (output - source) again, in order:

@@ -9,6 +9,11 @@ px/frame get their face square restored at the central moment and the change pas
 feathered (:mod:`facepipe.deblur.restore`); every other frame, and every pixel outside the face
 square, passes unchanged.
 
+:class:`DeliveredDeblurStage` is the node an edit delivers (``edit --deblur``): the same
+restoration, blended in by a weight that ramps with the blur and is smoothed over a few frames
+(:mod:`facepipe.deblur.ramp`), so restored and unrestored frames do not alternate. The tracking
+keeps the plain switch (its cache key, shared with ``prepare`` and farm chunks, is unchanged).
+
 ``method``: ``none`` (the default: every frame passes through, no motion pulled), ``classical``
 (Richardson-Lucy with the face's velocity over a ``shutter`` exposure) or ``gan`` (the deblur
 GAN of the checkpoint ``weights``). ``none`` stays the default because neither restores real
@@ -27,9 +32,11 @@ import torch
 
 from facepipe.deblur.checkpoint import checkpoint_sha256, existing_checkpoint
 from facepipe.deblur.exposure import window_crops
+from facepipe.deblur.ramp import RAMP_HIGH, RAMP_WINDOW, blend_weights
 from facepipe.deblur.restore import ClassicalRestorer, GanRestorer, feather, paste_change
 from facepipe.errors import RequestError
 from facepipe.face.extent import square_around
+from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 
 METHODS = ("none", "classical", "gan")
@@ -45,6 +52,14 @@ def blurred_frames(motion, indices: np.ndarray, threshold: float) -> np.ndarray:
     return (motion.speed[rows] >= threshold) & np.isfinite(motion.box[rows]).all(1)
 
 
+@dataclass
+class RestoredChunk(FrameChunk):
+    """A chunk the deblur node changed: ``frames`` (T,3,H,W) with restored faces; ``decoded``
+    (T,3,H,W) the frames as they came (a preview shows them as the source)."""
+
+    decoded: torch.Tensor | None = None
+
+
 def unchanged(chunk):
     """The identity transform: the chunk as it came."""
     return chunk
@@ -54,10 +69,12 @@ class FaceRestorer:
     """One run of the deblur node: restores the faces of the chunks' blurred frames.
 
     ``motion``: the shot's :class:`~facepipe.stages.motion.FaceMotion` (full-resolution px);
-    ``scale``: the frames' decode scale. ``restored`` lists the source frames it changed."""
+    ``weight``: (T,) float32 per row of ``motion``, how much of the restoration each frame gets
+    (0: none, 1: all of it); ``scale``: the frames' decode scale. ``restored`` lists the source
+    frames it changed."""
 
-    def __init__(self, restorer, motion, threshold: float, scale: float):
-        self.restorer, self.motion, self.threshold, self.scale = restorer, motion, threshold, scale
+    def __init__(self, restorer, motion, weight: np.ndarray, scale: float):
+        self.restorer, self.motion, self.weight, self.scale = restorer, motion, weight, scale
         self.restored: list[int] = []
         self.mask = feather(restorer.size)
 
@@ -71,20 +88,21 @@ class FaceRestorer:
         return window_crops(frame[None], *self.square(index), self.restorer.size)[0]
 
     def __call__(self, chunk):
-        todo = np.flatnonzero(blurred_frames(self.motion, chunk.indices, self.threshold))
+        rows = np.searchsorted(self.motion.indices, chunk.indices)
+        todo = np.flatnonzero(self.weight[rows] > 0)
         if not len(todo):
             return chunk
         S = self.restorer.size
         crops = torch.stack([self.crop(chunk.frames[t], int(chunk.indices[t])) for t in todo])
         sides = torch.tensor([self.square(int(chunk.indices[t]))[2] for t in todo])
-        rows = np.searchsorted(self.motion.indices, chunk.indices[todo])
-        velocity = torch.from_numpy(self.motion.velocity[rows]) * self.scale * (S / sides)[:, None]  # crop px/frame
-        change = (self.restorer(crops, velocity) - crops) * self.mask.to(crops)
+        velocity = torch.from_numpy(self.motion.velocity[rows[todo]]) * self.scale * (S / sides)[:, None]  # crop px/frame
+        weight = torch.from_numpy(self.weight[rows[todo]]).to(crops)[:, None, None, None]
+        change = (self.restorer(crops, velocity) - crops) * self.mask.to(crops) * weight
         frames = chunk.frames.clone()
         for k, t in enumerate(todo):
             frames[t] = paste_change(frames[t], change[k], *self.square(int(chunk.indices[t])))
         self.restored += [int(i) for i in chunk.indices[todo]]
-        return dataclasses.replace(chunk, frames=frames)
+        return RestoredChunk(chunk.indices, chunk.pts, frames, decoded=chunk.frames)
 
 
 @dataclass
@@ -136,4 +154,46 @@ class DeblurStage(FrameStage):
     def open(self, ctx, inputs, scale):
         if self.method == "none":
             return unchanged
-        return FaceRestorer(self.restorer(ctx.device), inputs["motion"], self.threshold, scale)
+        motion = inputs["motion"]
+        return FaceRestorer(self.restorer(ctx.device), motion, self.blend(motion), scale)
+
+    def blend(self, motion) -> np.ndarray:
+        """(T,) float32 per row of ``motion``: 1 on the frames it restores, 0 elsewhere."""
+        return blurred_frames(motion, motion.indices, self.threshold).astype(np.float32)
+
+
+@dataclass
+class DeliveredDeblurStage(DeblurStage):
+    """The deblur node whose frames an edit delivers (``edit --deblur``): the restoration blended
+    in by :func:`facepipe.deblur.ramp.blend_weights`, from 0 at ``threshold`` to 1 at
+    ``ramp_high`` px/frame, averaged over ``ramp_window`` frames. ``ramp_high = threshold``
+    and ``ramp_window = 1`` is :class:`DeblurStage`'s switch."""
+
+    name = "deblur_delivered"
+
+    ramp_high: float = RAMP_HIGH
+    ramp_window: int = RAMP_WINDOW
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ramp_high < self.threshold or self.ramp_window < 1 or self.ramp_window % 2 == 0:
+            raise RequestError("the delivered deblur ramp must end at or above its threshold over an odd window")
+
+    @classmethod
+    def of(cls, stage: DeblurStage, ramp: bool = True) -> DeliveredDeblurStage:
+        """The delivered node of the tracking's ``stage`` (same method, weights, threshold,
+        shutter); ``ramp`` False: the plain switch."""
+        fields = {f.name: getattr(stage, f.name) for f in dataclasses.fields(DeblurStage)}
+        if not ramp:
+            return cls(**fields, ramp_high=stage.threshold, ramp_window=1)
+        return cls(**fields, ramp_high=max(RAMP_HIGH, stage.threshold))
+
+    def params(self) -> dict:
+        base = super().params()
+        if self.method == "none":
+            return base
+        return {**base, "ramp_high": float(self.ramp_high), "ramp_window": int(self.ramp_window)}
+
+    def blend(self, motion) -> np.ndarray:
+        present = np.isfinite(motion.box).all(1)
+        return blend_weights(motion.speed, present, self.threshold, self.ramp_high, self.ramp_window)
