@@ -5,18 +5,19 @@ where the edited lids open beyond the source's (a surprise's raised upper lid, A
 drop) no source pixels exist, and its membrane stretches the interior near the old lid margin
 across the gap. Stretched sclera cannot be told from real sclera; a stretched iris can: it grew
 into a tall oval (looked at on lp_d9, lp_d3, lp_d0). A real lid raise uncovers the rest of the
-iris disc and white sclera around it. So, per eye, in the edited opening:
+iris disc and sclera around it. So, per eye, in the edited opening:
 
 1. the iris is a disc fitted to the source opening (:func:`fit_iris`) and carried by the eye's
-   rigid motion; pixels inside it show the source pixel there where the source shows it (clear
-   of the lid margin, where lashes and their shadow are), else the visible iris at the same
-   radius and the nearest angle (:func:`_around_iris`: its fibres and the limbus' dark ring
-   continue around the disc), else its median colour;
-2. pixels outside the disc where the warp shows iris (its source position is inside the disc:
-   the stretch) show sclera: a Gaussian-weighted mean of the warp's sclera around them
-   (normalised convolution), so they take its light and the lids' shadow on it; drawn from the
-   source's sclera, they came out as a grey crescent (lp_d3, looked at);
-3. everything else stays as the warp drew it (the sclera it stretched, the lids, the lashes).
+   rigid motion;
+2. the pixels inside the disc, and those outside it where the warp shows iris (its source
+   position lies inside the disc: the stretch), are drawn again: with the source pixel at their
+   rigid position where the source shows it (clear of the lid margin, where lashes and their
+   shadow are), else with the source at the same distance from the iris centre and the nearest
+   visible angles either way (:func:`_around_iris`): iris fibres, the limbus' dark ring and the
+   sclera beyond it continue around the disc with the footage's own blur and light;
+3. they are laid with an alpha that fades in from the edited lid margin over :data:`FADE` (the
+   warped lid and lashes stay) and is softened by :data:`EDGE_SIGMA` at its own edge;
+4. everything else stays as the warp drew it (the sclera it stretched, the lids, the lashes).
 
 Frames whose eyes do not open beyond the source, and eyes where the warp shows no iris outside
 the disc and hides none of it, are not touched (bit for bit).
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from facepipe.composite.filters import gaussian_blur
 from facepipe.face import topology as topo
 from facepipe.face.extent import points_in_polygon
 from facepipe.render.warp import EYE_L, EYE_R, Region, WarpField, distance_to_loop, region_backward
@@ -43,9 +45,8 @@ LID_MARGIN = 0.06
 #: The drawn interior fades in over this many eye widths (at least a pixel) from the edited lid
 #: margin; wider, the warp's stretched iris showed through above the drawn one (lp_d9).
 FADE = 0.03
-#: Width (Gaussian sigma, eye widths) of the sclera neighbourhood a stretched pixel takes its
-#: colour from.
-SCLERA_SIGMA = 0.12
+#: Gaussian sigma (px) of the drawn region's edge.
+EDGE_SIGMA = 1.0
 #: Fewest uncovered pixels for an eye to be drawn (fewer cannot be seen).
 MIN_UNCOVERED_PX = 3
 #: Fewest visible interior pixels to fit an iris to (a closed or tiny eye is not drawn).
@@ -55,13 +56,11 @@ MIN_VISIBLE_PX = 24
 @dataclass(frozen=True)
 class Iris:
     """An iris disc in frame pixels: centre (2,) (x, y), radius px, contrast (the rest of the
-    visible opening's mean luma minus the disc's, 0..1) and threshold (the luma halfway between:
-    darker pixels are iris)."""
+    visible opening's mean luma minus the disc's, 0..1)."""
 
     centre: torch.Tensor
     radius: float
     contrast: float
-    threshold: float
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -102,7 +101,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, step
         enough = (n_in > 0.1 * len(points)) & (len(points) - n_in > 0.1 * len(points))
         score = torch.where(enough, mean_out - mean_in, -1.0)
         ci, ri = divmod(int(score.argmax()), len(radii))
-        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]), float(mean_in[ci, ri] + mean_out[ci, ri]) / 2)
+        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]))
         centre, radius = best.centre, best.radius
         span, span_r = span * 2 / steps, span_r * 2 / steps
     return best if best.contrast > 0.02 else None
@@ -187,48 +186,29 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
         return False
     _, src_pts = _grid(ls.amin(0), ls.amax(0), tuple(frame.shape[-2:]))
     src_pts = src_pts[_visible(src_pts, ls, margin)]
-    src_rgb = frame[:, src_pts[:, 1].long(), src_pts[:, 0].long()].T.float()
-    iris = fit_iris(src_pts, src_rgb, eye_width)
+    iris = fit_iris(src_pts, frame[:, src_pts[:, 1].long(), src_pts[:, 0].long()].T.float(), eye_width)
     if iris is None:
         return False
-    r_back = (back - iris.centre).norm(dim=1)
-    in_disc = inside & (r_back < iris.radius + 0.5)
-    hidden_iris = in_disc & ~visible
-    # the limbus' dark ring stretched a pixel beyond the disc counts too (else it stays as dashes)
+    in_disc = inside & ((back - iris.centre).norm(dim=1) < iris.radius + 0.5)
+    # where the warp shows iris outside the disc (the limbus' dark ring a pixel beyond included)
     stretched = inside & ~in_disc & ((_warp_source(field, pts) - iris.centre).norm(dim=1) < iris.radius + 1.5)
-    if int((hidden_iris | stretched).sum()) < MIN_UNCOVERED_PX:
+    redrawn = in_disc | stretched
+    if int((redrawn & ~visible).sum()) < MIN_UNCOVERED_PX:
         return False
-    layer = torch.zeros(len(pts), 3)
-    layer[in_disc] = _sample(frame, back[in_disc])
-    iris_px = (src_pts - iris.centre).norm(dim=1) < iris.radius
-    layer[hidden_iris] = (src_rgb[iris_px] if bool(iris_px.any()) else src_rgb).median(0).values
-    def iris_seen(q: torch.Tensor) -> torch.Tensor:  # shown by the source, and dark: iris, not sclera or skin
-        return _visible(q, ls, margin) & (_luma(_sample(frame, q)) < iris.threshold)
-
-    around, ok = _around_iris(frame, iris, back[hidden_iris], iris_seen)
-    layer[hidden_iris.nonzero()[ok, 0]] = around[ok]
-    d_lid = distance_to_loop(pts, ld)
-    white = inside & ~in_disc & ~stretched & (d_lid > margin)
-    rim = in_disc & (r_back > iris.radius - 0.5)  # the disc's outermost pixel ring, anti-aliased below
-    fill = stretched | rim
-    if bool(white.any()):
-        # the warp's own sclera around them (normalised convolution): same light, same shadow;
-        # its darkest quarter (lid corners, lashes, the caruncle) left out: with them the fill went
-        # grey (lp_d0); with the darker half left out it came out whiter than the sclera beside it
-        colours = face[:, pts[white, 1].long(), pts[white, 0].long()].T.float()
-        bright = _luma(colours) >= _luma(colours).quantile(0.25)
-        w = torch.exp(-torch.cdist(pts[fill], pts[white][bright]).square() / (2 * (SCLERA_SIGMA * eye_width) ** 2))
-        sclera = (w @ colours[bright]) / w.sum(1, keepdim=True).clamp_min(1e-12)
-    else:  # no sclera shows (a tiny or iris-filled opening): the warp's pixels stay
-        sclera = face[:, pts[fill, 1].long(), pts[fill, 0].long()].T.float()
-    cover = (iris.radius + 0.5 - r_back[fill]).clamp(0, 1)[:, None] * in_disc[fill, None]  # 0 on stretched pixels
-    layer[fill] = torch.lerp(sclera, layer[fill], cover)
-    alpha = (d_lid / max(1.0, FADE * eye_width)).clamp(0, 1) * (in_disc | stretched)
+    layer = face[:, pts[:, 1].long(), pts[:, 0].long()].T.float()
+    seen = redrawn & visible
+    layer[seen] = _sample(frame, back[seen])
+    hidden = (redrawn & ~visible).nonzero()[:, 0]
+    around, ok = _around_iris(frame, iris, back[hidden], lambda q: _visible(q, ls, margin))
+    layer[hidden[ok]] = around[ok]
     x0, y0, x1, y1 = box
-    h, w_ = y1 - y0, x1 - x0
+    h, w = y1 - y0, x1 - x0
+    # the drawn region fades in from the edited lid margin and over a pixel at its own edge (a
+    # hard edge read as a cut-out ring on soft footage: vr_face1)
+    alpha = (distance_to_loop(pts, ld) / max(1.0, FADE * eye_width)).clamp(0, 1) * redrawn
+    alpha = gaussian_blur(alpha.reshape(1, 1, h, w), EDGE_SIGMA)[0] * inside.reshape(1, h, w)
     patch = face[:, y0:y1, x0:x1]
-    a = alpha.reshape(1, h, w_).to(face.dtype)
-    patch.copy_(torch.lerp(patch, layer.T.reshape(3, h, w_).to(face.dtype), a))
+    patch.copy_(torch.lerp(patch, layer.T.reshape(3, h, w).to(face.dtype), alpha.to(face.dtype)))
     return True
 
 
