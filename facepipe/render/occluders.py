@@ -1,0 +1,224 @@
+"""Rigid occluders held out of the warp: glasses rims stay where the source shows them.
+
+The warp (:mod:`facepipe.render.warp`) moves every pixel between the brows and the eyes with
+the edited skin, glasses rims included: sad's inner-brow raise bent the top rim into a kink,
+surprise pushed the rims up (issue 18; lp_d9, lp_d19, looked at). Glasses are rigid and move
+with the head, not with the expression, and the source and edited meshes share the head pose,
+so a rim pixel's right place in the edit is exactly its place in the source. Per frame:
+
+1. the rims are found in the source frame (:func:`rim_alpha`): thin, bright or dark line
+   structure (a multi-scale Hessian ridge filter, :func:`ridge_strength`) inside a zone built
+   from the source mesh (an ellipse around each eye out to the temples, the nose bridge between
+   them: :func:`rim_zone`), outside the eye openings with their lid creases and outside the
+   brows (thick, textured hair); a soft alpha (about a pixel of feather) covers the rim's
+   anti-aliased edge;
+2. the warp's copy of the rim, which it moved with the skin, is painted over with the skin
+   around it (:func:`lay_rims`: the source with its rims filled from their surroundings, warped
+   by the same field);
+3. the source's rim pixels are laid, unwarped, where the warp changed the frame.
+
+Whether a shot wears glasses at all is decided from the nose bridge, where bare skin shows no
+long line across it and glasses show their bridge (:func:`bridge_evidence`): per shot from a
+few frames (:func:`shot_has_rims`, so the decision does not flicker and a farm chunk decides
+as the whole shot does), and per frame at a lower bar (a hysteresis: frames of a glasses shot
+where the glasses are off or hidden are left as the warp drew them). Faces without glasses are
+left bit for bit as the warp drew them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import kornia
+import torch
+
+from facepipe.composite.filters import gaussian_blur
+from facepipe.composite.matte import polygon_mask
+from facepipe.face import topology as topo
+from facepipe.face.extent import Box
+from facepipe.render.warp import EYE_L, EYE_R, WarpField, apply_warp, distance_to_loop
+
+#: The brows' lower rows (their upper rows are :data:`topology.BROW_UPPER_R` / ``_L``), outer to inner.
+BROW_LOWER_R = (46, 53, 52, 65, 55)
+BROW_LOWER_L = (276, 283, 282, 295, 285)
+#: Semi-axes of the zone around an eye (along and across the corner axis), in eye widths (corner
+#: to corner): glasses' lenses reach about 0.9 eye widths from the eye's centre towards the
+#: temple and 0.7 up and down (lp_d9, lp_d19).
+ZONE_AXES = (1.15, 1.0)
+#: Band of the nose bridge across, in eye widths above (negative) and below the inner corners.
+BRIDGE_BAND = (-0.45, 0.25)
+#: Eye openings are left out with this much around them, in eye widths: the lid margin, the
+#: lashes and the upper lid's crease are long thin lines too, and they move with the edit.
+EYE_CLEARANCE = 0.2
+#: Ridge filter scales in eye widths (at least :data:`MIN_SIGMA` px): a rim is 1.5-3 mm wide, an
+#: eye about 30 mm.
+RIDGE_SIGMAS = (0.015, 0.025, 0.04)
+MIN_SIGMA = 0.6
+#: Scale-normalised ridge strength (luma 0..1) above which a pixel is a line.
+RIDGE_THRESHOLD = 0.04
+#: Share of the nose bridge's columns a line crosses: a shot has glasses where at least
+#: :data:`SHOT_SHARE` of its sampled frames reach :data:`SHOT_BRIDGE`; a frame of such a shot
+#: has them where it reaches :data:`FRAME_BRIDGE`.
+SHOT_BRIDGE = 0.6
+FRAME_BRIDGE = 0.4
+SHOT_SHARE = 0.25
+#: Feather of the rim's alpha, px (Gaussian sigma), and how far the mask grows first, px.
+FEATHER_PX = 0.7
+GROW_PX = 1
+#: Radius (Gaussian sigma, px) of the skin a warped rim is painted over with.
+FILL_SIGMA = 2.5
+
+
+def _luma(frame: torch.Tensor) -> torch.Tensor:
+    """(1,1,H,W) Rec. 709 luma of frame (3,H,W)."""
+    w = frame.new_tensor([0.2126, 0.7152, 0.0722]).view(3, 1, 1)
+    return (frame.float() * w.float()).sum(0)[None, None]
+
+
+class EyeAxes:
+    """The eyes of a FaceMesh-topology mesh src (468,2) in frame pixels: width (px, the mean of
+    both eyes' corner distances), centres (2,2), u (2,) the unit axis from the right eye's
+    centre to the left's, v (2,) its normal pointing down the face."""
+
+    def __init__(self, src: torch.Tensor):
+        corners = [src[list(eye.anchor)] for eye in (EYE_R, EYE_L)]
+        self.width = float(sum((c[0] - c[1]).norm() for c in corners)) / 2
+        self.centres = torch.stack([c.mean(0) for c in corners])
+        u = self.centres[1] - self.centres[0]
+        self.u = u / u.norm().clamp_min(1e-6)
+        self.v = torch.stack([-self.u[1], self.u[0]])
+        self.inner = src[[topo.EYE_INNER_R, topo.EYE_INNER_L]]
+
+
+def _pixel_grid(box: Box, device) -> torch.Tensor:
+    """(h,w,2) the pixel centres (x, y) of box."""
+    x0, y0, x1, y1 = box
+    ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32, device=device),
+                            torch.arange(x0, x1, dtype=torch.float32, device=device), indexing="ij")  # fmt: skip
+    return torch.stack([xs, ys], -1)
+
+
+def bridge_zone(axes: EyeAxes, pts: torch.Tensor) -> torch.Tensor:
+    """(...,) bool: points (...,2) on the nose bridge: between the inner eye corners along the
+    eyes' axis, within :data:`BRIDGE_BAND` of them across it."""
+    a, b = (axes.inner @ axes.u).tolist()
+    across = ((pts - axes.inner.mean(0)) @ axes.v) / axes.width
+    along = pts @ axes.u
+    return (along > min(a, b)) & (along < max(a, b)) & (across > BRIDGE_BAND[0]) & (across < BRIDGE_BAND[1])
+
+
+def rim_zone(src: torch.Tensor, box: Box) -> torch.Tensor:
+    """(h,w) bool over ``box``: where glasses rims are looked for, from the source mesh src
+    (468,2): an ellipse (:data:`ZONE_AXES`) around each eye and the nose bridge, less the eye
+    openings with :data:`EYE_CLEARANCE` around them and the brows."""
+    axes = EyeAxes(src)
+    pts = _pixel_grid(box, src.device)
+    zone = bridge_zone(axes, pts)
+    for c in axes.centres:
+        rel = pts - c
+        zone |= ((rel @ axes.u) / (ZONE_AXES[0] * axes.width)) ** 2 + ((rel @ axes.v) / (ZONE_AXES[1] * axes.width)) ** 2 < 1
+    x0, y0, x1, y1 = box
+    flat = pts.reshape(-1, 2)
+    for eye in (EYE_R, EYE_L):
+        loop = src[list(eye.loop)]
+        near = (loop.amin(0) - EYE_CLEARANCE * axes.width <= flat).all(1) & (flat <= loop.amax(0) + EYE_CLEARANCE * axes.width).all(1)
+        clear = torch.ones(len(flat), dtype=torch.bool, device=src.device)
+        clear[near] = distance_to_loop(flat[near], loop) > EYE_CLEARANCE * axes.width
+        inside = polygon_mask(loop - loop.new_tensor([x0, y0]), (y1 - y0, x1 - x0))[0] > 0
+        zone &= clear.reshape(zone.shape) & ~inside
+    for upper, lower in ((topo.BROW_UPPER_R, BROW_LOWER_R), (topo.BROW_UPPER_L, BROW_LOWER_L)):
+        brow = src[list(upper) + list(lower)[::-1]] - src.new_tensor([x0, y0])
+        zone &= polygon_mask(brow, (y1 - y0, x1 - x0))[0] == 0
+    return zone
+
+
+def ridge_strength(luma: torch.Tensor, sigmas: list[float]) -> torch.Tensor:
+    """(H,W) the strongest scale-normalised line response of luma (1,1,H,W) over ``sigmas`` (px):
+    per scale, sigma^2 (|l1| - |l2|) of the Hessian's eigenvalues (|l1| >= |l2|): large across a
+    thin bright or dark line, small on flat skin, on blobs (both large) and at a step's centre."""
+    best = torch.zeros_like(luma[0, 0])
+    for s in sigmas:
+        d = kornia.filters.spatial_gradient(gaussian_blur(luma, s, "reflect"), mode="diff", order=2)[0, 0]  # (3,H,W) xx, xy, yy
+        dxx, dxy, dyy = d[0], d[1], d[2]
+        half = torch.sqrt(((dxx - dyy) / 2) ** 2 + dxy**2)
+        mid = (dxx + dyy) / 2
+        l1, l2 = mid + half, mid - half
+        best = torch.maximum(best, s * s * ((l1.abs() - l2.abs()).abs()))
+    return best
+
+
+def _sigmas(width: float) -> list[float]:
+    return [max(MIN_SIGMA, f * width) for f in RIDGE_SIGMAS]
+
+
+def _zone_box(src: torch.Tensor, size: tuple[int, int]) -> Box:
+    """The pixel box (x0, y0, x1, y1) of the eyes' zones in a frame of ``size`` (H, W)."""
+    axes = EyeAxes(src)
+    reach = ZONE_AXES[0] * axes.width + 2
+    lo, hi = axes.centres.amin(0) - reach, axes.centres.amax(0) + reach
+    H, W = size
+    return max(0, int(lo[0])), max(0, int(lo[1])), min(W, int(math.ceil(hi[0])) + 1), min(H, int(math.ceil(hi[1])) + 1)
+
+
+def bridge_evidence(frame: torch.Tensor, src: torch.Tensor) -> float:
+    """The share (0..1) of the nose bridge's columns (along the eyes' axis, its middle 60%) that
+    a line crosses in frame (3,H,W) under the source mesh src (468,2): about 1 where glasses
+    bridge the nose, near 0 on bare skin (its frown lines run along the nose, across few columns)."""
+    axes = EyeAxes(src)
+    box = _zone_box(src, tuple(frame.shape[-2:]))
+    x0, y0, x1, y1 = box
+    pts = _pixel_grid(box, src.device)
+    line = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width)) > RIDGE_THRESHOLD
+    a, b = sorted((axes.inner @ axes.u).tolist())
+    lo, hi = a + 0.2 * (b - a), b - 0.2 * (b - a)
+    cols = torch.arange(math.floor(lo), math.ceil(hi), device=src.device, dtype=torch.float32)
+    if len(cols) == 0:
+        return 0.0
+    on = line & bridge_zone(axes, pts)
+    along = pts[on] @ axes.u
+    hit = (along[None] - cols[:, None]).abs().lt(0.5).any(1)
+    return float(hit.float().mean())
+
+
+def shot_has_rims(evidence: list[float]) -> bool:
+    """Whether a shot wears glasses, from :func:`bridge_evidence` of some of its frames."""
+    return len(evidence) > 0 and sum(e >= SHOT_BRIDGE for e in evidence) >= SHOT_SHARE * len(evidence)
+
+
+def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
+    """(1,h,w) 0..1 the glasses rims of frame (3,H,W) over ``box``, from the source mesh src
+    (468,2): the lines of :func:`ridge_strength` inside :func:`rim_zone`, grown by
+    :data:`GROW_PX` and feathered by :data:`FEATHER_PX` (the rim's anti-aliased edge)."""
+    x0, y0, x1, y1 = box
+    width = EyeAxes(src).width
+    line = (ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(width)) > RIDGE_THRESHOLD) & rim_zone(src, box)
+    m = line[None, None].float()
+    m = torch.nn.functional.max_pool2d(m, 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
+    return gaussian_blur(m, FEATHER_PX)[0].clamp(0, 1)
+
+
+def lay_rims(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, field: WarpField) -> bool:
+    """Hold the glasses rims of the source frame (3,H,W) out of the warped ``face`` (3,H,W), in
+    place, inside the warp ``field``'s box where it changed the frame; src: (468,2) the source
+    mesh in frame pixels. Whether any rim pixel was laid."""
+    if field.is_identity or len(src) != topo.N_VERTICES:
+        return False
+    x0, y0, x1, y1 = field.box
+    alpha = rim_alpha(frame, src, field.box)
+    moved = (field.flow != 0).any(0, keepdim=True)
+    if not bool((alpha * moved).any()):
+        return False
+    full = torch.zeros(1, *frame.shape[-2:], device=frame.device, dtype=torch.float32)
+    full[:, y0:y1, x0:x1] = alpha
+    # the source with its rims filled from the skin around them (normalised convolution), warped:
+    # it paints over the rim the warp carried along with the skin
+    keep = 1 - full
+    fill = gaussian_blur((frame.float() * keep)[None], FILL_SIGMA)[0] / gaussian_blur(keep[None], FILL_SIGMA)[0].clamp_min(1e-6)
+    clean = torch.lerp(frame.float(), fill, full)
+    warped = apply_warp(torch.cat([clean, full])[None], field)[0]
+    box_face = face[:, y0:y1, x0:x1]
+    carried = warped[3:, y0:y1, x0:x1].clamp(0, 1) * moved
+    out = torch.lerp(box_face.float(), warped[:3, y0:y1, x0:x1], carried)
+    out = torch.lerp(out, frame[:, y0:y1, x0:x1].float(), alpha * moved)
+    box_face.copy_(torch.where(moved, out.to(face.dtype), box_face))
+    return True
