@@ -44,7 +44,7 @@ BROW_LOWER_L = (276, 283, 282, 295, 285)
 #: Semi-axes of the zone around an eye (along and across the corner axis), in eye widths (corner
 #: to corner): glasses' lenses reach about 0.9 eye widths from the eye's centre towards the
 #: temple and 0.7 up and down (lp_d9, lp_d19).
-ZONE_AXES = (1.15, 1.0)
+ZONE_AXES = (1.35, 1.3)
 #: Band of the nose bridge across, in eye widths above (negative) and below the inner corners.
 BRIDGE_BAND = (-0.45, 0.25)
 #: Eye openings are left out with this much around them, in eye widths: the lid margin, the
@@ -52,10 +52,25 @@ BRIDGE_BAND = (-0.45, 0.25)
 EYE_CLEARANCE = 0.2
 #: Ridge filter scales in eye widths (at least :data:`MIN_SIGMA` px): a rim is 1.5-3 mm wide, an
 #: eye about 30 mm.
-RIDGE_SIGMAS = (0.015, 0.025, 0.04)
+RIDGE_SIGMAS = (0.015, 0.025)
 MIN_SIGMA = 0.6
-#: Scale-normalised ridge strength (luma 0..1) above which a pixel is a line.
-RIDGE_THRESHOLD = 0.04
+#: Scale-normalised ridge strength (luma 0..1) above which a pixel is a line across the nose
+#: bridge (bare skin's strongest lines there, frown lines, are below it: they cross 0.00-0.05 of
+#: its columns on hdtf_aoc, vr_face4; glasses 0.6-1.0 on lp_d9, lp_d19).
+BRIDGE_THRESHOLD = 0.04
+#: A lens' rim is traced this far from its eye's centre (eye widths), at this many angles.
+RIM_RADII = (0.3, 1.35)
+RIM_ANGLES = 240
+#: Rim pixels lie within this many eye widths (at least a pixel) of the traced loop, and are at
+#: least this share of the loop's median strength.
+RIM_HALF_WIDTH = 0.04
+RIM_SUPPORT = 0.35
+#: The strength a traced rim gains per angle is capped at this quantile of the zone's.
+RIM_SATURATION = 0.85
+#: Least area of a connected line, px per eye width (1.5: a line 2 px across, 0.75 eye widths
+#: long): a rim runs a few eye widths around its lens; pores, skin texture and the lenses'
+#: reflections of it are short.
+MIN_LINE_AREA = 1.5
 #: Share of the nose bridge's columns a line crosses: a shot has glasses where at least
 #: :data:`SHOT_SHARE` of its sampled frames reach :data:`SHOT_BRIDGE`; a frame of such a shot
 #: has them where it reaches :data:`FRAME_BRIDGE`.
@@ -168,7 +183,7 @@ def bridge_evidence(frame: torch.Tensor, src: torch.Tensor) -> float:
     box = _zone_box(src, tuple(frame.shape[-2:]))
     x0, y0, x1, y1 = box
     pts = _pixel_grid(box, src.device)
-    line = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width)) > RIDGE_THRESHOLD
+    line = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width)) > BRIDGE_THRESHOLD
     a, b = sorted((axes.inner @ axes.u).tolist())
     lo, hi = a + 0.2 * (b - a), b - 0.2 * (b - a)
     cols = torch.arange(math.floor(lo), math.ceil(hi), device=src.device, dtype=torch.float32)
@@ -185,40 +200,113 @@ def shot_has_rims(evidence: list[float]) -> bool:
     return len(evidence) > 0 and sum(e >= SHOT_BRIDGE for e in evidence) >= SHOT_SHARE * len(evidence)
 
 
+def trace_rim(strength: torch.Tensor, allowed: torch.Tensor, axes: EyeAxes, eye: int, box: Box) -> torch.Tensor:
+    """(h,w) bool over ``box``: the rim of the lens around eye ``eye`` (0 right, 1 left).
+
+    strength: (h,w) :func:`ridge_strength`; allowed: (h,w) bool where a rim may run
+    (:func:`rim_zone`). A rim is a smooth closed loop around the eye, so it is traced as one: the
+    strength is sampled in polar coordinates about the eye's centre (:data:`RIM_RADII` eye widths,
+    :data:`RIM_ANGLES` angles, a pixel a step) and the loop of greatest total strength whose radius
+    changes by at most a step from one angle to the next is found by dynamic programming (1.5
+    turns, the last full one kept: the loop closes). Kept are the pixels within
+    :data:`RIM_HALF_WIDTH` of it, at angles where it runs on a line (:data:`RIM_SUPPORT` of its
+    median strength), that are lines themselves: pixel-wise thresholds let lid creases, under-eye
+    folds and the lenses' reflections in, and missed thin rims (lp_d19)."""
+    dev = strength.device
+    x0, y0, x1, y1 = box
+    r_lo, r_hi = (f * axes.width for f in RIM_RADII)
+    radii = torch.arange(r_lo, r_hi, 1.0, device=dev)
+    theta = torch.arange(RIM_ANGLES, device=dev) * (2 * math.pi / RIM_ANGLES)
+    direction = torch.cos(theta)[:, None] * axes.u + torch.sin(theta)[:, None] * axes.v  # (K,2)
+    pts = axes.centres[eye] + radii[None, :, None] * direction[:, None]  # (K,J,2) frame px
+    # saturated: a rim is the loop that runs on a line at most angles, not the one through the
+    # strongest few (lid creases, lashes and under-eye folds are stronger than a thin wire rim)
+    norm = (strength / strength[allowed].quantile(RIM_SATURATION).clamp_min(1e-6)).clamp(max=1) * allowed
+    value = norm[None, None]
+    h, w = strength.shape
+    grid = torch.stack([(pts[..., 0] - x0) * (2.0 / max(1, w - 1)) - 1, (pts[..., 1] - y0) * (2.0 / max(1, h - 1)) - 1], -1)
+    polar = torch.nn.functional.grid_sample(value, grid[None], align_corners=True)[0, 0]  # (K,J), 0 outside
+    turns = torch.cat([polar, polar[: RIM_ANGLES // 2]])
+    score, step = turns[0].clone(), []
+    for row in turns[1:]:
+        pad = torch.nn.functional.pad(score[None, None], (1, 1), value=-1.0)[0, 0]
+        best, arg = torch.stack([pad[:-2], pad[1:-1], pad[2:]]).max(0)
+        step.append(arg - 1)
+        score = best + row
+    j = int(score.argmax())
+    path = [j]
+    for back in reversed(step):
+        j = j + int(back[j])
+        path.append(j)
+    path = torch.tensor(path[::-1], device=dev)[-RIM_ANGLES:]  # the last full turn, angles rolled
+    k = (torch.arange(len(turns), device=dev) % RIM_ANGLES)[-RIM_ANGLES:]
+    ring = torch.empty(RIM_ANGLES, device=dev, dtype=torch.long)
+    ring[k] = path
+    on = polar[torch.arange(RIM_ANGLES, device=dev), ring]
+    supported = on > RIM_SUPPORT * on.median()
+    rel = _pixel_grid(box, dev) - axes.centres[eye]
+    ang = torch.atan2(rel @ axes.v, rel @ axes.u) % (2 * math.pi)
+    ki = (ang / (2 * math.pi / RIM_ANGLES)).round().long() % RIM_ANGLES
+    near = (rel.norm(dim=-1) - radii[ring[ki]]).abs() <= max(1.0, RIM_HALF_WIDTH * axes.width)
+    return near & supported[ki] & (norm > RIM_SUPPORT * on.median())
+
+
+def long_lines(line: torch.Tensor, width: float) -> torch.Tensor:
+    """(h,w) bool: the pixels of line (h,w) bool whose connected line (8-neighbours, followed
+    for at most ``2 width`` steps) covers at least :data:`MIN_LINE_AREA` px per eye width."""
+    if not bool(line.any()):
+        return line
+    labels = kornia.contrib.connected_components(line[None, None].float(), num_iterations=max(1, int(2 * width)))
+    _, inverse, counts = labels[0, 0].long()[line].unique(return_inverse=True, return_counts=True)
+    out = torch.zeros_like(line)
+    out[line] = counts[inverse] >= MIN_LINE_AREA * width
+    return out
+
+
 def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     """(1,h,w) 0..1 the glasses rims of frame (3,H,W) over ``box``, from the source mesh src
-    (468,2): the lines of :func:`ridge_strength` inside :func:`rim_zone`, grown by
-    :data:`GROW_PX` and feathered by :data:`FEATHER_PX` (the rim's anti-aliased edge)."""
+    (468,2): each lens' rim (:func:`trace_rim`) and the long lines across the nose bridge
+    (:func:`long_lines`), grown by :data:`GROW_PX` and feathered by :data:`FEATHER_PX` (the rim's
+    anti-aliased edge)."""
+    axes = EyeAxes(src)
     x0, y0, x1, y1 = box
-    width = EyeAxes(src).width
-    line = (ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(width)) > RIDGE_THRESHOLD) & rim_zone(src, box)
-    m = line[None, None].float()
-    m = torch.nn.functional.max_pool2d(m, 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
+    strength = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width))
+    allowed = rim_zone(src, box)
+    rims = long_lines((strength > BRIDGE_THRESHOLD) & allowed & bridge_zone(axes, _pixel_grid(box, src.device)), axes.width)
+    for eye in (0, 1):
+        rims |= trace_rim(strength, allowed, axes, eye, box)
+    m = torch.nn.functional.max_pool2d(rims[None, None].float(), 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
     return gaussian_blur(m, FEATHER_PX)[0].clamp(0, 1)
 
 
 def lay_rims(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, field: WarpField) -> bool:
     """Hold the glasses rims of the source frame (3,H,W) out of the warped ``face`` (3,H,W), in
-    place, inside the warp ``field``'s box where it changed the frame; src: (468,2) the source
-    mesh in frame pixels. Whether any rim pixel was laid."""
-    if field.is_identity or len(src) != topo.N_VERTICES:
+    place, where the warp ``field`` changed the frame (nothing outside its box, nor where its
+    flow is 0, is touched); src: (468,2) the source mesh in frame pixels. Whether any rim pixel
+    was laid; frames whose nose bridge shows no glasses (:data:`FRAME_BRIDGE`) are not touched."""
+    if field.is_identity or len(src) != topo.N_VERTICES or bridge_evidence(frame, src) < FRAME_BRIDGE:
         return False
     x0, y0, x1, y1 = field.box
-    alpha = rim_alpha(frame, src, field.box)
-    moved = (field.flow != 0).any(0, keepdim=True)
-    if not bool((alpha * moved).any()):
+    moved = (field.flow != 0).any(0, keepdim=True)  # (1,h,w)
+    rims = rim_alpha(frame, src, field.box)
+    alpha = rims * moved
+    if not bool(alpha.any()):
         return False
-    full = torch.zeros(1, *frame.shape[-2:], device=frame.device, dtype=torch.float32)
-    full[:, y0:y1, x0:x1] = alpha
-    # the source with its rims filled from the skin around them (normalised convolution), warped:
-    # it paints over the rim the warp carried along with the skin
-    keep = 1 - full
-    fill = gaussian_blur((frame.float() * keep)[None], FILL_SIGMA)[0] / gaussian_blur(keep[None], FILL_SIGMA)[0].clamp_min(1e-6)
-    clean = torch.lerp(frame.float(), fill, full)
-    warped = apply_warp(torch.cat([clean, full])[None], field)[0]
-    box_face = face[:, y0:y1, x0:x1]
-    carried = warped[3:, y0:y1, x0:x1].clamp(0, 1) * moved
-    out = torch.lerp(box_face.float(), warped[:3, y0:y1, x0:x1], carried)
-    out = torch.lerp(out, frame[:, y0:y1, x0:x1].float(), alpha * moved)
-    box_face.copy_(torch.where(moved, out.to(face.dtype), box_face))
+    # the source with its rims filled from the skin around them (normalised convolution), warped
+    # by the same field: it paints over the copy of the rim the warp carried along with the skin;
+    # filled only over the box and the reach of its flow (all that apply_warp reads)
+    H, W = frame.shape[-2:]
+    pad = math.ceil(float(field.flow.abs().max())) + 2
+    cx0, cy0, cx1, cy1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
+    full = torch.zeros(1, H, W, device=frame.device)
+    full[:, y0:y1, x0:x1] = rims
+    crop, a = frame[:, cy0:cy1, cx0:cx1].float(), full[:, cy0:cy1, cx0:cx1]
+    fill = gaussian_blur((crop * (1 - a))[None], FILL_SIGMA)[0] / gaussian_blur((1 - a)[None], FILL_SIGMA)[0].clamp_min(1e-6)
+    clean = frame.float().clone()
+    clean[:, cy0:cy1, cx0:cx1] = torch.lerp(crop, fill, a)
+    warped = apply_warp(torch.cat([clean, full])[None], field)[0, :, y0:y1, x0:x1]
+    patch = face[:, y0:y1, x0:x1]
+    out = torch.lerp(patch.float(), warped[:3], warped[3:].clamp(0, 1))
+    out = torch.lerp(out, frame[:, y0:y1, x0:x1].float(), alpha)
+    patch.copy_(torch.where(moved, out.to(face.dtype), patch))
     return True
