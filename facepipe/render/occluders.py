@@ -77,7 +77,8 @@ MIN_LINE_AREA = 1.5
 SHOT_BRIDGE = 0.6
 FRAME_BRIDGE = 0.4
 SHOT_SHARE = 0.25
-#: Feather of the rim's alpha, px (Gaussian sigma), and how far the mask grows first, px.
+#: How far the rim mask grows (px: its anti-aliased edge, held in full), and the feather beyond
+#: that (Gaussian sigma, px).
 FEATHER_PX = 0.7
 GROW_PX = 1
 #: Radius (Gaussian sigma, px) of the skin a warped rim is painted over with.
@@ -276,7 +277,7 @@ def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     for eye in (0, 1):
         rims |= trace_rim(strength, allowed, axes, eye, box)
     m = torch.nn.functional.max_pool2d(rims[None, None].float(), 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
-    return gaussian_blur(m, FEATHER_PX)[0].clamp(0, 1)
+    return torch.maximum(m, gaussian_blur(m, FEATHER_PX))[0].clamp(0, 1)  # the feather falls off outside
 
 
 def lay_rims(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, field: WarpField) -> bool:
