@@ -56,7 +56,8 @@ RIDGE_SIGMAS = (0.015, 0.025)
 MIN_SIGMA = 0.6
 #: Scale-normalised ridge strength (luma 0..1) above which a pixel is a line across the nose
 #: bridge (bare skin's strongest lines there, frown lines, are below it: they cross 0.00-0.05 of
-#: its columns on hdtf_aoc, vr_face4; glasses 0.6-1.0 on lp_d9, lp_d19).
+#: its columns on hdtf_aoc, vr_face4, lp_d3 (no glasses on in it); glasses 0.37-1.0 on lp_d9,
+#: lp_d19).
 BRIDGE_THRESHOLD = 0.04
 #: A lens' rim is traced this far from its eye's centre (eye widths), at this many angles.
 RIM_RADII = (0.3, 1.35)
@@ -73,9 +74,10 @@ RIM_SATURATION = 0.85
 MIN_LINE_AREA = 1.5
 #: Share of the nose bridge's columns a line crosses: a shot has glasses where at least
 #: :data:`SHOT_SHARE` of its sampled frames reach :data:`SHOT_BRIDGE`; a frame of such a shot
-#: has them where it reaches :data:`FRAME_BRIDGE`.
-SHOT_BRIDGE = 0.6
-FRAME_BRIDGE = 0.4
+#: has them where it reaches :data:`FRAME_BRIDGE` (at 0.4, two frames of 40 of lp_d19 fell
+#: below it and popped back to the warped rims).
+SHOT_BRIDGE = 0.35
+FRAME_BRIDGE = 0.15
 SHOT_SHARE = 0.25
 #: How far the rim mask grows (px: its anti-aliased edge, held in full), and the feather beyond
 #: that (Gaussian sigma, px).
