@@ -14,7 +14,8 @@ mesh, over the eyes' zone box):
 - ``brows``: the same over the brows (between the tracked brows' upper and lower rows): the edit
   must still move them;
 - ``zone_flicker``: the mean frame-to-frame luma change over the glasses' zone
-  (``occluders.rim_zone``), edit / source (> 1: the edit adds flicker there);
+  (``occluders.rim_zone``), edit / source (> 1: the edit adds flicker there); ``rim_flicker`` and
+  ``skin_flicker`` the same over the rim pixels and over the rest of the zone;
 - ``rims_held``: frames whose rims were held (the edit report's ``frames_rims_held``).
 
 For each clip without glasses (``--bare``, default hdtf_aoc_talk, vr_face4_talk) the first
@@ -85,9 +86,12 @@ def _luma(frames: np.ndarray) -> np.ndarray:
 
 def _scores(src: np.ndarray, edit: np.ndarray, rims, brows, zones) -> dict:
     diff = np.abs(edit.astype(np.float32) - src.astype(np.float32)).mean(-1)
-    steps = lambda f: np.abs(np.diff(_luma(f), axis=0))[zones[1:] & zones[:-1]].mean()  # noqa: E731
+    def flicker(where):  # frame-to-frame luma change over where (T,H,W), edit / source
+        both = where[1:] & where[:-1]
+        return round(float(np.abs(np.diff(_luma(edit), axis=0))[both].mean() / np.abs(np.diff(_luma(src), axis=0))[both].mean()), 3)
+
     return {"rims": round(float(diff[rims].mean()), 2), "brows": round(float(diff[brows].mean()), 2),
-            "zone_flicker": round(float(steps(edit) / steps(src)), 3)}  # fmt: skip
+            "zone_flicker": flicker(zones), "rim_flicker": flicker(rims), "skin_flicker": flicker(zones & ~rims)}  # fmt: skip
 
 
 def run(glasses: list[Path], bare: list[Path], emotions: list[str], window_len: int, tmp: Path, log) -> dict:
@@ -137,17 +141,19 @@ def markdown(report: dict) -> str:
         "over the glasses' zone, edit / source; warp = the warp alone, held = rims held out "
         "(render.occluders); `held`: frames with rims held / frames edited.",
         "",
-        "| clip | window | emotion | rims warp | rims held | brows warp | brows held | zone flicker warp | zone flicker held | held |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | window | emotion | rims warp | rims held | brows warp | brows held | zone flicker warp | zone flicker held "
+        "| rim / skin flicker warp | rim / skin flicker held | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         for emotion, e in r["emotions"].items():
             w, h = e["warp"], e["held"]
             if "rims" in w:
                 lines.append(f"| {r['clip']} | {r['window']} | {emotion} | {w['rims']} | {h['rims']} | {w['brows']} | "
-                             f"{h['brows']} | {w['zone_flicker']} | {h['zone_flicker']} | {h['rims_held']} |")
+                             f"{h['brows']} | {w['zone_flicker']} | {h['zone_flicker']} | {w['rim_flicker']} / "
+                             f"{w['skin_flicker']} | {h['rim_flicker']} / {h['skin_flicker']} | {h['rims_held']} |")
             else:
-                lines.append(f"| {r['clip']} (no glasses) | {r['window']} | {emotion} | | | | | | | {h['rims_held']}; "
+                lines.append(f"| {r['clip']} (no glasses) | {r['window']} | {emotion} | | | | | | | | | {h['rims_held']}; "
                              f"max diff held vs warp {e['max_diff']} |")
     lines += ["", f"Wall time {report['wall_s']} s on {report['machine'].get('cpu', '?')}."]
     return "\n".join(lines) + "\n"

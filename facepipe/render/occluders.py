@@ -203,8 +203,13 @@ def shot_has_rims(evidence: list[float]) -> bool:
     return len(evidence) > 0 and sum(e >= SHOT_BRIDGE for e in evidence) >= SHOT_SHARE * len(evidence)
 
 
+def _ramp(x: torch.Tensor, bar: torch.Tensor) -> torch.Tensor:
+    """x (...,) above ``bar``, softly: 0 at half of it, 1 at one and a half times it."""
+    return (x / bar.clamp_min(1e-6) - 0.5).clamp(0, 1)
+
+
 def trace_rim(strength: torch.Tensor, allowed: torch.Tensor, axes: EyeAxes, eye: int, box: Box) -> torch.Tensor:
-    """(h,w) bool over ``box``: the rim of the lens around eye ``eye`` (0 right, 1 left).
+    """(h,w) 0..1 over ``box``: the rim of the lens around eye ``eye`` (0 right, 1 left).
 
     strength: (h,w) :func:`ridge_strength`; allowed: (h,w) bool where a rim may run
     (:func:`rim_zone`). A rim is a smooth closed loop around the eye, so it is traced as one: the
@@ -213,8 +218,9 @@ def trace_rim(strength: torch.Tensor, allowed: torch.Tensor, axes: EyeAxes, eye:
     changes by at most a step from one angle to the next is found by dynamic programming (1.5
     turns, the last full one kept: the loop closes). Kept are the pixels within
     :data:`RIM_HALF_WIDTH` of it, at angles where it runs on a line (:data:`RIM_SUPPORT` of its
-    median strength), that are lines themselves: pixel-wise thresholds let lid creases, under-eye
-    folds and the lenses' reflections in, and missed thin rims (lp_d19)."""
+    median strength), that are lines themselves, each test a ramp (:func:`_ramp`); pixel-wise
+    thresholds alone let lid creases, under-eye folds and the lenses' reflections in, and missed
+    thin rims (lp_d19)."""
     dev = strength.device
     x0, y0, x1, y1 = box
     r_lo, r_hi = (f * axes.width for f in RIM_RADII)
@@ -246,12 +252,14 @@ def trace_rim(strength: torch.Tensor, allowed: torch.Tensor, axes: EyeAxes, eye:
     ring = torch.empty(RIM_ANGLES, device=dev, dtype=torch.long)
     ring[k] = path
     on = polar[torch.arange(RIM_ANGLES, device=dev), ring]
-    supported = on > RIM_SUPPORT * on.median()
+    bar = RIM_SUPPORT * on.median()
     rel = _pixel_grid(box, dev) - axes.centres[eye]
     ang = torch.atan2(rel @ axes.v, rel @ axes.u) % (2 * math.pi)
     ki = (ang / (2 * math.pi / RIM_ANGLES)).round().long() % RIM_ANGLES
-    near = (rel.norm(dim=-1) - radii[ring[ki]]).abs() <= max(1.0, RIM_HALF_WIDTH * axes.width)
-    return near & supported[ki] & (norm > RIM_SUPPORT * on.median())
+    # every test a ramp, not a step: a pixel near a bar goes in and out gradually from frame to
+    # frame (with steps, an eighth of the rim toggled between held and warped per frame: flicker)
+    near = (max(1.0, RIM_HALF_WIDTH * axes.width) + 0.5 - (rel.norm(dim=-1) - radii[ring[ki]]).abs()).clamp(0, 1)
+    return near * _ramp(on[ki], bar) * _ramp(norm, bar)
 
 
 def long_lines(line: torch.Tensor, width: float) -> torch.Tensor:
@@ -276,9 +284,8 @@ def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     strength = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width))
     allowed = rim_zone(src, box)
     rims = long_lines((strength > BRIDGE_THRESHOLD) & allowed & bridge_zone(axes, _pixel_grid(box, src.device)), axes.width)
-    for eye in (0, 1):
-        rims |= trace_rim(strength, allowed, axes, eye, box)
-    m = torch.nn.functional.max_pool2d(rims[None, None].float(), 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
+    rims = torch.maximum(rims.float(), torch.maximum(*(trace_rim(strength, allowed, axes, eye, box) for eye in (0, 1))))
+    m = torch.nn.functional.max_pool2d(rims[None, None], 2 * GROW_PX + 1, stride=1, padding=GROW_PX)
     return torch.maximum(m, gaussian_blur(m, FEATHER_PX))[0].clamp(0, 1)  # the feather falls off outside
 
 
