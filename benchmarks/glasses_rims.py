@@ -6,7 +6,8 @@
 For each glasses clip (default lp_d9_cheeks_yaw, lp_d19_grin_glasses) the window of
 ``edit_sheets.choose_window`` (``--window-len`` frames where the mouth opening spans the widest
 range) is edited per emotion twice, losslessly: with the rims held out (the render stage as it
-is) and with the warp alone (``lay_rims`` switched off: the render stage before the layer).
+is) and with the warp alone (``render._rim_template`` switched off: the render stage before the
+layer, without its presence test).
 Measured per edit, on the source frames' rims (``occluders.rim_alpha`` > 0.5 under the tracked
 mesh, over the eyes' zone box):
 
@@ -54,14 +55,14 @@ def _edit(clip: Path, emotion: str, window: str, out: Path, hold: bool):
     from facepipe import api
     from facepipe.stages import render
 
-    laid = render.lay_rims
+    found = render._rim_template
     if not hold:
-        render.lay_rims = lambda *_a: False
+        render._rim_template = lambda *_a: None  # the render stage before the layer: no presence test either
     try:
         return api.edit(clip, emotion=emotion, frames=window, out=out, force=True, codec=LOSSLESS_CODEC,
                         progress="off", log=_quiet)  # fmt: skip
     finally:
-        render.lay_rims = laid
+        render._rim_template = found
 
 
 def _masks(frames: np.ndarray, landmarks: np.ndarray):
@@ -72,7 +73,7 @@ def _masks(frames: np.ndarray, landmarks: np.ndarray):
     for t in range(T):
         src = torch.from_numpy(np.asarray(landmarks[t, :468, :2], np.float32))
         frame = torch.from_numpy(frames[t]).permute(2, 0, 1).float() / 255
-        x0, y0, x1, y1 = box = occluders._zone_box(src, (H, W))
+        x0, y0, x1, y1 = box = occluders.zone_box(src, (H, W))
         rims[t, y0:y1, x0:x1] = (occluders.rim_alpha(frame, src, box)[0] > 0.5).numpy()
         zones[t, y0:y1, x0:x1] = occluders.rim_zone(src, box).numpy()
         for upper, lower in ((topo.BROW_UPPER_R, occluders.BROW_LOWER_R), (topo.BROW_UPPER_L, occluders.BROW_LOWER_L)):
@@ -120,7 +121,8 @@ def run(glasses: list[Path], bare: list[Path], emotions: list[str], window_len: 
                 edit = read_frames(out, np.arange(result.frames_written))
                 key = "held" if hold else "warp"
                 got[key] = edit
-                entry = {"edit_s": round(time.perf_counter() - t0, 1),
+                edit_s = time.perf_counter() - t0
+                entry = {"edit_s": round(edit_s, 1), "s_per_frame": round(edit_s / max(1, result.frames_written), 3),
                          "rims_held": result.report.get("render", {}).get("frames_rims_held")}  # fmt: skip
                 if clip in glasses:
                     entry.update(_scores(src, edit, *masks))
@@ -139,22 +141,23 @@ def markdown(report: dict) -> str:
         "`python benchmarks/glasses_rims.py` (see its docstring). `rims` / `brows`: mean |edit - source| "
         "(0..255) over the source's rim pixels / the brows; `zone flicker`: frame-to-frame luma change "
         "over the glasses' zone, edit / source; warp = the warp alone, held = rims held out "
-        "(render.occluders); `held`: frames with rims held / frames edited.",
+        "(render.occluders); `s/frame`: the whole edit's wall time per frame; `held`: frames with rims held / frames edited.",
         "",
-        "| clip | window | emotion | rims warp | rims held | brows warp | brows held | zone flicker warp | zone flicker held "
-        "| rim / skin flicker warp | rim / skin flicker held | held |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | window | emotion | rims warp | rims held | brows warp | brows held (ratio) | zone flicker warp "
+        "| zone flicker held | rim / skin flicker warp | rim / skin flicker held | s/frame warp / held | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         for emotion, e in r["emotions"].items():
             w, h = e["warp"], e["held"]
             if "rims" in w:
                 lines.append(f"| {r['clip']} | {r['window']} | {emotion} | {w['rims']} | {h['rims']} | {w['brows']} | "
-                             f"{h['brows']} | {w['zone_flicker']} | {h['zone_flicker']} | {w['rim_flicker']} / "
-                             f"{w['skin_flicker']} | {h['rim_flicker']} / {h['skin_flicker']} | {h['rims_held']} |")
+                             f"{h['brows']} ({h['brows'] / w['brows']:.2f}) | {w['zone_flicker']} | {h['zone_flicker']} | "
+                             f"{w['rim_flicker']} / {w['skin_flicker']} | {h['rim_flicker']} / {h['skin_flicker']} | "
+                             f"{w['s_per_frame']} / {h['s_per_frame']} | {h['rims_held']} |")
             else:
-                lines.append(f"| {r['clip']} (no glasses) | {r['window']} | {emotion} | | | | | | | | | {h['rims_held']}; "
-                             f"max diff held vs warp {e['max_diff']} |")
+                lines.append(f"| {r['clip']} (no glasses) | {r['window']} | {emotion} | | | | | | | | | "
+                             f"{w['s_per_frame']} / {h['s_per_frame']} | {h['rims_held']}; max diff held vs warp {e['max_diff']} |")
     lines += ["", f"Wall time {report['wall_s']} s on {report['machine'].get('cpu', '?')}."]
     return "\n".join(lines) + "\n"
 

@@ -4,25 +4,25 @@ The warp (:mod:`facepipe.render.warp`) moves every pixel between the brows and t
 the edited skin, glasses rims included: sad's inner-brow raise bent the top rim into a kink,
 surprise pushed the rims up (issue 18; lp_d9, lp_d19, looked at). Glasses are rigid and move
 with the head, not with the expression, and the source and edited meshes share the head pose,
-so a rim pixel's right place in the edit is exactly its place in the source. Per frame:
+so a rim pixel's right place in the edit is exactly its place in the source.
 
-1. the rims are found in the source frame (:func:`rim_alpha`): thin, bright or dark line
+1. the rims are found in a source frame (:func:`rim_alpha`): thin, bright or dark line
    structure (a multi-scale Hessian ridge filter, :func:`ridge_strength`) inside a zone built
    from the source mesh (an ellipse around each eye out to the temples, the nose bridge between
    them: :func:`rim_zone`), outside the eye openings with their lid creases and outside the
    brows (thick, textured hair); a soft alpha (about a pixel of feather) covers the rim's
-   anti-aliased edge;
-2. the warp's copy of the rim, which it moved with the skin, is painted over with the skin
-   around it (:func:`lay_rims`: the source with its rims filled from their surroundings, warped
-   by the same field);
+   anti-aliased edge. The render stage does this on a few frames of a shot only and keeps one
+   template of the rims in mesh coordinates (:mod:`facepipe.render.rim_template`);
+2. per frame, the warp's copy of the rim, which it moved with the skin, is painted over with the
+   skin around it (:func:`lay_rims`: the source with its rims filled from their surroundings,
+   warped by the same field);
 3. the source's rim pixels are laid, unwarped, where the warp changed the frame.
 
 Whether a shot wears glasses at all is decided from the nose bridge, where bare skin shows no
 long line across it and glasses show their bridge (:func:`bridge_evidence`): per shot from a
 few frames (:func:`shot_has_rims`, so the decision does not flicker and a farm chunk decides
-as the whole shot does), and per frame at a lower bar (a hysteresis: frames of a glasses shot
-where the glasses are off or hidden are left as the warp drew them). Faces without glasses are
-left bit for bit as the warp drew them.
+as the whole shot does); of those, the frames at a lower bar (:data:`FRAME_BRIDGE`) make the
+template. Faces without glasses are left bit for bit as the warp drew them.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ RIM_SATURATION = 0.85
 #: reflections of it are short.
 MIN_LINE_AREA = 1.5
 #: Share of the nose bridge's columns a line crosses: a shot has glasses where at least
-#: :data:`SHOT_SHARE` of its sampled frames reach :data:`SHOT_BRIDGE`; a frame of such a shot
-#: has them where it reaches :data:`FRAME_BRIDGE` (at 0.4, two frames of 40 of lp_d19 fell
-#: below it and popped back to the warped rims).
+#: :data:`SHOT_SHARE` of its sampled frames reach :data:`SHOT_BRIDGE`; a sampled frame of such a
+#: shot shows them where it reaches :data:`FRAME_BRIDGE` (lp_d19's frames reach 0.37-0.72, bare
+#: skin at most 0.05).
 SHOT_BRIDGE = 0.35
 FRAME_BRIDGE = 0.15
 SHOT_SHARE = 0.25
@@ -169,13 +169,17 @@ def _sigmas(width: float) -> list[float]:
     return [max(MIN_SIGMA, f * width) for f in RIDGE_SIGMAS]
 
 
-def _zone_box(src: torch.Tensor, size: tuple[int, int]) -> Box:
-    """The pixel box (x0, y0, x1, y1) of the eyes' zones in a frame of ``size`` (H, W)."""
+def zone_box(src: torch.Tensor, size: tuple[int, int] | None = None) -> Box:
+    """The pixel box (x0, y0, x1, y1) of the eyes' zones of the mesh src (468,2), within a frame
+    of ``size`` (H, W) (None: unclipped)."""
     axes = EyeAxes(src)
     reach = ZONE_AXES[0] * axes.width + 2
     lo, hi = axes.centres.amin(0) - reach, axes.centres.amax(0) + reach
+    box = math.floor(lo[0]), math.floor(lo[1]), math.ceil(hi[0]) + 1, math.ceil(hi[1]) + 1
+    if size is None:
+        return box
     H, W = size
-    return max(0, int(lo[0])), max(0, int(lo[1])), min(W, int(math.ceil(hi[0])) + 1), min(H, int(math.ceil(hi[1])) + 1)
+    return max(0, box[0]), max(0, box[1]), min(W, box[2]), min(H, box[3])
 
 
 def bridge_evidence(frame: torch.Tensor, src: torch.Tensor) -> float:
@@ -183,7 +187,7 @@ def bridge_evidence(frame: torch.Tensor, src: torch.Tensor) -> float:
     a line crosses in frame (3,H,W) under the source mesh src (468,2): about 1 where glasses
     bridge the nose, near 0 on bare skin (its frown lines run along the nose, across few columns)."""
     axes = EyeAxes(src)
-    box = _zone_box(src, tuple(frame.shape[-2:]))
+    box = zone_box(src, tuple(frame.shape[-2:]))
     x0, y0, x1, y1 = box
     pts = _pixel_grid(box, src.device)
     line = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width)) > BRIDGE_THRESHOLD
@@ -289,34 +293,37 @@ def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     return torch.maximum(m, gaussian_blur(m, FEATHER_PX))[0].clamp(0, 1)  # the feather falls off outside
 
 
-def lay_rims(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, field: WarpField) -> bool:
-    """Hold the glasses rims of the source frame (3,H,W) out of the warped ``face`` (3,H,W), in
-    place, where the warp ``field`` changed the frame (nothing outside its box, nor where its
-    flow is 0, is touched); src: (468,2) the source mesh in frame pixels. Whether any rim pixel
-    was laid; frames whose nose bridge shows no glasses (:data:`FRAME_BRIDGE`) are not touched."""
-    if field.is_identity or len(src) != topo.N_VERTICES or bridge_evidence(frame, src) < FRAME_BRIDGE:
+def lay_rims(face: torch.Tensor, frame: torch.Tensor, rims: torch.Tensor, field: WarpField) -> bool:
+    """Hold the glasses rims rims (1,h,w) 0..1 over the warp ``field``'s box (the shot's rims in
+    this frame: :meth:`facepipe.render.rim_template.RimTemplate.render`) of the source frame
+    (3,H,W) out of the warped ``face`` (3,H,W), in place, where the warp changed the frame
+    (nothing outside its box, nor where its flow is 0, is touched). Whether any rim pixel was laid."""
+    if field.is_identity:
         return False
     x0, y0, x1, y1 = field.box
     moved = (field.flow != 0).any(0, keepdim=True)  # (1,h,w)
-    rims = rim_alpha(frame, src, field.box)
     alpha = rims * moved
     if not bool(alpha.any()):
         return False
-    # the source with its rims filled from the skin around them (normalised convolution), warped
-    # by the same field: it paints over the copy of the rim the warp carried along with the skin;
-    # filled only over the box and the reach of its flow (all that apply_warp reads)
     H, W = frame.shape[-2:]
-    pad = math.ceil(float(field.flow.abs().max())) + 2
-    cx0, cy0, cx1, cy1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
-    full = torch.zeros(1, H, W, device=frame.device)
-    full[:, y0:y1, x0:x1] = rims
-    crop, a = frame[:, cy0:cy1, cx0:cx1].float(), full[:, cy0:cy1, cx0:cx1]
+    reach = math.ceil(float(field.flow.abs().max())) + 2
+    ys, xs = rims[0].nonzero(as_tuple=True)
+    # the output pixels the warp can carry a rim pixel to (the rims' bounding box and the flow's
+    # reach), and the source pixels apply_warp reads for them: all that is worked on
+    sx0, sy0 = max(x0, x0 + int(xs.min()) - reach), max(y0, y0 + int(ys.min()) - reach)
+    sx1, sy1 = min(x1, x0 + int(xs.max()) + 1 + reach), min(y1, y0 + int(ys.max()) + 1 + reach)
+    cx0, cy0, cx1, cy1 = max(0, sx0 - reach), max(0, sy0 - reach), min(W, sx1 + reach), min(H, sy1 + reach)
+    a = torch.zeros(1, cy1 - cy0, cx1 - cx0, device=frame.device)
+    ix0, iy0, ix1, iy1 = max(x0, cx0), max(y0, cy0), min(x1, cx1), min(y1, cy1)
+    a[:, iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0] = rims[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+    # the source with its rims filled from the skin around them (normalised convolution), warped
+    # by the same field: it paints over the copy of the rim the warp carried along with the skin
+    crop = frame[:, cy0:cy1, cx0:cx1].float()
     fill = gaussian_blur((crop * (1 - a))[None], FILL_SIGMA)[0] / gaussian_blur((1 - a)[None], FILL_SIGMA)[0].clamp_min(1e-6)
-    clean = frame.float().clone()
-    clean[:, cy0:cy1, cx0:cx1] = torch.lerp(crop, fill, a)
-    warped = apply_warp(torch.cat([clean, full])[None], field)[0, :, y0:y1, x0:x1]
-    patch = face[:, y0:y1, x0:x1]
+    sub = WarpField((sx0 - cx0, sy0 - cy0, sx1 - cx0, sy1 - cy0), field.flow[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0])
+    warped = apply_warp(torch.cat([torch.lerp(crop, fill, a), a])[None], sub)[0, :, sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0]
+    patch = face[:, sy0:sy1, sx0:sx1]
     out = torch.lerp(patch.float(), warped[:3], warped[3:].clamp(0, 1))
-    out = torch.lerp(out, frame[:, y0:y1, x0:x1].float(), alpha)
-    patch.copy_(torch.where(moved, out.to(face.dtype), patch))
+    out = torch.lerp(out, frame[:, sy0:sy1, sx0:sx1].float(), alpha[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0])
+    patch.copy_(torch.where(moved[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0], out.to(face.dtype), patch))
     return True
