@@ -2,7 +2,8 @@
 
 A real face (the astronaut photo's head) is pasted onto a smooth random background along a
 path of positions, so tests can make a face move, leave the frame, come back, or vanish,
-without any footage.
+without any footage; :func:`face_mesh` gives the face model's canonical mesh in frame pixels for
+tests of the renderer's layers.
 """
 
 from __future__ import annotations
@@ -82,3 +83,17 @@ def leave_and_return_centers(n: int = 36, size=(320, 240), away: int = 6) -> lis
     xs_in = np.linspace(w + 120, w / 2, back)
     centers = [(float(x), h / 2) for x in xs_out] + [None] * away + [(float(x), h / 2) for x in xs_in]
     return centers
+
+
+def face_mesh(rig, au: dict[str, float]):
+    """The canonical face of ``rig`` with AU deltas, frontal, large (eyes about 60 px wide, in a
+    400 x 400 frame): (468,2) pixels, (468,) depth, (F,3) triangles."""
+    import torch
+
+    v = rig.template.copy()
+    for name, val in au.items():
+        v = v + val * rig.au_deltas[rig.au_index(name)]
+    v = torch.tensor(v)
+    scale = 200.0
+    xy = torch.stack([200.0 + scale * v[:, 0], 230.0 - scale * v[:, 1]], 1)
+    return xy, -scale * v[:, 2], torch.tensor(rig.triangles)

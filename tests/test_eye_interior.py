@@ -9,6 +9,7 @@ from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
 from facepipe.render.eye_interior import EYE_R, draw_eyes, fit_iris
 from facepipe.render.warp import apply_warp, region_backward, warp_field
+from synthetic_faces import face_mesh
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,17 +22,6 @@ def rig():
     from facepipe.face.model import load_model
 
     return load_model()
-
-
-def face_mesh(rig, au: dict[str, float]):
-    """The canonical face with AU deltas, frontal, large (eyes about 60 px wide): (468,2), (468,) depth, (F,3)."""
-    v = rig.template.copy()
-    for name, val in au.items():
-        v = v + val * rig.au_deltas[rig.au_index(name)]
-    v = torch.tensor(v)
-    scale = 200.0
-    xy = torch.stack([200.0 + scale * v[:, 0], 230.0 - scale * v[:, 1]], 1)
-    return xy, -scale * v[:, 2], torch.tensor(rig.triangles)
 
 
 def eye_picture(src: torch.Tensor):

@@ -5,7 +5,8 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 1. warp: the actor's own pixels move from the source mesh to the edited mesh
    (:func:`facepipe.render.warp.warp_field`, fold-free, rigid mouth interior and eyes); where
    the edited lids open beyond the source's, the iris is kept a disc and the stretch beyond it
-   made sclera (:mod:`facepipe.render.eye_interior`);
+   made sclera (:mod:`facepipe.render.eye_interior`); glasses rims, rigid with the head, are
+   held out of it where the source shows them (:mod:`facepipe.render.occluders`);
 2. appearance (optional): donor regions from the actor's own frames are laid over the warped
    face (:mod:`facepipe.stages.appearance`), with the plate's motion blur re-applied to them
    (``shutter``: the design's reblur step);
@@ -37,12 +38,14 @@ from facepipe.composite import face_matte
 from facepipe.composite.reblur import reblur_layer
 from facepipe.face.extent import Box
 from facepipe.face.model import load_model
-from facepipe.face.topology import outer_boundary
+from facepipe.face.topology import N_VERTICES, outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.eye_interior import draw_eyes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner
+from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, lay_rims, shot_has_rims
+from facepipe.render.rim_template import RimTemplate, build_rim_template
 from facepipe.render.warp import apply_warp, warp_field
 from facepipe.stages.appearance import appearance_for_shot
 
@@ -86,7 +89,8 @@ class FrameRecord(NamedTuple):
     """What the renderer did to one frame: held (took its predecessor's edit), the warp's
     edit_scale (1 = in full), repaired (the warp needed local relaxation), mouth_stretched (the
     edited mouth opens beyond the source's), transferred (appearance was laid), refined (the
-    neural renderer refined it), eyes_drawn (how many eyes' uncovered interior was drawn)."""
+    neural renderer refined it), eyes_drawn (how many eyes' uncovered interior was drawn),
+    rims_held (glasses rims were held out of the warp)."""
 
     held: bool
     edit_scale: float = 1.0
@@ -95,6 +99,7 @@ class FrameRecord(NamedTuple):
     transferred: bool = False
     refined: bool = False
     eyes_drawn: int = 0
+    rims_held: bool = False
 
 
 class RenderStats:
@@ -122,6 +127,7 @@ class RenderStats:
             "frames_transferred": sum(r.transferred for r in recs),
             "frames_refined": sum(r.refined for r in recs),
             "frames_eyes_drawn": sum(r.eyes_drawn > 0 for r in recs),
+            "frames_rims_held": sum(r.rims_held for r in recs),
             "frames_held": sum(r.held for r in recs),
         }
 
@@ -136,12 +142,13 @@ class FaceRenderer:
     appearance: transferred appearance or None (warp only); shutter: degrees of the motion blur
     re-applied to transferred appearance; work_px: face size in pixels of the grid the warp is
     built on; submit: runs per-frame work (:meth:`RunContext.submit`); refiner: the actor's
-    neural renderer or None (geometric only).
+    neural renderer or None (geometric only); rims: the shot's glasses rims, held out of the
+    warp (:mod:`facepipe.render.rim_template`), or None (no glasses).
     """
 
     def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
                  scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit,
-                 refiner: NeuralRefiner | None = None):  # fmt: skip
+                 refiner: NeuralRefiner | None = None, rims: RimTemplate | None = None):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -154,6 +161,7 @@ class FaceRenderer:
         self.work_px = work_px
         self.submit = submit
         self.refiner = refiner
+        self.rims = rims
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
@@ -192,11 +200,12 @@ class FaceRenderer:
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
         eyes_drawn = draw_eyes(face, frame, src, dst, fld)
+        rims_held = self.rims is not None and lay_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
         if self.refiner is not None:
             self.refiner(face, dst, depth, torch.from_numpy(meshes.au[t]))
         self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred,
-                                             self.refiner is not None, eyes_drawn))
+                                             self.refiner is not None, eyes_drawn, rims_held))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
 
@@ -233,8 +242,11 @@ class RenderStage(FrameStage):
 
     name = "render"
     # 2: repeated frames from the repeats stage; 3: the lower lid drops with AU5 (EDIT_SHAPES);
-    # 4: the interior of eyes opened wider than the source is drawn (render.eye_interior)
-    version = "4"
+    # 4: the interior of eyes opened wider than the source is drawn (render.eye_interior);
+    # 5: glasses rims are held out of the warp (render.occluders);
+    # 6: the rims come from one template per shot in mesh coordinates (render.rim_template), not
+    #    from each frame, and leave the brows to the warp
+    version = "6"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -261,7 +273,39 @@ class RenderStage(FrameStage):
 
             generator, config, _ = load_renderer(self.renderer_weights, model.au_names, ctx.device)
             refiner = NeuralRefiner(generator, config, model.template, model.triangles)
+        rims = _rim_template(ctx, geometry, model, fit.frame_index, scale) if fit.has_face else None
         renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
-                                self.work_px, ctx.submit, refiner)  # fmt: skip
+                                self.work_px, ctx.submit, refiner, rims)  # fmt: skip
         renderer.appearance_report = report
         return renderer
+
+
+#: Frames of a shot, evenly spaced over its tracked frames, that decide whether it wears glasses
+#: and make its rim template.
+GLASSES_SAMPLES = 8
+
+
+def _rim_template(ctx, geometry: EditGeometry, model, frame_index: np.ndarray, scale: float) -> RimTemplate | None:
+    """The shot's glasses rims (:func:`facepipe.render.rim_template.build_rim_template`), or None
+    where it wears none (:func:`facepipe.render.occluders.shot_has_rims`), from
+    :data:`GLASSES_SAMPLES` of its tracked frames spread over the whole shot, whatever range is
+    edited: a farm chunk decides and holds as the whole shot does. The template is made of the
+    sampled frames that show the glasses' bridge (:data:`~facepipe.render.occluders.FRAME_BRIDGE`)."""
+    frame_index = np.asarray(frame_index)
+    if len(frame_index) == 0 or model.n_vertices != N_VERTICES:  # the rims are found on FaceMesh's topology
+        return None
+    picks = np.unique(frame_index[np.linspace(0, len(frame_index) - 1, min(GLASSES_SAMPLES, len(frame_index))).round().astype(int)])
+    meshes = geometry.meshes(picks, scale)
+    evidence, frames, srcs = [], [], []
+    for chunk in ctx.reader.chunks(picks, chunk_size=None, scale=scale, read_ahead=0):
+        for frame, index in zip(chunk.frames, chunk.indices.tolist()):
+            src = torch.from_numpy(meshes.src[int(np.searchsorted(picks, index))]).to(ctx.device)
+            if float(src.std()) > 0:  # untracked frames have no mesh (zeros)
+                frame = frame.to(ctx.device)
+                evidence.append(bridge_evidence(frame, src))
+                if evidence[-1] >= FRAME_BRIDGE:
+                    frames.append(frame)
+                    srcs.append(src)
+    if not shot_has_rims(evidence):
+        return None
+    return build_rim_template(frames, srcs, torch.from_numpy(np.asarray(geometry.fit.identity, np.float32)), model.triangles)
