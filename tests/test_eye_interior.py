@@ -7,7 +7,7 @@ import torch
 
 from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
-from facepipe.render.eye_interior import EYE_R, draw_eyes, fit_iris
+from facepipe.render.eye_interior import EYE_R, draw_eyes, fit_iris, shot_iris_sizes
 from facepipe.render.warp import apply_warp, region_backward, warp_field
 from synthetic_faces import face_mesh
 
@@ -99,3 +99,13 @@ def test_eyes_that_do_not_open_are_not_touched(rig):
     assert draw_eyes(drawn, frame, src, dst, field) == 0
     assert torch.equal(drawn, warped)
     assert draw_eyes(drawn, frame, src[: topo.N_VERTICES - 1], dst[: topo.N_VERTICES - 1], field) == 0
+
+
+def test_the_shot_iris_size_is_the_drawn_disc(rig):
+    src, _, tris = face_mesh(rig, {})
+    frame, _, radius = eye_picture(src)
+    corners = src[list(EYE_R.anchor)]
+    width = float((corners[0] - corners[1]).norm())
+    sizes = shot_iris_sizes([frame, frame.clone()], [src, src])
+    assert abs(sizes["eye_r"] - radius / width) < 0.01
+    assert "eye_l" not in sizes  # the picture's left eye is bare skin: no iris to fit

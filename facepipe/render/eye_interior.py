@@ -68,11 +68,13 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return rgb @ rgb.new_tensor([0.2126, 0.7152, 0.0722])
 
 
-def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, steps: int = 9) -> Iris | None:
+def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radius: float | None = None,
+             steps: int = 9) -> Iris | None:  # fmt: skip
     """The disc that best separates dark iris from bright sclera among an eye's visible pixels.
 
     points: (P,2) pixel centres inside the source opening; colours: (P,3) their RGB 0..1;
-    eye_width: px corner to corner. Searches radii in :data:`IRIS_RADIUS_RANGE` and centres over
+    eye_width: px corner to corner; radius: px, the disc's radius if known (else searched).
+    Searches radii in :data:`IRIS_RADIUS_RANGE` and centres over
     the opening (x) and up to a radius above or below it (y: the lids may hide the disc's top
     and bottom) on a grid of ``2 steps`` x ``2 steps`` centres x ``steps`` radii, then once more
     on a grid as fine around its best; the score is the mean luma outside the disc minus inside
@@ -82,7 +84,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, step
         return None
     y = _luma(colours)
     lo, hi = points.amin(0), points.amax(0)
-    r_lo, r_hi = (f * eye_width for f in IRIS_RADIUS_RANGE)
+    r_lo, r_hi = (f * eye_width for f in IRIS_RADIUS_RANGE) if radius is None else (radius, radius)
     centre, radius = (lo + hi) / 2, (r_lo + r_hi) / 2
     span = torch.stack([(hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2 + r_hi])
     span_r = (r_hi - r_lo) / 2
@@ -90,7 +92,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, step
     best = None
     for _ in range(2):  # a coarse grid, then one as fine around its best
         cx, cy = (centre[k] + torch.linspace(-1, 1, 2 * steps, device=points.device) * span[k] for k in (0, 1))
-        radii = (radius + unit * span_r).clamp_min(1.0)
+        radii = (radius + unit * span_r).clamp_min(1.0) if span_r > 0 else torch.tensor([radius], device=points.device)
         c = torch.stack(torch.meshgrid(cx, cy, indexing="ij"), -1).reshape(-1, 1, 1, 2)  # (C,1,1,2)
         # anti-aliased membership: with a hard edge the score jumps pixel by pixel and the
         # coarse grid's best landed 2 px off a lid-cut disc
@@ -129,6 +131,38 @@ def _grid(lo: torch.Tensor, hi: torch.Tensor, size: tuple[int, int]) -> tuple[tu
 def _visible(pts: torch.Tensor, loop: torch.Tensor, margin: float) -> torch.Tensor:
     """(P,) bool: points (P,2) inside the closed loop (K,2) and more than ``margin`` px from it."""
     return points_in_polygon(pts, loop) & (distance_to_loop(pts, loop) > margin)
+
+
+@dataclass(frozen=True)
+class SourceOpening:
+    """An eye's opening in the source frame: loop (K,2) its lid margin; eye_width px corner to
+    corner; margin px of the lid margin (:data:`LID_MARGIN`); box (x0, y0, x1, y1) the pixels
+    around it; shown (h*w,) bool those of the box inside the opening clear of the margin, in
+    row order; points (P,2) and colours (P,3) the shown pixels."""
+
+    loop: torch.Tensor
+    eye_width: float
+    margin: float
+    box: tuple[int, int, int, int]
+    shown: torch.Tensor
+    points: torch.Tensor
+    colours: torch.Tensor
+
+    @classmethod
+    def of(cls, frame: torch.Tensor, src: torch.Tensor, region: Region) -> SourceOpening:
+        """The opening of ``region`` (an eye) in ``frame`` (3,H,W) with its source mesh (468,2)."""
+        loop = src[list(region.loop)]
+        eye_width = float((src[region.anchor[0]] - src[region.anchor[1]]).norm())
+        margin = max(1.0, LID_MARGIN * eye_width)
+        box, pts = _grid(loop.amin(0), loop.amax(0), tuple(frame.shape[-2:]))
+        shown = _visible(pts, loop, margin)
+        points = pts[shown]
+        colours = frame[:, points[:, 1].long(), points[:, 0].long()].T.float()
+        return cls(loop, eye_width, margin, box, shown, points, colours)
+
+    def fit_iris(self, radius: float | None = None) -> Iris | None:
+        """:func:`fit_iris` on the shown pixels."""
+        return fit_iris(self.points, self.colours, self.eye_width, radius)
 
 
 def _lookup(mask: torch.Tensor, box: tuple[int, int, int, int]):
@@ -186,25 +220,20 @@ def _warp_source(field: WarpField, pts: torch.Tensor) -> torch.Tensor:
 
 
 def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField,
-             region: Region) -> bool:  # fmt: skip
+             region: Region, iris_size: float | None = None) -> bool:  # fmt: skip
     """Keep one eye's iris a disc in the warped ``face`` (3,H,W), in place; frame: (3,H,W) the
     source frame; src, dst: (468,2) the source and edited mesh in frame pixels; field: the warp
-    that made ``face``. Whether it drew anything."""
-    loop = torch.as_tensor(region.loop, device=src.device).long()
-    ls, ld = src[loop], dst[loop]
-    corners = src[list(region.anchor)]
-    eye_width = float((corners[0] - corners[1]).norm())
-    margin = max(1.0, LID_MARGIN * eye_width)
+    that made ``face``; iris_size: the iris radius in eye widths if known (the shot's:
+    :func:`shot_iris_sizes`), else fitted on this frame alone. Whether it drew anything."""
+    opening = SourceOpening.of(frame, src, region)
+    ls, ld = opening.loop, dst[list(region.loop)]
     box, pts = _grid(ld.amin(0), ld.amax(0), tuple(face.shape[-2:]))
     inside = points_in_polygon(pts, ld)
     back = region_backward(src, dst, region, pts)
-    visible = _visible(back, ls, margin)
+    visible = _visible(back, ls, opening.margin)
     if int((inside & ~visible).sum()) < MIN_UNCOVERED_PX:
         return False
-    src_box, src_pts = _grid(ls.amin(0), ls.amax(0), tuple(frame.shape[-2:]))
-    shown = _visible(src_pts, ls, margin)
-    src_pts = src_pts[shown]
-    iris = fit_iris(src_pts, frame[:, src_pts[:, 1].long(), src_pts[:, 0].long()].T.float(), eye_width)
+    iris = opening.fit_iris(None if iris_size is None else iris_size * opening.eye_width)
     if iris is None:
         return False
     in_disc = inside & ((back - iris.centre).norm(dim=1) < iris.radius + 0.5)
@@ -217,22 +246,42 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
     seen = redrawn & visible
     layer[seen] = _sample(frame, back[seen])
     hidden = (redrawn & ~visible).nonzero()[:, 0]
-    around, ok = _around_iris(frame, iris, back[hidden], _lookup(shown, src_box))
+    around, ok = _around_iris(frame, iris, back[hidden], _lookup(opening.shown, opening.box))
     layer[hidden[ok]] = around[ok]
     x0, y0, x1, y1 = box
     h, w = y1 - y0, x1 - x0
     # the drawn region fades in from the edited lid margin and over a pixel at its own edge (a
     # hard edge read as a cut-out ring on soft footage: vr_face1)
-    alpha = (distance_to_loop(pts, ld) / max(1.0, FADE * eye_width)).clamp(0, 1) * redrawn
+    alpha = (distance_to_loop(pts, ld) / max(1.0, FADE * opening.eye_width)).clamp(0, 1) * redrawn
     alpha = gaussian_blur(alpha.reshape(1, 1, h, w), EDGE_SIGMA)[0] * inside.reshape(1, h, w)
     patch = face[:, y0:y1, x0:x1]
     patch.copy_(torch.lerp(patch, layer.T.reshape(3, h, w).to(face.dtype), alpha.to(face.dtype)))
     return True
 
 
-def draw_eyes(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField) -> int:
+def draw_eyes(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField,
+              iris_sizes: dict[str, float] | None = None) -> int:  # fmt: skip
     """The eyes of a FaceMesh-topology mesh whose edited opening the warp ``field`` had to fill
-    (:attr:`WarpField.fill` > 0), drawn by :func:`draw_eye`; how many were drawn."""
+    (:attr:`WarpField.fill` > 0), drawn by :func:`draw_eye` with the shot's iris size per eye
+    (``iris_sizes``: region name -> radius in eye widths, :func:`shot_iris_sizes`); how many were
+    drawn."""
     if len(src) != topo.N_VERTICES:
         return 0
-    return sum(draw_eye(face, frame, src, dst, field, eye) for eye in (EYE_R, EYE_L) if field.fill.get(eye.name, 0.0) > 0)
+    sizes = iris_sizes or {}
+    return sum(draw_eye(face, frame, src, dst, field, eye, sizes.get(eye.name))
+               for eye in (EYE_R, EYE_L) if field.fill.get(eye.name, 0.0) > 0)  # fmt: skip
+
+
+def shot_iris_sizes(frames: list[torch.Tensor], srcs: list[torch.Tensor]) -> dict[str, float]:
+    """Each eye's iris radius in eye widths over a shot: the median of :func:`fit_iris` on sampled
+    frames (3,H,W) with their source meshes (468,2). An iris does not change size, but fitted
+    frame by frame its radius wandered and the drawn disc breathed: the harness's warping error
+    of a surprised lp_d0 was 2.40x the source's, 1.98x with one radius. Eyes no frame fits are
+    left out (fitted per frame)."""
+    sizes = {}
+    for eye in (EYE_R, EYE_L):
+        openings = (SourceOpening.of(frame, src, eye) for frame, src in zip(frames, srcs))
+        ratios = [iris.radius / o.eye_width for o in openings if o.eye_width > 0 and (iris := o.fit_iris()) is not None]
+        if ratios:
+            sizes[eye.name] = float(torch.tensor(ratios).median())
+    return sizes

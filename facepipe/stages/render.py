@@ -41,7 +41,7 @@ from facepipe.face.model import load_model
 from facepipe.face.topology import N_VERTICES, outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
-from facepipe.render.eye_interior import draw_eyes
+from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, lay_rims, shot_has_rims
@@ -143,12 +143,14 @@ class FaceRenderer:
     re-applied to transferred appearance; work_px: face size in pixels of the grid the warp is
     built on; submit: runs per-frame work (:meth:`RunContext.submit`); refiner: the actor's
     neural renderer or None (geometric only); rims: the shot's glasses rims, held out of the
-    warp (:mod:`facepipe.render.rim_template`), or None (no glasses).
+    warp (:mod:`facepipe.render.rim_template`), or None (no glasses); irises: the shot's iris
+    radius per eye in eye widths (:func:`facepipe.render.eye_interior.shot_iris_sizes`).
     """
 
     def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
                  scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit,
-                 refiner: NeuralRefiner | None = None, rims: RimTemplate | None = None):  # fmt: skip
+                 refiner: NeuralRefiner | None = None, rims: RimTemplate | None = None,
+                 irises: dict[str, float] | None = None):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -162,6 +164,7 @@ class FaceRenderer:
         self.submit = submit
         self.refiner = refiner
         self.rims = rims
+        self.irises = irises or {}
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
@@ -199,7 +202,7 @@ class FaceRenderer:
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
-        eyes_drawn = draw_eyes(face, frame, src, dst, fld)
+        eyes_drawn = draw_eyes(face, frame, src, dst, fld, self.irises)
         rims_held = self.rims is not None and lay_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
         if self.refiner is not None:
@@ -245,8 +248,8 @@ class RenderStage(FrameStage):
     # 4: the interior of eyes opened wider than the source is drawn (render.eye_interior);
     # 5: glasses rims are held out of the warp (render.occluders);
     # 6: the rims come from one template per shot in mesh coordinates (render.rim_template), not
-    #    from each frame, and leave the brows to the warp
-    version = "6"
+    #    from each frame, and leave the brows to the warp; 7: one iris size per eye and shot
+    version = "7"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -273,39 +276,51 @@ class RenderStage(FrameStage):
 
             generator, config, _ = load_renderer(self.renderer_weights, model.au_names, ctx.device)
             refiner = NeuralRefiner(generator, config, model.template, model.triangles)
-        rims = _rim_template(ctx, geometry, model, fit.frame_index, scale) if fit.has_face else None
+        rims, irises = None, {}
+        if fit.has_face:
+            frames, srcs = _shot_samples(ctx, geometry, fit.frame_index, scale)
+            rims = _rim_template(frames, srcs, geometry, model)
+            irises = shot_iris_sizes(frames, srcs) if model.n_vertices == N_VERTICES else {}
         renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
-                                self.work_px, ctx.submit, refiner, rims)  # fmt: skip
+                                self.work_px, ctx.submit, refiner, rims, irises)  # fmt: skip
         renderer.appearance_report = report
         return renderer
 
 
-#: Frames of a shot, evenly spaced over its tracked frames, that decide whether it wears glasses
-#: and make its rim template.
-GLASSES_SAMPLES = 8
+#: Frames of a shot, evenly spaced over its tracked frames, that the renderer studies before it
+#: renders: whether the actor wears glasses and where their rims are, and the size of the irises.
+SHOT_SAMPLES = 8
 
 
-def _rim_template(ctx, geometry: EditGeometry, model, frame_index: np.ndarray, scale: float) -> RimTemplate | None:
-    """The shot's glasses rims (:func:`facepipe.render.rim_template.build_rim_template`), or None
-    where it wears none (:func:`facepipe.render.occluders.shot_has_rims`), from
-    :data:`GLASSES_SAMPLES` of its tracked frames spread over the whole shot, whatever range is
-    edited: a farm chunk decides and holds as the whole shot does. The template is made of the
-    sampled frames that show the glasses' bridge (:data:`~facepipe.render.occluders.FRAME_BRIDGE`)."""
+def _shot_samples(ctx, geometry: EditGeometry, frame_index: np.ndarray, scale: float) -> tuple[list, list]:
+    """:data:`SHOT_SAMPLES` of the shot's tracked frames spread over the whole shot, whatever range
+    is edited (a farm chunk decides as the whole shot does): their frames (3,H,W) and source
+    meshes (N,2) at the render scale."""
     frame_index = np.asarray(frame_index)
-    if len(frame_index) == 0 or model.n_vertices != N_VERTICES:  # the rims are found on FaceMesh's topology
-        return None
-    picks = np.unique(frame_index[np.linspace(0, len(frame_index) - 1, min(GLASSES_SAMPLES, len(frame_index))).round().astype(int)])
+    if len(frame_index) == 0:
+        return [], []
+    picks = np.unique(frame_index[np.linspace(0, len(frame_index) - 1, min(SHOT_SAMPLES, len(frame_index))).round().astype(int)])
     meshes = geometry.meshes(picks, scale)
-    evidence, frames, srcs = [], [], []
+    frames, srcs = [], []
     for chunk in ctx.reader.chunks(picks, chunk_size=None, scale=scale, read_ahead=0):
         for frame, index in zip(chunk.frames, chunk.indices.tolist()):
             src = torch.from_numpy(meshes.src[int(np.searchsorted(picks, index))]).to(ctx.device)
             if float(src.std()) > 0:  # untracked frames have no mesh (zeros)
-                frame = frame.to(ctx.device)
-                evidence.append(bridge_evidence(frame, src))
-                if evidence[-1] >= FRAME_BRIDGE:
-                    frames.append(frame)
-                    srcs.append(src)
+                frames.append(frame.to(ctx.device))
+                srcs.append(src)
+    return frames, srcs
+
+
+def _rim_template(frames: list, srcs: list, geometry: EditGeometry, model) -> RimTemplate | None:
+    """The shot's glasses rims (:func:`facepipe.render.rim_template.build_rim_template`) from its
+    sampled frames (3,H,W) and source meshes (N,2), or None where it wears none
+    (:func:`facepipe.render.occluders.shot_has_rims`). The template is made of the sampled
+    frames that show the glasses' bridge (:data:`~facepipe.render.occluders.FRAME_BRIDGE`)."""
+    if model.n_vertices != N_VERTICES:  # the rims are found on FaceMesh's topology
+        return None
+    evidence = [bridge_evidence(frame, src) for frame, src in zip(frames, srcs)]
     if not shot_has_rims(evidence):
         return None
-    return build_rim_template(frames, srcs, torch.from_numpy(np.asarray(geometry.fit.identity, np.float32)), model.triangles)
+    bridged = [k for k, e in enumerate(evidence) if e >= FRAME_BRIDGE]
+    return build_rim_template([frames[k] for k in bridged], [srcs[k] for k in bridged],
+                              torch.from_numpy(np.asarray(geometry.fit.identity, np.float32)), model.triangles)  # fmt: skip
