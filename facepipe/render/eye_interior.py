@@ -7,8 +7,8 @@ across the gap. Stretched sclera cannot be told from real sclera; a stretched ir
 into a tall oval (looked at on lp_d9, lp_d3, lp_d0). A real lid raise uncovers the rest of the
 iris disc and sclera around it. So, per eye, in the edited opening:
 
-1. the iris is a disc fitted to the source opening (:func:`fit_iris`) and carried by the eye's
-   rigid motion;
+1. the iris is a disc fitted to the source opening (:func:`fit_iris`), its radius the shot's
+   for that eye (:func:`shot_iris_sizes`), carried by the eye's rigid motion;
 2. the pixels inside the disc, and those outside it where the warp shows iris (its source
    position lies inside the disc: the stretch), are drawn again: with the source pixel at their
    rigid position where the source shows it (clear of the lid margin, where lashes and their
