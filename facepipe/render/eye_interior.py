@@ -182,13 +182,13 @@ def _lookup(mask: torch.Tensor, box: tuple[int, int, int, int]):
     return test
 
 
-def _around_iris(frame: torch.Tensor, iris: Iris, pts: torch.Tensor, seen, steps: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def _around_iris(frame: torch.Tensor, iris: Iris, pts: torch.Tensor, seen, steps: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """For hidden points (P,2) of the iris disc: the frame (3,H,W) at the same distance from the
     disc's centre and the nearest angles either way (in ``pi / steps`` steps) that ``seen``
     ((Q,2) -> (Q,) bool) says the source shows, the two blended by angular closeness, (P,3);
     and (P,) bool where there is one. An iris' texture runs radially (fibres, the dark limbus
     ring), so this continues it around the disc; one side alone left a seam where the nearer
-    side flips (lp_d3, looked at)."""
+    side flips, and steps of pi / 32 a hatched ring at the disc's edge (lp_d3, looked at)."""
     rel = pts - iris.centre
     rho, theta = rel.norm(dim=1), torch.atan2(rel[:, 1], rel[:, 0])
     turn = torch.arange(2 * steps, device=pts.device) * (torch.pi / steps)  # a full turn each way
