@@ -203,7 +203,7 @@ def _around_iris(frame: torch.Tensor, iris: Iris, pts: torch.Tensor, seen, steps
         dist.append(torch.where(vis.any(1), first.float() + 0.5, torch.inf))
     ok = torch.isfinite(dist[0])  # either way round finds a visible angle, or neither does
     w = (dist[1] / (dist[0] + dist[1]))[ok, None]  # the nearer side weighs more
-    out = torch.zeros(len(pts), 3)
+    out = torch.zeros(len(pts), 3, device=pts.device)
     out[ok] = w * _sample(frame, found[0][ok]) + (1 - w) * _sample(frame, found[1][ok])
     return out, ok
 
