@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
-from facepipe.render.eye_interior import EYE_R, draw_eyes, fit_iris, shot_iris_sizes
+from facepipe.render.eye_interior import EYE_L, EYE_R, IRIS_ROWS, draw_eyes, fit_iris, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.warp import apply_warp, region_backward, warp_field
 from synthetic_faces import face_mesh
 
@@ -109,3 +110,55 @@ def test_the_shot_iris_size_is_the_drawn_disc(rig):
     sizes = shot_iris_sizes([frame, frame.clone()], [src, src])
     assert abs(sizes["eye_r"] - radius / width) < 0.01
     assert "eye_l" not in sizes  # the picture's left eye is bare skin: no iris to fit
+
+
+def tracked_irises(centres: dict[str, torch.Tensor], radius: float) -> torch.Tensor:
+    """(10,2) tracked iris points (centre, then 4 on the edge) per eye, in IRIS_ROWS order."""
+    out = torch.full((10, 2), float("nan"))
+    edge = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]) * radius
+    for name, c in centres.items():
+        out[IRIS_ROWS[name]] = torch.cat([c[None], c + edge])
+    return out
+
+
+def test_the_disc_is_drawn_at_the_tracked_iris_centre(rig):
+    """With tracked irises the disc sits where the tracker puts it, whatever the pixels suggest."""
+    src, _, tris = face_mesh(rig, {})
+    dst, depth, _ = face_mesh(rig, {"AU5": 3.0})
+    frame, centre, radius = eye_picture(src)
+    field = warp_field(src, dst, tris, SIZE, depth)
+    warped = apply_warp(frame[None], field)[0]
+    width = float((src[EYE_R.anchor[0]] - src[EYE_R.anchor[1]]).norm())
+    sizes = {"eye_r": radius / width, "eye_l": radius / width}
+    ld = dst[list(EYE_R.loop)]
+    opening = polygon_mask(ld, SIZE)[0] > 0.5
+    dark = {}
+    for dx in (0.0, 4.0):  # the true centre, then one 4 px to the right of it
+        given = centre + torch.tensor([dx, 0.0])
+        drawn = warped.clone()
+        irises = tracked_irises({"eye_r": given, "eye_l": src[list(EYE_L.loop)].mean(0)}, radius)
+        assert draw_eyes(drawn, frame, src, dst, field, sizes, irises) >= 1
+        changed = (drawn != warped).any(0) & opening
+        ys, xs = changed.nonzero(as_tuple=True)
+        dark[dx] = float(xs.float().mean())
+    # the drawn region follows the given centre: about 4 px further right
+    assert 2.5 < dark[4.0] - dark[0.0] < 5.5
+    # untracked (NaN) irises fall back to the disc fitted on the pixels
+    drawn = warped.clone()
+    assert draw_eyes(drawn, frame, src, dst, field, sizes, torch.full((10, 2), float("nan"))) >= 1
+
+
+def test_the_tracked_iris_size_is_the_median_radius_over_eye_width():
+    T = 5
+    lm = np.zeros((T, 478, 3), np.float32)
+    for eye, rows in ((EYE_R, topo.IRIS_R), (EYE_L, topo.IRIS_L)):
+        lm[:, eye.anchor[0], 0], lm[:, eye.anchor[1], 0] = 0.0, 40.0  # 40 px wide eyes
+        radii = np.array([8.0, 8.0, 8.4, 8.0, 30.0])  # one outlier frame
+        lm[:, rows[0], :2] = 20.0
+        for k, (dx, dy) in enumerate(((1, 0), (0, 1), (-1, 0), (0, -1))):
+            lm[:, rows[1 + k], 0] = 20.0 + dx * radii
+            lm[:, rows[1 + k], 1] = 20.0 + dy * radii
+    lm[2] = np.nan  # no face in one frame
+    sizes = tracked_iris_sizes(lm)
+    assert sizes["eye_r"] == pytest.approx(8.0 / 40.0) and sizes["eye_l"] == pytest.approx(8.0 / 40.0)
+    assert tracked_iris_sizes(lm[:, :468]) == {}  # a track without iris points

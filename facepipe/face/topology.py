@@ -59,6 +59,10 @@ LIP_OUTER_LOOP = closed_loop(MOUTH_CORNER_R, LIP_OUTER_UPPER, MOUTH_CORNER_L, LI
 #: lower lid back; they bound the eye openings.
 EYE_LOOP_R = closed_loop(EYE_OUTER_R, UPPER_LID_R, EYE_INNER_R, LOWER_LID_R)
 EYE_LOOP_L = closed_loop(EYE_OUTER_L, UPPER_LID_L, EYE_INNER_L, LOWER_LID_L)
+#: The iris points the refined tracker adds after the mesh (scheme ``mediapipe-478``): centre
+#: first, then four points on the iris' edge.
+IRIS_R = tuple(range(N_VERTICES, N_VERTICES + 5))
+IRIS_L = tuple(range(N_VERTICES + 5, N_VERTICES + 10))
 
 
 def triangles_from_edges(edges) -> np.ndarray:

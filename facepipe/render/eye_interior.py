@@ -7,8 +7,13 @@ across the gap. Stretched sclera cannot be told from real sclera; a stretched ir
 into a tall oval (looked at on lp_d9, lp_d3, lp_d0). A real lid raise uncovers the rest of the
 iris disc and sclera around it. So, per eye, in the edited opening:
 
-1. the iris is a disc fitted to the source opening (:func:`fit_iris`), its radius the shot's
-   for that eye (:func:`shot_iris_sizes`), carried by the eye's rigid motion;
+1. the iris is a disc at the tracker's iris centre (scheme ``mediapipe-478``), its radius the
+   shot's for that eye (:func:`tracked_iris_sizes`), carried by the eye's rigid motion. A disc
+   fitted to the source opening's pixels (:func:`fit_iris`, :func:`shot_iris_sizes`) is the
+   fallback for tracks without iris points: frame by frame its centre jittered (7-25x the
+   tracked centre's frame-to-frame acceleration on lp_d3, lp_d5, lp_d19, lp_s29), and on a
+   narrowed eye it slid onto the lashes (lp_d5, lp_d19: 8 px above the iris, looked at), where
+   a slit of dark pixels stands out from the white as well as the iris does;
 2. the pixels inside the disc, and those outside it where the warp shows iris (its source
    position lies inside the disc: the stretch), are drawn again: with the source pixel at their
    rigid position where the source shows it (clear of the lid margin, where lashes and their
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,12 +61,10 @@ MIN_VISIBLE_PX = 24
 
 @dataclass(frozen=True)
 class Iris:
-    """An iris disc in frame pixels: centre (2,) (x, y), radius px, contrast (the rest of the
-    visible opening's mean luma minus the disc's, 0..1)."""
+    """An iris disc in frame pixels: centre (2,) (x, y), radius px."""
 
     centre: torch.Tensor
     radius: float
-    contrast: float
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -89,7 +93,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radi
     span = torch.stack([(hi[0] - lo[0]) / 2, (hi[1] - lo[1]) / 2 + r_hi])
     span_r = (r_hi - r_lo) / 2
     unit = torch.linspace(-1, 1, steps, device=points.device)
-    best = None
+    best, contrast = None, 0.0
     for _ in range(2):  # a coarse grid, then one as fine around its best
         cx, cy = (centre[k] + torch.linspace(-1, 1, 2 * steps, device=points.device) * span[k] for k in (0, 1))
         radii = (radius + unit * span_r).clamp_min(1.0) if span_r > 0 else torch.tensor([radius], device=points.device)
@@ -103,10 +107,35 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radi
         enough = (n_in > 0.1 * len(points)) & (len(points) - n_in > 0.1 * len(points))
         score = torch.where(enough, mean_out - mean_in, -1.0)
         ci, ri = divmod(int(score.argmax()), len(radii))
-        best = Iris(c[ci, 0, 0], float(radii[ri]), float(score[ci, ri]))
+        best, contrast = Iris(c[ci, 0, 0], float(radii[ri])), float(score[ci, ri])
         centre, radius = best.centre, best.radius
         span, span_r = span * 2 / steps, span_r * 2 / steps
-    return best if best.contrast > 0.02 else None
+    return best if contrast > 0.02 else None
+
+
+#: Rows of each eye's tracked iris points (:attr:`~facepipe.render.geometry.FrameMeshes.irises`:
+#: :data:`~facepipe.face.topology.IRIS_R`, then ``IRIS_L``; centre first).
+IRIS_ROWS = {EYE_R.name: slice(0, 5), EYE_L.name: slice(5, 10)}
+
+
+def tracked_iris_sizes(landmarks: np.ndarray) -> dict[str, float]:
+    """Each eye's iris radius in eye widths over a shot tracked with iris points: landmarks
+    (T,478,3) px (NaN where no face). The radius is the iris edge points' mean distance from its
+    centre, the size the median over the tracked frames (one disc size: fitted frame by frame the
+    drawn disc breathed). {} for tracks without iris points (scheme ``mediapipe-468``)."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.ndim != 3 or lm.shape[1] <= max(topo.IRIS_L):
+        return {}
+    sizes = {}
+    for eye, rows in ((EYE_R, topo.IRIS_R), (EYE_L, topo.IRIS_L)):
+        iris = lm[:, list(rows), :2]
+        radius = np.linalg.norm(iris[:, 1:] - iris[:, :1], axis=-1).mean(-1)
+        width = np.linalg.norm(lm[:, eye.anchor[0], :2] - lm[:, eye.anchor[1], :2], axis=-1)
+        ratio = radius / np.where(width > 0, width, np.nan)
+        if np.isfinite(ratio).any():
+            sizes[eye.name] = float(np.nanmedian(ratio))
+    return sizes
+
 
 
 def _sample(frame: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -133,6 +162,13 @@ def _visible(pts: torch.Tensor, loop: torch.Tensor, margin: float) -> torch.Tens
     return points_in_polygon(pts, loop) & (distance_to_loop(pts, loop) > margin)
 
 
+def _lid_margin(src: torch.Tensor, region: Region) -> tuple[torch.Tensor, float, float]:
+    """An eye's lid margin (K,2) in the source mesh (468,2), its width px corner to corner and
+    the width px of its margin band (:data:`LID_MARGIN`)."""
+    eye_width = float((src[region.anchor[0]] - src[region.anchor[1]]).norm())
+    return src[list(region.loop)], eye_width, max(1.0, LID_MARGIN * eye_width)
+
+
 @dataclass(frozen=True)
 class SourceOpening:
     """An eye's opening in the source frame: loop (K,2) its lid margin; eye_width px corner to
@@ -151,9 +187,7 @@ class SourceOpening:
     @classmethod
     def of(cls, frame: torch.Tensor, src: torch.Tensor, region: Region) -> SourceOpening:
         """The opening of ``region`` (an eye) in ``frame`` (3,H,W) with its source mesh (468,2)."""
-        loop = src[list(region.loop)]
-        eye_width = float((src[region.anchor[0]] - src[region.anchor[1]]).norm())
-        margin = max(1.0, LID_MARGIN * eye_width)
+        loop, eye_width, margin = _lid_margin(src, region)
         box, pts = _grid(loop.amin(0), loop.amax(0), tuple(frame.shape[-2:]))
         shown = _visible(pts, loop, margin)
         points = pts[shown]
@@ -220,21 +254,27 @@ def _warp_source(field: WarpField, pts: torch.Tensor) -> torch.Tensor:
 
 
 def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField,
-             region: Region, iris_size: float | None = None) -> bool:  # fmt: skip
+             region: Region, iris_size: float | None = None, centre: torch.Tensor | None = None) -> bool:  # fmt: skip
     """Keep one eye's iris a disc in the warped ``face`` (3,H,W), in place; frame: (3,H,W) the
     source frame; src, dst: (468,2) the source and edited mesh in frame pixels; field: the warp
-    that made ``face``; iris_size: the iris radius in eye widths if known (the shot's:
-    :func:`shot_iris_sizes`), else fitted on this frame alone. Whether it drew anything."""
-    opening = SourceOpening.of(frame, src, region)
-    ls, ld = opening.loop, dst[list(region.loop)]
+    that made ``face``; iris_size: the iris radius in eye widths if known (the shot's), else
+    fitted on this frame alone; centre: (2,) px the tracked iris centre in the source frame, else
+    the disc is fitted to the opening's pixels. Whether it drew anything."""
+    ls, eye_width, margin = _lid_margin(src, region)
+    ld = dst[list(region.loop)]
     box, pts = _grid(ld.amin(0), ld.amax(0), tuple(face.shape[-2:]))
     inside = points_in_polygon(pts, ld)
     back = region_backward(src, dst, region, pts)
-    visible = _visible(back, ls, opening.margin)
+    visible = _visible(back, ls, margin)
     if int((inside & ~visible).sum()) < MIN_UNCOVERED_PX:
         return False
-    iris = opening.fit_iris(None if iris_size is None else iris_size * opening.eye_width)
-    if iris is None:
+    opening = SourceOpening.of(frame, src, region)
+    if len(opening.points) < MIN_VISIBLE_PX:
+        return False  # nothing of the source's eye to draw from
+    radius = None if iris_size is None else iris_size * eye_width
+    if centre is not None and radius is not None:
+        iris = Iris(centre, radius)
+    elif (iris := opening.fit_iris(radius)) is None:
         return False
     in_disc = inside & ((back - iris.centre).norm(dim=1) < iris.radius + 0.5)
     # where the warp shows iris outside the disc (the limbus' dark ring a pixel beyond included)
@@ -260,15 +300,18 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
 
 
 def draw_eyes(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, field: WarpField,
-              iris_sizes: dict[str, float] | None = None) -> int:  # fmt: skip
+              iris_sizes: dict[str, float] | None = None, irises: torch.Tensor | None = None) -> int:  # fmt: skip
     """The eyes of a FaceMesh-topology mesh whose edited opening the warp ``field`` had to fill
     (:attr:`WarpField.fill` > 0), drawn by :func:`draw_eye` with the shot's iris size per eye
-    (``iris_sizes``: region name -> radius in eye widths, :func:`shot_iris_sizes`); how many were
-    drawn."""
+    (``iris_sizes``: region name -> radius in eye widths, :func:`tracked_iris_sizes` or
+    :func:`shot_iris_sizes`) at the tracked iris centres (``irises``: (10,2) px, the rows of
+    :data:`IRIS_ROWS`; None or NaN: fitted); how many were drawn."""
     if len(src) != topo.N_VERTICES:
         return 0
     sizes = iris_sizes or {}
-    return sum(draw_eye(face, frame, src, dst, field, eye, sizes.get(eye.name))
+    tracked = irises is not None and bool(torch.isfinite(irises).all())
+    return sum(draw_eye(face, frame, src, dst, field, eye, sizes.get(eye.name),
+                        irises[IRIS_ROWS[eye.name]][0] if tracked else None)
                for eye in (EYE_R, EYE_L) if field.fill.get(eye.name, 0.0) > 0)  # fmt: skip
 
 

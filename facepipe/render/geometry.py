@@ -177,7 +177,9 @@ class FrameMeshes:
     src, dst: (T,N,2) float32 pixels (x, y) of the source and edited mesh at the render scale;
     depth: (T,N) float32 depth of the edited mesh (smaller = nearer); edit: (T,) bool frames the
     edit changes (a face is tracked there and the plan's weight is above 0); au: (T,K) float32
-    the AUs the edited mesh is drawn with (the neural renderer's code).
+    the AUs the edited mesh is drawn with (the neural renderer's code); irises: (T,10,2) float32
+    pixels of the tracked irises at the render scale (:data:`~facepipe.face.topology.IRIS_R`, then
+    ``IRIS_L``), NaN where the track has none (scheme ``mediapipe-468``, other topologies).
     """
 
     positions: np.ndarray
@@ -186,6 +188,7 @@ class FrameMeshes:
     depth: np.ndarray
     edit: np.ndarray
     au: np.ndarray
+    irises: np.ndarray
 
 
 class EditGeometry:
@@ -226,6 +229,7 @@ class EditGeometry:
         dst = np.zeros((T, n, 2), np.float32)
         depth = np.zeros((T, n), np.float32)
         au = np.zeros((T, len(self.model.au_names)), np.float32)
+        irises = np.full((T, 10, 2), np.nan, np.float32)
         have = pos >= 0
         rows = pos[have]
         lm = self.landmarks[rows, :n] if len(rows) else np.zeros((0, n, 3), np.float32)
@@ -254,5 +258,7 @@ class EditGeometry:
             dst[have] = (lm[..., :2] + delta[..., :2] + 0.5) * scale - 0.5
             if n == tp.N_VERTICES:
                 dst[have] = keep_lip_gap(src[have], dst[have])
+                if self.landmarks.shape[1] > max(tp.IRIS_L):
+                    irises[have] = (self.landmarks[rows][:, tp.IRIS_R + tp.IRIS_L, :2] + 0.5) * scale - 0.5
             depth[have] = (lm[..., 2] + delta[..., 2]) * scale
-        return FrameMeshes(pos, src, dst, depth, edit, au)
+        return FrameMeshes(pos, src, dst, depth, edit, au, irises)

@@ -41,7 +41,7 @@ from facepipe.face.model import load_model
 from facepipe.face.topology import N_VERTICES, outer_boundary
 from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
-from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes
+from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, lay_rims, shot_has_rims
@@ -143,14 +143,14 @@ class FaceRenderer:
     re-applied to transferred appearance; work_px: face size in pixels of the grid the warp is
     built on; submit: runs per-frame work (:meth:`RunContext.submit`); refiner: the actor's
     neural renderer or None (geometric only); rims: the shot's glasses rims, held out of the
-    warp (:mod:`facepipe.render.rim_template`), or None (no glasses); irises: the shot's iris
-    radius per eye in eye widths (:func:`facepipe.render.eye_interior.shot_iris_sizes`).
+    warp (:mod:`facepipe.render.rim_template`), or None (no glasses); iris_sizes: the shot's iris
+    radius per eye in eye widths (:func:`facepipe.render.eye_interior.tracked_iris_sizes`).
     """
 
     def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
                  scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit,
                  refiner: NeuralRefiner | None = None, rims: RimTemplate | None = None,
-                 irises: dict[str, float] | None = None):  # fmt: skip
+                 iris_sizes: dict[str, float] | None = None):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -164,7 +164,7 @@ class FaceRenderer:
         self.submit = submit
         self.refiner = refiner
         self.rims = rims
-        self.irises = irises or {}
+        self.iris_sizes = iris_sizes or {}
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
@@ -202,7 +202,7 @@ class FaceRenderer:
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
-        eyes_drawn = draw_eyes(face, frame, src, dst, fld, self.irises)
+        eyes_drawn = draw_eyes(face, frame, src, dst, fld, self.iris_sizes, torch.from_numpy(meshes.irises[t]).to(dev))
         rims_held = self.rims is not None and lay_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
         if self.refiner is not None:
@@ -248,8 +248,9 @@ class RenderStage(FrameStage):
     # 4: the interior of eyes opened wider than the source is drawn (render.eye_interior);
     # 5: glasses rims are held out of the warp (render.occluders);
     # 6: the rims come from one template per shot in mesh coordinates (render.rim_template), not
-    #    from each frame, and leave the brows to the warp; 7: one iris size per eye and shot
-    version = "7"
+    #    from each frame, and leave the brows to the warp; 7: one iris size per eye and shot;
+    # 8: the iris is drawn at the tracker's iris centre, its size the tracked one (per eye and shot)
+    version = "8"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -276,19 +277,21 @@ class RenderStage(FrameStage):
 
             generator, config, _ = load_renderer(self.renderer_weights, model.au_names, ctx.device)
             refiner = NeuralRefiner(generator, config, model.template, model.triangles)
-        rims, irises = None, {}
+        rims, iris_sizes = None, {}
         if fit.has_face:
             frames, srcs = _shot_samples(ctx, geometry, fit.frame_index, scale)
             rims = _rim_template(frames, srcs, geometry, model)
-            irises = shot_iris_sizes(frames, srcs) if model.n_vertices == N_VERTICES else {}
+            if model.n_vertices == N_VERTICES:
+                iris_sizes = tracked_iris_sizes(tracks.landmarks) or shot_iris_sizes(frames, srcs)
         renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
-                                self.work_px, ctx.submit, refiner, rims, irises)  # fmt: skip
+                                self.work_px, ctx.submit, refiner, rims, iris_sizes)  # fmt: skip
         renderer.appearance_report = report
         return renderer
 
 
 #: Frames of a shot, evenly spaced over its tracked frames, that the renderer studies before it
-#: renders: whether the actor wears glasses and where their rims are, and the size of the irises.
+#: renders: whether the actor wears glasses and where their rims are, and (tracks without iris
+#: points) the size of the irises.
 SHOT_SAMPLES = 8
 
 
