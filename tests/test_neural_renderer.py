@@ -4,6 +4,7 @@ samples, checkpoints and the edit-time refinement; end to end on the demo clip i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,6 +37,7 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import renderer_path
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.neural.samples import collect_samples, far_references, warp_reference
+from facepipe.render.neural import train as train_module
 from facepipe.render.neural.train import build_generator, mouth_crops, train_renderer
 
 QUIET = {"progress": "off", "log": lambda m: None}
@@ -157,6 +159,33 @@ def test_training_runs_saves_and_reloads(samples, model, tmp_path, one_torch_thr
         load_renderer(path, model.au_names[:-1])
     with pytest.raises(FacepipeError, match="no such renderer"):
         load_renderer(tmp_path / "missing.pt", model.au_names)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16-scaled"])
+def test_mixed_precision_training_steps_are_finite_and_learn(samples, model, dtype, monkeypatch, one_torch_thread):
+    """``amp`` on the CPU: bf16 autocast (what a CPU and a recent GPU run); fp16 with its gradient
+    scalers (what a GPU without bf16 runs) forced through the same CPU path."""
+    monkeypatch.setattr(train_module, "amp_dtype", lambda device: dtype)
+    config = replace(TINY, amp=True)
+    net, report, _ = train_renderer(samples, config, closed_triangles(model.triangles), steps=3, device="cpu",
+                                    log=lambda m: None)  # fmt: skip
+    assert report["amp"] == str(dtype).removeprefix("torch.") and report["steps"] == 3
+    assert np.isfinite(list(report["final_losses"].values())).all()
+    x, au = torch.rand(2, 3 + MAP_CHANNELS, 32, 32), torch.rand(2, len(model.au_names))
+    out = net(x, au)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert not torch.equal(out, x[:, :3].clamp(0, 1)), "an untrained renderer returns its warp: this one learnt"
+
+
+def test_the_amp_default_and_checkpoints_from_before_it(model, tmp_path):
+    assert RendererConfig.gpu().amp and not RendererConfig().amp
+    assert train_module.amp_dtype("cpu") == torch.bfloat16
+    net = build_generator(TINY, len(model.au_names))
+    path = save_renderer(tmp_path / "old.pt", TINY, net, model.au_names, "old", {})
+    data = torch.load(path, weights_only=True)
+    del data["config"]["amp"]  # a checkpoint saved before the field
+    torch.save(data, path)
+    assert load_renderer(path, model.au_names)[1] == TINY
 
 
 def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, one_torch_thread):
