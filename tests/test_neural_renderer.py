@@ -227,7 +227,7 @@ def test_batched_refinement_equals_frame_by_frame(model, one_torch_thread):
     for one, batched, frame in zip(refined[1], refined[4], frames):
         assert not torch.equal(one, frame)
         assert (one - batched).abs().max() < 1e-5
-    assert NeuralRefiner(net, TINY, model.template, model.triangles).batch == 16, "the CPU default"
+    assert NeuralRefiner(net, TINY, model.template, model.triangles).batch == 4, "the CPU default"
 
 
 def test_sheet_rows_become_one_image():

@@ -48,9 +48,11 @@ from facepipe.render.neural.conditioning import (
 )
 from facepipe.render.neural.config import RendererConfig
 
-#: Crops per generator call at edit time when none is given: on a GPU large enough to keep it
-#: busy at 256 px, on a CPU enough to amortise the per-call overhead without holding many crops.
-BATCH_CUDA, BATCH_CPU = 32, 16
+#: Crops per generator call at edit time when none is given. A GPU needs large batches to be busy
+#: at 256 px; on a CPU batching gains little (96 px, one thread, four runs: 4 crops a call 4-13%
+#: faster than 1, 16 within 6% of 1, 32 slower: ``benchmarks/results/refine_batch.md``), and
+#: smaller groups let the render workers warp the next frames while the generator runs.
+BATCH_CUDA, BATCH_CPU = 32, 4
 
 
 class RefineInput(NamedTuple):
