@@ -4,6 +4,7 @@ samples, checkpoints and the edit-time refinement; end to end on the demo clip i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,6 +37,7 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import renderer_path
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.neural.samples import collect_samples, far_references, warp_reference
+from facepipe.render.neural import train as train_module
 from facepipe.render.neural.train import build_generator, mouth_crops, train_renderer
 
 QUIET = {"progress": "off", "log": lambda m: None}
@@ -64,6 +66,14 @@ def synthetic_frames(model, n: int = 12, seed: int = 0):
         frame = torch.nn.functional.interpolate(torch.rand(1, 3, 14, 16, generator=torch.Generator().manual_seed(i)),
                                                 size=(140, 160), mode="bilinear")[0]  # fmt: skip
         yield i, frame, face_landmarks(model, au), au
+
+
+def refine_frames(refiner: NeuralRefiner, frames: list, landmarks: list, aus: list) -> None:
+    """The render node's refinement of frames (3,H,W) in place: each prepared, the generator on
+    all of them (in the refiner's batches), each change pasted."""
+    prepared = [refiner.prepare(f, lm[:, :2], lm[:, 2], torch.from_numpy(au)) for f, lm, au in zip(frames, landmarks, aus)]
+    for frame, p, out in zip(frames, prepared, refiner.render(prepared)):
+        refiner.paste(frame, p, out)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +161,33 @@ def test_training_runs_saves_and_reloads(samples, model, tmp_path, one_torch_thr
         load_renderer(tmp_path / "missing.pt", model.au_names)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16-scaled"])
+def test_mixed_precision_training_steps_are_finite_and_learn(samples, model, dtype, monkeypatch, one_torch_thread):
+    """``amp`` on the CPU: bf16 autocast (what a CPU and a recent GPU run); fp16 with its gradient
+    scalers (what a GPU without bf16 runs) forced through the same CPU path."""
+    monkeypatch.setattr(train_module, "amp_dtype", lambda device: dtype)
+    config = replace(TINY, amp=True)
+    net, report, _ = train_renderer(samples, config, closed_triangles(model.triangles), steps=3, device="cpu",
+                                    log=lambda m: None)  # fmt: skip
+    assert report["amp"] == str(dtype).removeprefix("torch.") and report["steps"] == 3
+    assert np.isfinite(list(report["final_losses"].values())).all()
+    x, au = torch.rand(2, 3 + MAP_CHANNELS, 32, 32), torch.rand(2, len(model.au_names))
+    out = net(x, au)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert not torch.equal(out, x[:, :3].clamp(0, 1)), "an untrained renderer returns its warp: this one learnt"
+
+
+def test_the_amp_default_and_checkpoints_from_before_it(model, tmp_path):
+    assert RendererConfig.gpu().amp and not RendererConfig().amp
+    assert train_module.amp_dtype("cpu") == torch.bfloat16
+    net = build_generator(TINY, len(model.au_names))
+    path = save_renderer(tmp_path / "old.pt", TINY, net, model.au_names, "old", {})
+    data = torch.load(path, weights_only=True)
+    del data["config"]["amp"]  # a checkpoint saved before the field
+    torch.save(data, path)
+    assert load_renderer(path, model.au_names)[1] == TINY
+
+
 def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, one_torch_thread):
     net = build_generator(TINY, len(model.au_names)).eval()
     refiner = NeuralRefiner(net, TINY, model.template, model.triangles)
@@ -158,11 +195,11 @@ def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, o
     lm = face_landmarks(model, au)
     frame = torch.rand(3, 140, 160)
     same = frame.clone()
-    refiner(same, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+    refine_frames(refiner, [same], [lm], [au])
     assert torch.equal(same, frame), "an untrained renderer returns the warp: no change"
     torch.nn.init.normal_(net.head.weight, std=0.2)
     changed = frame.clone()
-    refiner(changed, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+    refine_frames(refiner, [changed], [lm], [au])
     diff = (changed - frame).abs().amax(0) > 0
     assert diff.any()
     pad = crop_around(lm).side / TINY.size + 1  # the residual is upsampled from the crop's pixels
@@ -171,6 +208,26 @@ def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, o
     outside = torch.ones_like(diff)
     outside[y0:y1 + 1, x0:x1 + 1] = False
     assert not diff[outside].any(), "nothing changes beyond the mesh (and a crop pixel)"
+
+
+def test_batched_refinement_equals_frame_by_frame(model, one_torch_thread):
+    """The render node refines a chunk's frames in batches: the same frames as one by one, up to
+    float rounding (batches of 4 over 6 frames: a full and a partial batch)."""
+    net = build_generator(TINY, len(model.au_names)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.2)
+    rng = np.random.default_rng(1)
+    aus = [rng.uniform(0, 1, len(model.au_names)).astype(np.float32) for _ in range(6)]
+    landmarks = [face_landmarks(model, au, centre=(70.0 + 4 * k, 66.0 + 2 * k), scale=50.0 + 3 * k) for k, au in enumerate(aus)]
+    frames = [torch.rand(3, 140, 160, generator=torch.Generator().manual_seed(k)) for k in range(6)]
+    refined = {}
+    for batch in (1, 4):
+        refiner = NeuralRefiner(net, TINY, model.template, model.triangles, batch=batch)
+        refined[batch] = [f.clone() for f in frames]
+        refine_frames(refiner, refined[batch], landmarks, aus)
+    for one, batched, frame in zip(refined[1], refined[4], frames):
+        assert not torch.equal(one, frame)
+        assert (one - batched).abs().max() < 1e-5
+    assert NeuralRefiner(net, TINY, model.template, model.triangles).batch == 4, "the CPU default"
 
 
 def test_sheet_rows_become_one_image():
@@ -201,10 +258,18 @@ def test_which_renderer_an_edit_uses(tmp_path):
         renderer_path("../evil", None, tmp_path)
 
 
-def test_train_on_a_clip_then_edit_with_the_renderer(tmp_path, one_torch_thread):
-    clip = make_demo_clip(tmp_path / "astro.mp4", seconds=0.6, size=192, audio=False)
-    work = tmp_path / "work"
-    report = api.train_renderer(clip, actor="astro", steps=2, size=32, width=8, workdir=work, **QUIET)
+@pytest.fixture(scope="module")
+def astro(tmp_path_factory, one_torch_thread):
+    """The demo clip, its analysis in a work folder and a renderer trained on it (2 steps):
+    (clip, work, the training report)."""
+    tmp = tmp_path_factory.mktemp("astro")
+    clip = make_demo_clip(tmp / "astro.mp4", seconds=0.6, size=192, audio=False)
+    work = tmp / "work"
+    return clip, work, api.train_renderer(clip, actor="astro", steps=2, size=32, width=8, workdir=work, **QUIET)
+
+
+def test_train_on_a_clip_then_edit_with_the_renderer(astro, tmp_path, one_torch_thread):
+    clip, work, report = astro
     ckpt = work / "renderers" / "astro.pt"
     assert report["checkpoint"] == str(ckpt) and ckpt.is_file() and ckpt.with_suffix(".sheet.png").is_file()
     with pytest.raises(FacepipeError, match="exists"):
@@ -234,5 +299,53 @@ def test_the_refiner_leaves_the_lips_to_the_warp(model, one_torch_thread):
     frame = torch.rand(3, 140, 160)
     for keep, changes in ((True, False), (False, True)):
         out = frame.clone()
-        NeuralRefiner(net, TINY, model.template, model.triangles, keep_mouth=keep)(out, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+        refine_frames(NeuralRefiner(net, TINY, model.template, model.triangles, keep_mouth=keep), [out], [lm], [au])
         assert bool((out[:, lips[1], lips[0]] != frame[:, lips[1], lips[0]]).any()) == changes
+
+
+def test_the_render_node_refines_in_batches_and_only_the_face(astro, one_torch_thread):
+    """The render node (two worker threads, as an edit on a CPU) gathers a chunk's warped faces
+    and refines them in batches: the same faces and mattes as batches of one, every rendered
+    frame recorded as refined, and nothing changed beyond the edited mesh's crop."""
+    from facepipe.io.reader import FrameChunk
+    from facepipe.jobs.context import open_context
+    from facepipe.jobs.edit import EditSettings, edit_stages
+    from facepipe.pipeline.graph import Graph
+    from facepipe.plan.request import parse_request
+
+    clip, work, report = astro
+    info = probe(clip)
+    stages, _ = edit_stages(parse_request(emotions=["surprised"]), EditSettings(appearance_strength=0.0),
+                            renderer_weights=report["checkpoint"])  # fmt: skip
+    with open_context(info, work, "cpu", "off", 32, lambda m: None, threads=2) as ctx:
+        graph = Graph(stages, ctx)
+        node = graph.stage("render").open(ctx, {n: graph.get(n) for n in graph.stage("render").inputs}, 1.0)
+        refiner = node.refiner
+        torch.nn.init.normal_(refiner.generator.head.weight, std=0.2)  # a change large enough to see
+        idx = np.arange(min(9, info.frame_count))
+        frames = VideoReader(info).read(idx)
+
+        def render(batch: int | None, with_refiner: bool = True) -> list:
+            node.refiner, node.last_edited = (refiner if with_refiner else None), None
+            refiner.batch = batch
+            out = node(FrameChunk(idx, np.zeros(len(idx), np.int64), frames.clone()))
+            return [None if f is None else f.result() for f in out.faces]
+
+        one, batched = render(1), render(4)
+        refined = node.stats.to_dict(idx)["frames_refined"]
+        geometric = render(4, with_refiner=False)
+    rendered = [k for k, f in enumerate(batched) if f is not None]
+    assert len(rendered) > 4 and refined == len(rendered), "a full and a partial batch, each frame recorded"
+    meshes = node.geometry.meshes(idx, 1.0)
+    for k in rendered:
+        assert (one[k].face - batched[k].face).abs().max() < 1e-5
+        assert torch.equal(one[k].matte, batched[k].matte)
+        # both clamped: the paste clamps its square to 0..1, and the warp's bicubic detail may overshoot a little
+        diff = (batched[k].face.clamp(0, 1) - geometric[k].face.clamp(0, 1)).abs().amax(0) > 1e-6
+        assert diff.any(), "the renderer changed the face"
+        dst = torch.from_numpy(meshes.dst[k])
+        pad = crop_around(dst).side / refiner.config.size + 1  # the change is upsampled from the crop's pixels
+        (x0, y0), (x1, y1) = (dst.amin(0) - pad).floor().long().tolist(), (dst.amax(0) + pad).ceil().long().tolist()
+        outside = torch.ones_like(diff)
+        outside[max(0, y0):y1 + 1, max(0, x0):x1 + 1] = False
+        assert not diff[outside].any(), "nothing changes beyond the edited mesh (and a crop pixel)"

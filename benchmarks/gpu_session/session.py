@@ -80,13 +80,13 @@ def check_cache(clips, workdir) -> list[dict]:
 
 def inference_speed(device_name: str, repeats: int = 5, batches=BATCHES) -> dict:
     """Crops/s of the 256 px GPU config's generator (untrained) through the edit's own inference
-    call (``NeuralRefiner.render_crops``: fp16 autocast on CUDA), per batch size, with the time of
-    the first call (kernel selection, allocation) apart."""
+    call (``NeuralRefiner.render``: the render node's batched call, fp16 autocast on CUDA, the
+    faces back on the CPU), per batch size, with the time of the first call (kernel selection,
+    allocation) apart. The crops are one face prepared as an edit prepares it, repeated."""
     import torch
 
     from facepipe.face.model import load_model
     from facepipe.pipeline.device import select_device
-    from facepipe.render.neural.conditioning import MAP_CHANNELS
     from facepipe.render.neural.config import RendererConfig
     from facepipe.render.neural.refine import NeuralRefiner
     from facepipe.render.neural.train import build_generator
@@ -95,21 +95,23 @@ def inference_speed(device_name: str, repeats: int = 5, batches=BATCHES) -> dict
     config = RendererConfig.gpu()
     model = load_model()
     generator = build_generator(config, len(model.au_names)).to(device).eval()
-    refiner = NeuralRefiner(generator, config, model.template, model.triangles)
+    refiner = NeuralRefiner(generator, config, model.template, model.triangles, batch=max(batches))
+    mesh = torch.as_tensor(model.template, dtype=torch.float32) * 150.0  # a 300 px face in a 512 px frame
+    prepared = refiner.prepare(torch.rand(3, 512, 512), mesh[:, :2] * torch.tensor([1.0, -1.0]) + 256.0, -mesh[:, 2],
+                               torch.rand(len(model.au_names)))  # fmt: skip
 
-    def timed(inputs, au) -> float:
+    def timed(crops) -> float:
         t0 = time.perf_counter()
-        refiner.render_crops(inputs, au)
+        refiner.render(crops)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
     rows = []
     for batch in batches:
-        inputs = torch.rand(batch, 3 + MAP_CHANNELS, config.size, config.size)
-        au = torch.rand(batch, len(model.au_names))
-        first = timed(inputs, au)
-        best = min(timed(inputs, au) for _ in range(repeats))  # inputs start on the CPU, as in an edit
+        crops = [prepared] * batch
+        first = timed(crops)
+        best = min(timed(crops) for _ in range(repeats))  # inputs start on the CPU, as in an edit
         rows.append({"batch": batch, "first_call_s": round(first, 3), "crops_per_s": round(batch / best, 1)})
         print(f"inference {config.size}px width {config.width} on {device}: batch {batch}: "
               f"{rows[-1]['crops_per_s']} crops/s (first call {first:.2f} s)", flush=True)

@@ -16,7 +16,11 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 
 Steps 1-4 of a frame touch no shared state, so frames render on the run's worker threads
 (:meth:`RunContext.submit`); the output chunk carries one Future per rendered frame, which the
-composite stage resolves in frame order while later frames still render. Frames that repeat
+composite stage resolves in frame order while later frames still render. With a neural
+renderer, step 3 is split: each frame's crop for the generator is prepared with steps 1-2 on
+the workers, the generator runs once per group of at most the refiner's ``batch`` frames of the
+chunk (a GPU needs batches; on CUDA ``submit`` runs at once, which would feed it one crop at a
+time), and each frame's paste of the change and step 4 go back to the workers. Frames that repeat
 their predecessor (pulled-down footage: the ``repeats`` stage) are not rendered but marked
 ``held``: the composite re-applies the previous frame's edit to them. The renderer remembers
 only whether the frame before a chunk was edited, so it must see the chunks in order.
@@ -43,7 +47,7 @@ from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.geometry import EditGeometry
-from facepipe.render.neural.refine import NeuralRefiner
+from facepipe.render.neural.refine import NeuralRefiner, RefineInput
 from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, lay_rims, shot_has_rims
 from facepipe.render.rim_template import RimTemplate, build_rim_template
 from facepipe.render.warp import apply_warp, warp_field
@@ -100,6 +104,18 @@ class FrameRecord(NamedTuple):
     refined: bool = False
     eyes_drawn: int = 0
     rims_held: bool = False
+
+
+class WarpedFace(NamedTuple):
+    """One frame after steps 1-2: face (3,H,W) the whole frame warped, with its eyes, rims and
+    appearance; src, dst (N,2) px the source and edited meshes; record: what was done to it
+    (``refined`` not yet set); prepared: the neural renderer's input for it, None without one."""
+
+    face: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    record: FrameRecord
+    prepared: RefineInput | None
 
 
 class RenderStats:
@@ -179,6 +195,7 @@ class FaceRenderer:
         tris = self.triangles.to(dev)
         faces: list[Future | None] = [None] * T
         held, restart = np.zeros(T, bool), np.zeros(T, bool)
+        warping: list[tuple[int, int, Future]] = []  # (row, source index, Future of its WarpedFace) to refine
         for t, index in enumerate(chunk.indices.tolist()):
             if not meshes.edit[t]:
                 self.last_edited = None
@@ -188,15 +205,25 @@ class FaceRenderer:
                 held[t] = True  # a repeat takes the edit of the frame before
                 self.stats.record(index, FrameRecord(held=True))
             else:
-                faces[t] = self.submit(self._render_face, frames[t], meshes, t, tris, index)
+                if self.refiner is None:
+                    faces[t] = self.submit(self._render_face, frames[t], meshes, t, tris, index)
+                else:
+                    warping.append((t, index, self.submit(self._warp_face, frames[t], meshes, t, tris)))
                 restart[t] = not follows  # the matte's history starts again after a pause or a gap
             self.last_edited = index
+        if warping:
+            self._refine(warping, faces, tris)
         return RenderedChunk(chunk, faces, held, restart)
 
     def _render_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor, index: int) -> RenderedFace:
         """Row ``t`` of the chunk's ``meshes`` (source frame ``index``) rendered on ``frame``
-        (3,H,W). Touches no renderer state but the (locked) statistics, so frames can render in
-        parallel."""
+        (3,H,W) without a neural renderer. Touches no renderer state but the (locked)
+        statistics, so frames can render in parallel."""
+        return self._finish_face(self._warp_face(frame, meshes, t, tris), index, tris)
+
+    def _warp_face(self, frame: torch.Tensor, meshes, t: int, tris: torch.Tensor) -> WarpedFace:
+        """Steps 1-2 of row ``t`` of the chunk's ``meshes`` on ``frame`` (3,H,W), and the neural
+        renderer's input when there is one. Touches no renderer state (worker threads)."""
         H, W = frame.shape[-2:]
         dev = frame.device
         src, dst, depth = (torch.from_numpy(m[t]).to(dev) for m in (meshes.src, meshes.dst, meshes.depth))
@@ -205,11 +232,35 @@ class FaceRenderer:
         eyes_drawn = draw_eyes(face, frame, src, dst, fld, self.iris_sizes, torch.from_numpy(meshes.irises[t]).to(dev))
         rims_held = self.rims is not None and lay_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
-        if self.refiner is not None:
-            self.refiner(face, dst, depth, torch.from_numpy(meshes.au[t]))
-        self.stats.record(index, FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred,
-                                             self.refiner is not None, eyes_drawn, rims_held))
-        matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), (H, W), outlines=self.outlines)
+        prepared = None if self.refiner is None else self.refiner.prepare(face, dst, depth, torch.from_numpy(meshes.au[t]))
+        record = FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred, False,
+                             eyes_drawn, rims_held)  # fmt: skip
+        return WarpedFace(face, src, dst, record, prepared)
+
+    def _refine(self, warping: list[tuple[int, int, Future]], faces: list, tris: torch.Tensor) -> None:
+        """Step 3 for the frames ``warping`` ((row, source index, Future of its :class:`WarpedFace`),
+        in frame order): one generator call per group of at most the refiner's ``batch`` frames,
+        made as soon as the group is warped (later groups still warp on the workers); each
+        frame's paste and matte are submitted as its Future in ``faces``."""
+        step = self.refiner.batch
+        for s in range(0, len(warping), step):
+            group = warping[s:s + step]
+            warped = [future.result() for _, _, future in group]
+            rendered = self.refiner.render([w.prepared for w in warped])
+            for (t, index, _), w, out in zip(group, warped, rendered):
+                faces[t] = self.submit(self._finish_face, w, index, tris, out)
+
+    def _finish_face(self, warped: WarpedFace, index: int, tris: torch.Tensor,
+                     rendered: torch.Tensor | None = None) -> RenderedFace:  # fmt: skip
+        """Source frame ``index`` finished: the neural renderer's output ``rendered`` (3,S,S), if
+        any, pasted on its warped face, its record kept, its matte made (step 4). Touches no
+        renderer state but the (locked) statistics (worker threads)."""
+        face, src, dst = warped.face, warped.src, warped.dst
+        if rendered is not None:
+            self.refiner.paste(face, warped.prepared, rendered)
+        self.stats.record(index, warped.record._replace(refined=rendered is not None))
+        matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), tuple(face.shape[-2:]),
+                           outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
 
     def _lay_appearance(self, face: torch.Tensor, pos: int, dst: torch.Tensor) -> bool:

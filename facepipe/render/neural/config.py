@@ -13,10 +13,12 @@ class RendererConfig:
     frames of the shot, every ``holdout``-th held out for validation; references drawn from the
     ``far_share`` of training frames farthest from the target in AU space; the reference's mouth
     masked with probability ``mouth_mask``. Loss weights: L1 1 (inside the matte),
-    ``feature_matching``, ``adversarial``. ``lr``, ``batch``, ``seed``.
+    ``feature_matching``, ``adversarial``. ``lr``, ``batch``, ``seed``. ``amp``: train with mixed
+    precision (the networks' forward passes under autocast, bf16 where the device has it, else
+    fp16 with loss scaling; :class:`~facepipe.render.neural.train.RendererGAN`).
 
-    The default is the small CPU config (trains in minutes on 2 cores); :meth:`gpu` is the
-    design's 256 px renderer."""
+    The default is the small CPU config (trains in minutes on 2 cores, in fp32); :meth:`gpu` is
+    the design's 256 px renderer, with ``amp``."""
 
     size: int = 96
     width: int = 16
@@ -33,6 +35,7 @@ class RendererConfig:
     lr: float = 2e-4
     batch: int = 8
     seed: int = 0
+    amp: bool = False
 
     @classmethod
     def for_device(cls, device, **changes) -> RendererConfig:
@@ -43,4 +46,4 @@ class RendererConfig:
     def gpu(cls, **changes) -> RendererConfig:
         """The full-size config for a CUDA device."""
         return cls(**{"size": 256, "width": 64, "levels": 4, "embed_dim": 128, "mouth_size": 64, "disc_width": 64,
-                      "batch": 16, **changes})
+                      "batch": 16, "amp": True, **changes})

@@ -1,9 +1,16 @@
-"""The neural renderer at edit time: a frame's warped face refined through the actor's renderer.
+"""The neural renderer at edit time: warped faces refined through the actor's renderer.
 
-Per frame: crop the warped face around the edited mesh, render the edited mesh's conditioning
-maps, run the generator with the edited AUs, and add its *change* to the warped face (the
-residual, upsampled from the crop and feathered inside the mesh's matte). The full-resolution
-detail of the actor's own warped pixels stays: the renderer adds what the warp cannot carry at
+Three steps, so that the render node can run the generator on many frames at once (a GPU needs
+batches: one crop at a time leaves it idle) while the per-frame work stays on its worker threads:
+
+1. :meth:`NeuralRefiner.prepare`, per frame: crop the warped face around the edited mesh and
+   render the edited mesh's conditioning maps (:class:`RefineInput`);
+2. :meth:`NeuralRefiner.render_crops`, batched: the generator on the frames' inputs with their
+   edited AUs, at most :attr:`NeuralRefiner.batch` crops a call;
+3. :meth:`NeuralRefiner.paste`, per frame: add the generator's *change* to the warped face (the
+   residual, upsampled from the crop and feathered inside the mesh's matte).
+
+The full-resolution detail of the actor's own warped pixels stays: the renderer adds what the warp cannot carry at
 its own resolution, so a 96 px CPU renderer does not blur a 500 px face.
 
 The change is low-passed first (a Gaussian of ``size / 48`` crop pixels): the finest part of a
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -28,6 +36,7 @@ from facepipe.composite.filters import gaussian_blur
 from facepipe.face import topology as tp
 from facepipe.render.neural.conditioning import (
     MATTE,
+    Crop,
     hole_map,
     closed_triangles,
     crop_around,
@@ -39,19 +48,48 @@ from facepipe.render.neural.conditioning import (
 )
 from facepipe.render.neural.config import RendererConfig
 
+#: Crops per generator call at edit time when none is given. A GPU needs large batches to be busy
+#: at 256 px; on a CPU batching gains little (96 px, one thread, four runs: 4 crops a call 4-13%
+#: faster than 1, 16 within 6% of 1, 32 slower: ``benchmarks/results/refine_batch.md``), and
+#: smaller groups let the render workers warp the next frames while the generator runs.
+BATCH_CUDA, BATCH_CPU = 32, 4
+
+
+class RefineInput(NamedTuple):
+    """One frame prepared for the generator: crop, the square around the edited mesh in frame px;
+    vertices (N,2) the edited mesh in crop px; inputs (3+C,S,S) the warped face's crop and the
+    mesh's conditioning maps, on the CPU; au (K,) the edited AUs."""
+
+    crop: Crop
+    vertices: torch.Tensor
+    inputs: torch.Tensor
+    au: torch.Tensor
+
 
 class NeuralRefiner:
     """generator: a trained :class:`~facepipe.nn.face_renderer.FaceRendererNet` (eval mode, on its
     device); config: its :class:`RendererConfig`; template (N,3) and triangles (F,3) of the face
-    model; keep_mouth: leave the lips and mouth to the warp."""
+    model; keep_mouth: leave the lips and mouth to the warp; batch: at most this many crops per
+    generator call (None: :data:`BATCH_CUDA` on CUDA, else :data:`BATCH_CPU`)."""
 
-    def __init__(self, generator, config: RendererConfig, template, triangles, keep_mouth: bool = True):
+    def __init__(self, generator, config: RendererConfig, template, triangles, keep_mouth: bool = True,
+                 batch: int | None = None):  # fmt: skip
         self.generator = generator
         self.keep_mouth = keep_mouth
         self.config = config
         self.nmfc = template_coordinates(template)
         self.triangles = closed_triangles(triangles)
         self.device = next(generator.parameters()).device
+        self.batch = batch or (BATCH_CUDA if self.device.type == "cuda" else BATCH_CPU)
+
+    def prepare(self, face: torch.Tensor, dst: torch.Tensor, depth: torch.Tensor, au: torch.Tensor) -> RefineInput:
+        """The generator's input for ``face`` (3,H,W), the frame warped to the edited mesh dst
+        (N,2) px with depth (N,) px; au (K,) the edited AUs. Touches no refiner state (worker threads)."""
+        S = self.config.size
+        crop = crop_around(dst)
+        v = to_crop(dst.float().cpu(), crop, S)
+        maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
+        return RefineInput(crop, v, torch.cat([cut(face, crop, S).cpu(), maps]), au.float().cpu())
 
     @torch.no_grad()
     def render_crops(self, inputs: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
@@ -62,17 +100,24 @@ class NeuralRefiner:
         with amp:
             return self.generator(inputs.to(self.device), au.to(self.device)).float()
 
-    def __call__(self, face: torch.Tensor, dst: torch.Tensor, depth: torch.Tensor, au: torch.Tensor) -> None:
-        """Refine ``face`` (3,H,W), the frame warped to the edited mesh dst (N,2) px with depth
-        (N,) px, in place; au (K,) the edited AUs."""
+    def render(self, prepared: list[RefineInput]) -> list[torch.Tensor]:
+        """The generator's faces (3,S,S), on the CPU, for ``prepared`` frames, in calls of at most
+        :attr:`batch` crops."""
+        out = []
+        for s in range(0, len(prepared), self.batch):
+            group = prepared[s:s + self.batch]
+            faces = self.render_crops(torch.stack([p.inputs for p in group]), torch.stack([p.au for p in group]))
+            out.extend(faces.cpu().unbind(0))
+        return out
+
+    def paste(self, face: torch.Tensor, prepared: RefineInput, rendered: torch.Tensor) -> None:
+        """Add to ``face`` (3,H,W), in place, the change the generator made to its crop: rendered
+        (3,S,S) less the warped crop, low-passed and weighted by :meth:`_weight`. Touches no
+        refiner state (worker threads)."""
         S = self.config.size
-        crop = crop_around(dst)
-        v = to_crop(dst.float().cpu(), crop, S)
-        maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
-        warped = cut(face, crop, S).cpu()
-        out = self.render_crops(torch.cat([warped, maps])[None], au.float()[None])[0].cpu()
-        change = gaussian_blur((out - warped)[None], S / 48, border="reflect")[0]
-        self._paste(face, change * self._weight(maps, v), crop)
+        warped, maps = prepared.inputs[:3], prepared.inputs[3:]
+        change = gaussian_blur((rendered - warped)[None], S / 48, border="reflect")[0]
+        self._add_residual(face, change * self._weight(maps, prepared.vertices), prepared.crop)
 
     def _weight(self, maps: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
         """(1,S,S) where the renderer's change applies: the matte feathered inward, less the lips
@@ -88,7 +133,7 @@ class NeuralRefiner:
         return weight
 
     @staticmethod
-    def _paste(face: torch.Tensor, residual: torch.Tensor, crop) -> None:
+    def _add_residual(face: torch.Tensor, residual: torch.Tensor, crop) -> None:
         """Add a crop's residual (3,S,S) to the frame pixels it covers."""
         H, W = face.shape[-2:]
         half = crop.side / 2

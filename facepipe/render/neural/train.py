@@ -6,13 +6,16 @@ input = j warped into i's geometry (its mouth blanked with probability ``mouth_m
 must draw the mouth from the mouth map and the AU code, not copy it) + i's conditioning maps;
 target = frame i. Losses, all inside the face matte: L1; least-squares adversarial from a
 multi-scale conditional patch discriminator (full and half resolution) and a mouth-crop
-discriminator; feature matching on the patch discriminators' features (VGG-free).
+discriminator; feature matching on the patch discriminators' features (VGG-free). With
+``RendererConfig.amp`` the networks' forward passes run under autocast (:func:`amp_dtype`) and
+the losses are computed in fp32.
 Validation (:func:`validate`) renders held-out frames from their farthest training frame and
 scores renderer and warp against the real frame.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -61,15 +64,28 @@ def sample_batch(samples: ShotSamples, refs: list[np.ndarray], targets: np.ndarr
             "vertices": samples.vertices[rows].to(device)}
 
 
+def amp_dtype(device) -> torch.dtype:
+    """The autocast dtype of mixed-precision training on ``device``: bf16 (fp32's range, no loss
+    scaling) where the device has it (every CPU; CUDA from Ampere on), else fp16."""
+    device = torch.device(device)
+    return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+
+
 def masked_l1(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return ((a - b).abs() * m).sum() / (3 * m.sum()).clamp_min(1.0)
 
 
 class RendererGAN:
-    """The generator, its three discriminators and their optimisers."""
+    """The generator, its three discriminators and their optimisers; with ``config.amp`` the
+    autocast dtype (:func:`amp_dtype`, None without) and, for fp16, one gradient scaler per
+    optimiser (fp16 gradients underflow unscaled; each network's loss keeps its own scale)."""
 
     def __init__(self, config: RendererConfig, au_dim: int, device):
         self.config = config
+        self.device_type = torch.device(device).type
+        self.amp = amp_dtype(device) if config.amp else None
+        scaled = self.amp == torch.float16
+        self.scale_g, self.scale_d = (torch.amp.GradScaler(self.device_type, enabled=scaled) for _ in range(2))
         self.generator = build_generator(config, au_dim).to(device).train()
         self.patch = torch.nn.ModuleList([PatchDiscriminator(config.disc_width, 3, 3 + MAP_CHANNELS) for _ in range(2)]).to(device)
         self.mouth = PatchDiscriminator(config.disc_width, 2, 3).to(device)
@@ -77,33 +93,46 @@ class RendererGAN:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam([*self.patch.parameters(), *self.mouth.parameters()], lr=config.lr, betas=betas)
 
+    def _autocast(self):
+        """The networks' forward passes under autocast with ``config.amp``, else as they are."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.amp)
+
     def _views(self, face: torch.Tensor, batch: dict) -> list[list[torch.Tensor]]:
-        """Per discriminator, its features of ``face``: full and half resolution with the maps, the mouth crop."""
+        """Per discriminator, its features of ``face`` (fp32, whatever the autocast dtype): full
+        and half resolution with the maps, the mouth crop."""
         maps = batch["maps"]
-        full = self.patch[0].features(maps, face)
-        half = self.patch[1].features(F.avg_pool2d(maps, 2), F.avg_pool2d(face, 2))
-        return [full, half, self.mouth.features(mouth_crops(face, batch["vertices"], self.config.mouth_size))]
+        with self._autocast():
+            full = self.patch[0].features(maps, face)
+            half = self.patch[1].features(F.avg_pool2d(maps, 2), F.avg_pool2d(face, 2))
+            views = [full, half, self.mouth.features(mouth_crops(face, batch["vertices"], self.config.mouth_size))]
+        return [[f.float() for f in view] for view in views]
 
     def step(self, batch: dict) -> dict:
         """One generator and one discriminator update; -> their losses."""
         c = self.config
         m = batch["maps"][:, MATTE:MATTE + 1]
         target = batch["target"]
-        out = self.generator(batch["inputs"], batch["au"])
+        with self._autocast():
+            out = self.generator(batch["inputs"], batch["au"])
+        out = out.float()  # the losses in fp32
         fake = out * m + target * (1 - m)  # the face in its real surroundings: seams count
         l1 = masked_l1(out, target, m)
         fake_views, real_views = self._views(fake, batch), self._views(target, batch)
         adv = sum(((v[-1] - 1) ** 2).mean() for v in fake_views)
         fm = sum(F.l1_loss(f, r.detach()) for fv, rv in zip(fake_views[:2], real_views[:2]) for f, r in zip(fv[:-1], rv[:-1]))
         self.opt_g.zero_grad(set_to_none=True)
-        (l1 + c.feature_matching * fm + c.adversarial * adv).backward()
-        self.opt_g.step()
+        self.scale_g.scale(l1 + c.feature_matching * fm + c.adversarial * adv).backward()
+        self.scale_g.step(self.opt_g)
+        self.scale_g.update()
 
         fake_views, real_views = self._views(fake.detach(), batch), self._views(target, batch)
         d_loss = sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for f, r in zip(fake_views, real_views))
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        self.scale_d.scale(d_loss).backward()
+        self.scale_d.step(self.opt_d)
+        self.scale_d.update()
         return {"l1": l1.item(), "feature_matching": fm.item(), "adversarial": adv.item(), "discriminator": d_loss.item()}
 
 
@@ -151,7 +180,8 @@ def train_renderer(samples: ShotSamples, config: RendererConfig, triangles: torc
                    minutes: float | None = None, device="cpu", log=print, every: int = 50) -> tuple:
     """Train from scratch (seeded) for ``steps`` or ``minutes`` of wall time (both: the first
     reached). -> (generator in eval mode, report: validation before/after, losses, steps,
-    seconds, device; the final validation's sheet rows, as :func:`validate` gives them)."""
+    seconds, device, amp (the autocast dtype's name, None in fp32); the final validation's sheet
+    rows, as :func:`validate` gives them). Validation runs in fp32."""
     if steps is None and minutes is None:
         raise ValueError("give steps or minutes")
     torch.manual_seed(config.seed)
@@ -173,7 +203,8 @@ def train_renderer(samples: ShotSamples, config: RendererConfig, triangles: torc
     seconds = round(time.perf_counter() - t0, 1)
     after, sheet_rows = validate(gan.generator, samples, triangles, device)
     log(f"renderer: validation after {step} steps: {after}")
-    report = {"steps": step, "seconds": seconds, "device": str(device), "train_frames": int(len(train)),
+    amp = None if gan.amp is None else str(gan.amp).removeprefix("torch.")
+    report = {"steps": step, "seconds": seconds, "device": str(device), "amp": amp, "train_frames": int(len(train)),
               "val_frames": int((~samples.train).sum()), "validation_before": before, "validation_after": after,
               "final_losses": {k: round(float(np.mean([h[k] for h in history[-every:]])), 4) for k in history[-1]} if history else {}}
     return gan.generator.eval(), report, sheet_rows
