@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 PYTHON=${PYTHON:-.venv/bin/python}
+[[ $PYTHON == /* || $PYTHON != */* ]] || PYTHON=$PWD/$PYTHON  # the cache check runs from .gpu/ (no realpath: a venv's python is a symlink)
 GPU_PYTHON_VERSION=${GPU_PYTHON_VERSION:-3.12}  # the GPU image's python3
 LIMIT_MIB=${LIMIT_MIB:-60}                      # the tool's limit is 64 MiB; leave room for edits
 export PYTHONPATH=$PWD OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
