@@ -14,9 +14,15 @@ so a rim pixel's right place in the edit is exactly its place in the source.
    anti-aliased edge. The render stage does this on a few frames of a shot only and keeps one
    template of the rims in mesh coordinates (:mod:`facepipe.render.rim_template`);
 2. per frame, the warp's copy of the rim, which it moved with the skin, is painted over with the
-   skin around it (:func:`lay_rims`: the source with its rims filled from their surroundings,
-   warped by the same field);
-3. the source's rim pixels are laid, unwarped, where the warp changed the frame.
+   skin around it (:func:`paint_over_rims`: the source with its rims filled from their
+   surroundings, warped by the same field);
+3. the source's rim pixels are laid, unwarped, where the warp changed the frame
+   (:func:`hold_rims`).
+
+The appearance transfer (:mod:`facepipe.stages.appearance`) lays skin from other frames of the
+actor, through the mesh, between steps 2 and 3: its donor frames' own rims are erased first
+(:func:`erase_rims`), or they showed as a second rim where the donor's rim fell on the edited
+frame's mesh (lp_d9 happy: a ghost rim ~8 px inside the lens by the temple).
 
 Whether a shot wears glasses at all is decided from the nose bridge, where bare skin shows no
 long line across it and glasses show their bridge (:func:`bridge_evidence`): per shot from a
@@ -293,18 +299,50 @@ def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     return torch.maximum(m, gaussian_blur(m, FEATHER_PX))[0].clamp(0, 1)  # the feather falls off outside
 
 
-def lay_rims(face: torch.Tensor, frame: torch.Tensor, rims: torch.Tensor, field: WarpField) -> bool:
-    """Hold the glasses rims rims (1,h,w) 0..1 over the warp ``field``'s box (the shot's rims in
-    this frame: :meth:`facepipe.render.rim_template.RimTemplate.render`) of the source frame
-    (3,H,W) out of the warped ``face`` (3,H,W), in place, where the warp changed the frame
-    (nothing outside its box, nor where its flow is 0, is touched). Whether any rim pixel was laid."""
+def fill_rims(image: torch.Tensor, rims: torch.Tensor) -> torch.Tensor:
+    """(C,h,w) float: image (C,h,w) with its rims rims (1,h,w) 0..1 filled from the skin around
+    them (normalised convolution, :data:`FILL_SIGMA`)."""
+    image = image.float()
+    fill = gaussian_blur((image * (1 - rims))[None], FILL_SIGMA)[0] / gaussian_blur((1 - rims)[None], FILL_SIGMA)[0].clamp_min(1e-6)
+    return torch.lerp(image, fill, rims)
+
+
+def erase_rims(frames: list[torch.Tensor], srcs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """frames (each (3,h,w) 0..1) of one shot under their source meshes srcs (each (468,2) px in
+    the frame's coordinates), each with its glasses rims (:func:`rim_alpha`, found in that frame)
+    filled from the skin around them where the shot wears glasses (:func:`shot_has_rims` of these
+    frames); the frames themselves where it does not.
+
+    For frames whose appearance is carried onto other frames through the mesh (the appearance
+    transfer's donors): a donor's rims sit elsewhere on the mesh than the edited frame's (the rims
+    stand off the face, so they shift over it as the head turns: 5-10 px at the temple on lp_d9),
+    and came out as a second, ghost rim inside the lens. Each frame is searched itself, not
+    through the shot's template, for that reason."""
+    if not shot_has_rims([bridge_evidence(f, s) for f, s in zip(frames, srcs)]):
+        return frames
+    out = []
+    for frame, src in zip(frames, srcs):
+        x0, y0, x1, y1 = box = zone_box(src, tuple(frame.shape[-2:]))
+        erased = frame.clone()
+        erased[:, y0:y1, x0:x1] = fill_rims(frame[:, y0:y1, x0:x1], rim_alpha(frame, src, box)).to(frame.dtype)
+        out.append(erased)
+    return out
+
+
+def paint_over_rims(face: torch.Tensor, frame: torch.Tensor, rims: torch.Tensor, field: WarpField) -> torch.Tensor | None:
+    """Paint the warp's copy of the glasses rims rims (1,h,w) 0..1 over the warp ``field``'s box
+    (the shot's rims in this frame: :meth:`facepipe.render.rim_template.RimTemplate.render`) of the
+    source frame (3,H,W) over in the warped ``face`` (3,H,W), in place, where the warp changed the
+    frame (nothing outside its box, nor where its flow is 0, is touched). Returns the rims to hold
+    there (:func:`hold_rims`): (1,h,w) rims where the warp moved the frame, or None where it moved
+    no rim pixel (face untouched)."""
     if field.is_identity:
-        return False
+        return None
     x0, y0, x1, y1 = field.box
     moved = (field.flow != 0).any(0, keepdim=True)  # (1,h,w)
     alpha = rims * moved
     if not bool(alpha.any()):
-        return False
+        return None
     H, W = frame.shape[-2:]
     reach = math.ceil(float(field.flow.abs().max())) + 2
     ys, xs = rims[0].nonzero(as_tuple=True)
@@ -316,14 +354,22 @@ def lay_rims(face: torch.Tensor, frame: torch.Tensor, rims: torch.Tensor, field:
     a = torch.zeros(1, cy1 - cy0, cx1 - cx0, device=frame.device)
     ix0, iy0, ix1, iy1 = max(x0, cx0), max(y0, cy0), min(x1, cx1), min(y1, cy1)
     a[:, iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0] = rims[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    # the source with its rims filled from the skin around them (normalised convolution), warped
-    # by the same field: it paints over the copy of the rim the warp carried along with the skin
-    crop = frame[:, cy0:cy1, cx0:cx1].float()
-    fill = gaussian_blur((crop * (1 - a))[None], FILL_SIGMA)[0] / gaussian_blur((1 - a)[None], FILL_SIGMA)[0].clamp_min(1e-6)
+    # the source with its rims filled, warped by the same field: it paints over the copy of the
+    # rim the warp carried along with the skin
     sub = WarpField((sx0 - cx0, sy0 - cy0, sx1 - cx0, sy1 - cy0), field.flow[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0])
-    warped = apply_warp(torch.cat([torch.lerp(crop, fill, a), a])[None], sub)[0, :, sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0]
+    filled = fill_rims(frame[:, cy0:cy1, cx0:cx1], a)
+    warped = apply_warp(torch.cat([filled, a])[None], sub)[0, :, sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0]
     patch = face[:, sy0:sy1, sx0:sx1]
     out = torch.lerp(patch.float(), warped[:3], warped[3:].clamp(0, 1))
-    out = torch.lerp(out, frame[:, sy0:sy1, sx0:sx1].float(), alpha[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0])
     patch.copy_(torch.where(moved[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0], out.to(face.dtype), patch))
-    return True
+    return alpha
+
+
+def hold_rims(face: torch.Tensor, frame: torch.Tensor, held: torch.Tensor, box: Box) -> None:
+    """Lay the source frame (3,H,W)'s rim pixels, unwarped, over ``face`` (3,H,W) in place, where
+    held (1,h,w) 0..1 over ``box`` (:func:`paint_over_rims`' answer) is above 0 (nothing else is
+    touched). Last of the layers the render stage lays: the rims are in front of all of them."""
+    x0, y0, x1, y1 = box
+    patch = face[:, y0:y1, x0:x1]
+    out = torch.lerp(patch.float(), frame[:, y0:y1, x0:x1].float(), held)
+    patch.copy_(torch.where(held > 0, out.to(face.dtype), patch))

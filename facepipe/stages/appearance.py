@@ -16,8 +16,10 @@ import torch
 
 from facepipe.errors import FacepipeError
 from facepipe.face.regions import facemesh_regions
+from facepipe.face.topology import N_VERTICES
 from facepipe.io.media import probe
 from facepipe.render.donors import DonorPool, cut_donor
+from facepipe.render.occluders import erase_rims
 from facepipe.render.transfer import render_transfer_box
 from facepipe.render.transfer_plan import TransferConfig, plan_transfer
 from facepipe.stages.graph import track_and_fit
@@ -85,7 +87,9 @@ def _analyse_library_clip(path: Path, face: str, ctx):
 
 def _decode_donors(transfer, sources, scale: float, n_vertices: int) -> dict:
     """{pool row: DonorImage} for every row the transfer plan uses, decoded at ``scale`` as face crops
-    (with the donor's first ``n_vertices`` tracked landmarks: the mesh's)."""
+    (with the donor's first ``n_vertices`` tracked landmarks: the mesh's), glasses rims erased
+    (:func:`facepipe.render.occluders.erase_rims`, per clip: the transfer would carry them off the
+    edited frame's rims, and the render stage holds the edited frame's own)."""
     rows = transfer.rows_used()
     donors = {}
     for clip in np.unique(transfer.pool_clip[rows]) if len(rows) else ():
@@ -94,9 +98,15 @@ def _decode_donors(transfer, sources, scale: float, n_vertices: int) -> dict:
         frames = transfer.pool_frame[mine]
         order = np.argsort(frames)
         pos = np.searchsorted(np.asarray(tracks.frame_index), frames)
+        cut = {}
         for chunk in ctx.reader.chunks(frames[order], chunk_size=None, scale=scale):
             for k, frame in zip(chunk.indices, chunk.frames):
                 for j in np.flatnonzero(frames == k):
                     lm = tracks.landmarks[pos[j], :n_vertices, :2]
-                    donors[int(mine[j])] = cut_donor(frame, (lm + 0.5) * scale - 0.5)
+                    cut[int(mine[j])] = cut_donor(frame, (lm + 0.5) * scale - 0.5)
+        if n_vertices == N_VERTICES:  # the rims are found on FaceMesh's topology
+            meshes = [d.vertices - d.vertices.new_tensor(d.offset) for d in cut.values()]
+            erased = erase_rims([d.image for d in cut.values()], meshes)
+            cut = {row: d._replace(image=image) for (row, d), image in zip(cut.items(), erased)}
+        donors.update(cut)
     return donors

@@ -5,11 +5,13 @@ Per frame the edit changes (:class:`~facepipe.render.geometry.FrameMeshes`):
 1. warp: the actor's own pixels move from the source mesh to the edited mesh
    (:func:`facepipe.render.warp.warp_field`, fold-free, rigid mouth interior and eyes); where
    the edited lids open beyond the source's, the iris is kept a disc and the stretch beyond it
-   made sclera (:mod:`facepipe.render.eye_interior`); glasses rims, rigid with the head, are
-   held out of it where the source shows them (:mod:`facepipe.render.occluders`);
-2. appearance (optional): donor regions from the actor's own frames are laid over the warped
-   face (:mod:`facepipe.stages.appearance`), with the plate's motion blur re-applied to them
-   (``shutter``: the design's reblur step);
+   made sclera (:mod:`facepipe.render.eye_interior`);
+2. appearance (optional): donor regions from the actor's own frames, their glasses rims erased,
+   are laid over the warped face (:mod:`facepipe.stages.appearance`), with the plate's motion
+   blur re-applied to them (``shutter``: the design's reblur step). Glasses rims, rigid with the
+   head, are held out of the warp and the transfer where the source shows them
+   (:mod:`facepipe.render.occluders`: the warp's copy painted over before the transfer, the
+   source's rims laid after it);
 3. neural refinement (optional): the actor's trained renderer adds what the warp cannot carry
    (:class:`~facepipe.render.neural.refine.NeuralRefiner`, issue 15);
 4. the face's matte from the source and edited meshes.
@@ -48,7 +50,7 @@ from facepipe.pipeline.stage import FrameStage
 from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner, RefineInput
-from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, lay_rims, shot_has_rims
+from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, hold_rims, paint_over_rims, shot_has_rims
 from facepipe.render.rim_template import RimTemplate, build_rim_template
 from facepipe.render.warp import apply_warp, warp_field
 from facepipe.stages.appearance import appearance_for_shot
@@ -230,8 +232,11 @@ class FaceRenderer:
         fld = warp_field(src, dst, tris, (H, W), depth, work_px=self.work_px)
         face = apply_warp(frame[None], fld)[0]
         eyes_drawn = draw_eyes(face, frame, src, dst, fld, self.iris_sizes, torch.from_numpy(meshes.irises[t]).to(dev))
-        rims_held = self.rims is not None and lay_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
+        held = None if self.rims is None else paint_over_rims(face, frame, self.rims.render(src, depth, fld.box), fld)
         transferred = self._lay_appearance(face, int(meshes.positions[t]), dst)
+        if held is not None:  # after the transfer: the rims are in front of the (rimless) skin it lays
+            hold_rims(face, frame, held, fld.box)
+        rims_held = held is not None
         prepared = None if self.refiner is None else self.refiner.prepare(face, dst, depth, torch.from_numpy(meshes.au[t]))
         record = FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred, False,
                              eyes_drawn, rims_held)  # fmt: skip
@@ -301,7 +306,8 @@ class RenderStage(FrameStage):
     # 6: the rims come from one template per shot in mesh coordinates (render.rim_template), not
     #    from each frame, and leave the brows to the warp; 7: one iris size per eye and shot;
     # 8: the iris is drawn at the tracker's iris centre, its size the tracked one (per eye and shot)
-    version = "8"
+    # 9: appearance donors' glasses rims are erased, and the source's rims are laid over the transfer
+    version = "9"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
