@@ -107,11 +107,11 @@ def test_forehead_follows_the_brows_and_fades_to_the_mesh_top(model):
 
 def test_the_lid_raise_opens_the_eye_at_both_lids(model):
     cols, shapes = edit_shapes(model)
-    assert list(cols) == [model.au_index("AU5")]
+    au5 = list(cols).index(model.au_index("AU5"))
     lower = list(tp.LOWER_LID_R + tp.LOWER_LID_L)
-    assert shapes[0, lower, 1].min() < -0.015 and np.all(shapes[0, lower, 1] <= 0)
+    assert shapes[au5, lower, 1].min() < -0.015 and np.all(shapes[au5, lower, 1] <= 0)
     far = np.linalg.norm(model.template - model.template[tp.MOUTH_CORNER_R], axis=1) < 0.3
-    assert not shapes[0, far].any(), "the lower-lid drop stays around the eyes"
+    assert not shapes[au5, far].any(), "the lower-lid drop stays around the eyes"
     # drawn: the upper lid rises (the rig), the lower lid drops (the edit-only part)
     fit, lm = frontal_shot(model, au_row(model))
     target = np.tile(au_row(model, AU5=0.6), (2, 1))
@@ -126,3 +126,30 @@ def test_the_lid_raise_opens_the_eye_at_both_lids(model):
     expected = project(torch.from_numpy(model.shape(model.template, smile)),
                        *(torch.from_numpy(a) for a in (fit.rotation, fit.translation, fit.scale))).numpy()
     np.testing.assert_allclose(s_m.meshes(np.arange(2)).dst[0, lo_mid], expected[0, lo_mid, :2], atol=1e-3)
+
+
+def eye_opening(mesh: np.ndarray) -> float:
+    """Mean of both eyes' middle lid distance, px, of a (N,2) mesh in pixels."""
+    return float(np.mean([mesh[lo, 1] - mesh[up, 1] for up, lo in ((tp.UPPER_LID_R[3], tp.LOWER_LID_R[3]),
+                                                                    (tp.UPPER_LID_L[3], tp.LOWER_LID_L[3]))]))
+
+
+def test_a_smile_narrows_the_eye(model):
+    """The rig's AU6 drops the eye corners and leaves the upper lid, so drawn alone it opened the
+    eye; real grins narrow it (tracked), and so does the drawn AU6 with the edit-only part."""
+    fit, lm = frontal_shot(model, au_row(model))
+    target = np.tile(au_row(model, AU6=1.0), (2, 1))
+    ones = np.ones(2, np.float32)
+    drawn = EditGeometry(model, lm, fit, target, ones, np.arange(2)).meshes(np.arange(2))
+    src_open, dst_open = eye_opening(drawn.src[0]), eye_opening(drawn.dst[0])
+    assert dst_open < 0.95 * src_open
+    rig_only = EditGeometry(model, lm, fit, target, ones, np.arange(2))
+    rig_only.shape_cols, rig_only.shapes = np.zeros(0, np.int64), None
+    assert eye_opening(rig_only.meshes(np.arange(2)).dst[0]) > src_open
+    # the part added to the rig's stays on the eyes
+    cols, shapes = edit_shapes(model)
+    au6 = shapes[list(cols).index(model.au_index("AU6"))]
+    far = np.linalg.norm(model.template - model.template[tp.MOUTH_CORNER_R], axis=1) < 0.5
+    assert not au6[far].any()
+    upper, lower = list(tp.UPPER_LID_R + tp.UPPER_LID_L), list(tp.LOWER_LID_R + tp.LOWER_LID_L)
+    assert np.abs(au6[lower, 1]).max() < 0.1 * np.abs(au6[upper, 1]).max()  # the rig's lower lid stays the rig's

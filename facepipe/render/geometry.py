@@ -66,9 +66,15 @@ EDIT_GAIN: dict[int, float] = {1: 2.0, 2: 1.8, 4: 2.0, 5: 3.0, 6: 2.0, 12: 1.0, 
 #: Edit-only shape parts: FACS number -> handles (as the rig's, written for the subject's right
 #: side and mirrored) whose displacement the edited mesh adds to the AU's drawn change. AU5: the lower
 #: lid drops 1.3x the rig's upper-lid rise per unit (0.0137 IOD at the lid's middle) -- lp_d7's
-#: tracked surprise, above.
+#: tracked surprise, above. AU6: the upper lid follows the eye corners down (the rig's AU6, measured
+#: on lp_d0's grin, drops the corners 0.0126 IOD and leaves the upper lid, so drawn alone it opened
+#: the eye: tracked, happy edits' eyes were 4-16% wider than the source's on lp_d9 and lp_d19) and
+#: descends 0.0044 more at its middle, as the tracked upper lid does in real grins relative to the
+#: corners (lp_d0; their eye opening is 6-23% narrower on lp_d0, lp_d5, lp_d19, lp_s29). Small
+#: sigma: the geodesic falloff must not reach the lower lid round the corners.
 EDIT_SHAPES: dict[int, tuple[Handle, ...]] = {
     5: (Handle(tp.LOWER_LID_R, (0.0, -0.018, 0.0), 0.035, "arc"),),
+    6: (Handle(tp.UPPER_LID_R, (0.0, -0.0125, 0.0), 0.02, "flat"), Handle(tp.UPPER_LID_R, (0.0, -0.0044, 0.0), 0.02, "arc")),
 }
 
 

@@ -306,8 +306,9 @@ class RenderStage(FrameStage):
     # 6: the rims come from one template per shot in mesh coordinates (render.rim_template), not
     #    from each frame, and leave the brows to the warp; 7: one iris size per eye and shot;
     # 8: the iris is drawn at the tracker's iris centre, its size the tracked one (per eye and shot)
-    # 9: appearance donors' glasses rims are erased, and the source's rims are laid over the transfer
-    version = "9"
+    # 9: appearance donors' glasses rims are erased, and the source's rims are laid over the transfer;
+    # 10: a drawn AU6 narrows the eye (render.geometry.EDIT_SHAPES: the upper lid follows the corners)
+    version = "10"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
