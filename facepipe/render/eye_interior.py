@@ -115,7 +115,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radi
 
 #: Rows of each eye's tracked iris points (:attr:`~facepipe.render.geometry.FrameMeshes.irises`:
 #: :data:`~facepipe.face.topology.IRIS_R`, then ``IRIS_L``; centre first).
-IRIS_ROWS = {EYE_R.name: slice(0, 5), EYE_L.name: slice(5, 10)}
+IRIS_ROWS = {EYE_R.name: slice(0, len(topo.IRIS_R)), EYE_L.name: slice(len(topo.IRIS_R), len(topo.IRIS_R + topo.IRIS_L))}
 
 
 def tracked_iris_sizes(landmarks: np.ndarray) -> dict[str, float]:
@@ -135,7 +135,6 @@ def tracked_iris_sizes(landmarks: np.ndarray) -> dict[str, float]:
         if np.isfinite(ratio).any():
             sizes[eye.name] = float(np.nanmedian(ratio))
     return sizes
-
 
 
 def _sample(frame: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:

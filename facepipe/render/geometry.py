@@ -235,7 +235,7 @@ class EditGeometry:
         dst = np.zeros((T, n, 2), np.float32)
         depth = np.zeros((T, n), np.float32)
         au = np.zeros((T, len(self.model.au_names)), np.float32)
-        irises = np.full((T, 10, 2), np.nan, np.float32)
+        irises = np.full((T, len(tp.IRIS_R + tp.IRIS_L), 2), np.nan, np.float32)
         have = pos >= 0
         rows = pos[have]
         lm = self.landmarks[rows, :n] if len(rows) else np.zeros((0, n, 3), np.float32)
