@@ -184,9 +184,9 @@ class SourceOpening:
     colours: torch.Tensor
 
     @classmethod
-    def of(cls, frame: torch.Tensor, src: torch.Tensor, region: Region) -> SourceOpening:
-        """The opening of ``region`` (an eye) in ``frame`` (3,H,W) with its source mesh (468,2)."""
-        loop, eye_width, margin = _lid_margin(src, region)
+    def of(cls, frame: torch.Tensor, loop: torch.Tensor, eye_width: float, margin: float) -> SourceOpening:
+        """The opening in ``frame`` (3,H,W) of an eye with lid margin ``loop`` (K,2), ``eye_width``
+        and ``margin`` px: :func:`_lid_margin` of the eye in the frame's source mesh."""
         box, pts = _grid(loop.amin(0), loop.amax(0), tuple(frame.shape[-2:]))
         shown = _visible(pts, loop, margin)
         points = pts[shown]
@@ -259,7 +259,8 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
     that made ``face``; iris_size: the iris radius in eye widths if known (the shot's), else
     fitted on this frame alone; centre: (2,) px the tracked iris centre in the source frame, else
     the disc is fitted to the opening's pixels. Whether it drew anything."""
-    ls, eye_width, margin = _lid_margin(src, region)
+    lid = _lid_margin(src, region)
+    ls, eye_width, margin = lid
     ld = dst[list(region.loop)]
     box, pts = _grid(ld.amin(0), ld.amax(0), tuple(face.shape[-2:]))
     inside = points_in_polygon(pts, ld)
@@ -267,7 +268,7 @@ def draw_eye(face: torch.Tensor, frame: torch.Tensor, src: torch.Tensor, dst: to
     visible = _visible(back, ls, margin)
     if int((inside & ~visible).sum()) < MIN_UNCOVERED_PX:
         return False
-    opening = SourceOpening.of(frame, src, region)
+    opening = SourceOpening.of(frame, *lid)
     if len(opening.points) < MIN_VISIBLE_PX:
         return False  # nothing of the source's eye to draw from
     radius = None if iris_size is None else iris_size * eye_width
@@ -322,7 +323,7 @@ def shot_iris_sizes(frames: list[torch.Tensor], srcs: list[torch.Tensor]) -> dic
     left out (fitted per frame)."""
     sizes = {}
     for eye in (EYE_R, EYE_L):
-        openings = (SourceOpening.of(frame, src, eye) for frame, src in zip(frames, srcs))
+        openings = (SourceOpening.of(frame, *_lid_margin(src, eye)) for frame, src in zip(frames, srcs))
         ratios = [iris.radius / o.eye_width for o in openings if o.eye_width > 0 and (iris := o.fit_iris()) is not None]
         if ratios:
             sizes[eye.name] = float(torch.tensor(ratios).median())
