@@ -26,7 +26,6 @@ reference's mouth blanked redraws a mouth from its maps (measured: it lowered sp
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import NamedTuple
 
@@ -47,6 +46,7 @@ from facepipe.render.neural.conditioning import (
     to_crop,
 )
 from facepipe.render.neural.config import RendererConfig
+from facepipe.render.neural.precision import autocast, inference_dtype
 
 #: Crops per generator call at edit time when none is given. A GPU needs large batches to be busy
 #: at 256 px; on a CPU batching gains little (96 px, one thread, four runs: 4 crops a call 4-13%
@@ -93,11 +93,9 @@ class NeuralRefiner:
 
     @torch.no_grad()
     def render_crops(self, inputs: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
-        """Batched: inputs (B,3+C,S,S), au (B,K) -> faces (B,3,S,S) on the renderer's device (fp16
-        autocast on CUDA)."""
-        cuda = self.device.type == "cuda"
-        amp = torch.autocast("cuda", dtype=torch.float16) if cuda else contextlib.nullcontext()
-        with amp:
+        """Batched: inputs (B,3+C,S,S), au (B,K) -> faces (B,3,S,S) on the renderer's device (under
+        autocast to :func:`~facepipe.render.neural.precision.inference_dtype`: fp16 on CUDA)."""
+        with autocast(self.device.type, inference_dtype(self.device)):
             return self.generator(inputs.to(self.device), au.to(self.device)).float()
 
     def render(self, prepared: list[RefineInput]) -> list[torch.Tensor]:

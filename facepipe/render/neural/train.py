@@ -7,15 +7,14 @@ must draw the mouth from the mouth map and the AU code, not copy it) + i's condi
 target = frame i. Losses, all inside the face matte: L1; least-squares adversarial from a
 multi-scale conditional patch discriminator (full and half resolution) and a mouth-crop
 discriminator; feature matching on the patch discriminators' features (VGG-free). With
-``RendererConfig.amp`` the networks' forward passes run under autocast (:func:`amp_dtype`) and
-the losses are computed in fp32.
+``RendererConfig.amp`` the networks' forward passes run under autocast
+(:func:`~facepipe.render.neural.precision.amp_dtype`) and the losses are computed in fp32.
 Validation (:func:`validate`) renders held-out frames from their farthest training frame and
 scores renderer and warp against the real frame.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from facepipe.nn.face_renderer import FaceRendererNet
 from facepipe.nn.patch_discriminator import PatchDiscriminator
 from facepipe.render.neural.conditioning import MAP_CHANNELS, MATTE, MOUTH, Crop, crop_pixels, grid_coordinates
 from facepipe.render.neural.config import RendererConfig
+from facepipe.render.neural.precision import amp_dtype, autocast
 from facepipe.render.neural.samples import ShotSamples, far_references, warp_reference
 
 
@@ -64,13 +64,6 @@ def sample_batch(samples: ShotSamples, refs: list[np.ndarray], targets: np.ndarr
             "vertices": samples.vertices[rows].to(device)}
 
 
-def amp_dtype(device) -> torch.dtype:
-    """The autocast dtype of mixed-precision training on ``device``: bf16 (fp32's range, no loss
-    scaling) where the device has it (every CPU; CUDA from Ampere on), else fp16."""
-    device = torch.device(device)
-    return torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
-
-
 def masked_l1(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return ((a - b).abs() * m).sum() / (3 * m.sum()).clamp_min(1.0)
 
@@ -93,17 +86,11 @@ class RendererGAN:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam([*self.patch.parameters(), *self.mouth.parameters()], lr=config.lr, betas=betas)
 
-    def _autocast(self):
-        """The networks' forward passes under autocast with ``config.amp``, else as they are."""
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.amp)
-
     def _views(self, face: torch.Tensor, batch: dict) -> list[list[torch.Tensor]]:
         """Per discriminator, its features of ``face`` (fp32, whatever the autocast dtype): full
         and half resolution with the maps, the mouth crop."""
         maps = batch["maps"]
-        with self._autocast():
+        with autocast(self.device_type, self.amp):
             full = self.patch[0].features(maps, face)
             half = self.patch[1].features(F.avg_pool2d(maps, 2), F.avg_pool2d(face, 2))
             views = [full, half, self.mouth.features(mouth_crops(face, batch["vertices"], self.config.mouth_size))]
@@ -114,7 +101,7 @@ class RendererGAN:
         c = self.config
         m = batch["maps"][:, MATTE:MATTE + 1]
         target = batch["target"]
-        with self._autocast():
+        with autocast(self.device_type, self.amp):
             out = self.generator(batch["inputs"], batch["au"])
         out = out.float()  # the losses in fp32
         fake = out * m + target * (1 - m)  # the face in its real surroundings: seams count
