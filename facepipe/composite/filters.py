@@ -1,5 +1,6 @@
-"""Small separable filters: Gaussian blur, erosion / dilation, window extremes, and the support box of
-a matte (shared by the composite modules and the appearance transfer; any device)."""
+"""Small separable filters: Gaussian blur, erosion / dilation, window extremes, the support box of
+a matte, and luma (shared by the composite modules, the appearance transfer and the render layers;
+any device)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,15 @@ def grow_box(box: tuple[int, int, int, int], margin: int, align: int, size: tupl
     H, W = size
     return (max(0, y0 - margin) // align * align, min(H, y1 + margin),
             max(0, x0 - margin) // align * align, min(W, x1 + margin))  # fmt: skip
+
+
+#: Rec. 709 luma weights of R, G, B.
+REC709 = (0.2126, 0.7152, 0.0722)
+
+
+def luma(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """float32 Rec. 709 luma of colours 0..1 whose channels (R, G, B) run along ``dim``, that dim
+    dropped: (3,H,W) -> (H,W); (P,3) with dim=-1 -> (P,)."""
+    shape = [1] * rgb.dim()
+    shape[dim] = 3
+    return (rgb.float() * torch.tensor(REC709, dtype=torch.float32, device=rgb.device).view(shape)).sum(dim)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facepipe.composite.filters import gaussian_blur
+from facepipe.composite.filters import gaussian_blur, luma
 from facepipe.face import topology as topo
 from facepipe.face.extent import points_in_polygon
 from facepipe.render.warp import EYE_L, EYE_R, Region, WarpField, distance_to_loop, region_backward
@@ -67,11 +67,6 @@ class Iris:
     radius: float
 
 
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """(...,) Rec. 709 luma of colours (...,3)."""
-    return rgb @ rgb.new_tensor([0.2126, 0.7152, 0.0722])
-
-
 def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radius: float | None = None,
              steps: int = 9) -> Iris | None:  # fmt: skip
     """The disc that best separates dark iris from bright sclera among an eye's visible pixels.
@@ -86,7 +81,7 @@ def fit_iris(points: torch.Tensor, colours: torch.Tensor, eye_width: float, radi
     """
     if len(points) < MIN_VISIBLE_PX:
         return None
-    y = _luma(colours)
+    y = luma(colours, dim=-1)
     lo, hi = points.amin(0), points.amax(0)
     r_lo, r_hi = (f * eye_width for f in IRIS_RADIUS_RANGE) if radius is None else (radius, radius)
     centre, radius = (lo + hi) / 2, (r_lo + r_hi) / 2

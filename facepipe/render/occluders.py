@@ -38,7 +38,7 @@ import math
 import kornia
 import torch
 
-from facepipe.composite.filters import gaussian_blur
+from facepipe.composite.filters import gaussian_blur, luma
 from facepipe.composite.matte import polygon_mask
 from facepipe.face import topology as topo
 from facepipe.face.extent import Box
@@ -91,12 +91,6 @@ FEATHER_PX = 0.7
 GROW_PX = 1
 #: Radius (Gaussian sigma, px) of the skin a warped rim is painted over with.
 FILL_SIGMA = 2.5
-
-
-def _luma(frame: torch.Tensor) -> torch.Tensor:
-    """(1,1,H,W) Rec. 709 luma of frame (3,H,W)."""
-    w = frame.new_tensor([0.2126, 0.7152, 0.0722]).view(3, 1, 1)
-    return (frame.float() * w.float()).sum(0)[None, None]
 
 
 class EyeAxes:
@@ -196,7 +190,7 @@ def bridge_evidence(frame: torch.Tensor, src: torch.Tensor) -> float:
     box = zone_box(src, tuple(frame.shape[-2:]))
     x0, y0, x1, y1 = box
     pts = _pixel_grid(box, src.device)
-    line = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width)) > BRIDGE_THRESHOLD
+    line = ridge_strength(luma(frame[:, y0:y1, x0:x1])[None, None], _sigmas(axes.width)) > BRIDGE_THRESHOLD
     a, b = sorted((axes.inner @ axes.u).tolist())
     lo, hi = a + 0.2 * (b - a), b - 0.2 * (b - a)
     cols = torch.arange(math.floor(lo), math.ceil(hi), device=src.device, dtype=torch.float32)
@@ -291,7 +285,7 @@ def rim_alpha(frame: torch.Tensor, src: torch.Tensor, box: Box) -> torch.Tensor:
     anti-aliased edge)."""
     axes = EyeAxes(src)
     x0, y0, x1, y1 = box
-    strength = ridge_strength(_luma(frame[:, y0:y1, x0:x1]), _sigmas(axes.width))
+    strength = ridge_strength(luma(frame[:, y0:y1, x0:x1])[None, None], _sigmas(axes.width))
     allowed = rim_zone(src, box)
     rims = long_lines((strength > BRIDGE_THRESHOLD) & allowed & bridge_zone(axes, _pixel_grid(box, src.device)), axes.width)
     rims = torch.maximum(rims.float(), torch.maximum(*(trace_rim(strength, allowed, axes, eye, box) for eye in (0, 1))))
