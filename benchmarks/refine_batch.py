@@ -58,7 +58,7 @@ def refine_pass(refiner: NeuralRefiner, frames: list[tuple]) -> dict:
         torch.cuda.synchronize()
     t2 = time.perf_counter()
     for face, p, out in zip(faces, prepared, rendered):
-        refiner.paste(face, p, out)
+        refiner.paste(face, p, refiner.change(p, out))
     t3 = time.perf_counter()
     return {"prepare": t1 - t0, "generator": t2 - t1, "paste": t3 - t2, "total": t3 - t0}
 

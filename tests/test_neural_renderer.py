@@ -37,6 +37,7 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import renderer_path
 from facepipe.render.neural.refine import NeuralRefiner
 from facepipe.render.neural.samples import collect_samples, far_references, warp_reference
+from facepipe.render.neural.temporal import WINDOW
 from facepipe.render.neural import train as train_module
 from facepipe.render.neural.train import build_generator, mouth_crops, train_renderer
 
@@ -73,7 +74,7 @@ def refine_frames(refiner: NeuralRefiner, frames: list, landmarks: list, aus: li
     all of them (in the refiner's batches), each change pasted."""
     prepared = [refiner.prepare(f, lm[:, :2], lm[:, 2], torch.from_numpy(au)) for f, lm, au in zip(frames, landmarks, aus)]
     for frame, p, out in zip(frames, prepared, refiner.render(prepared)):
-        refiner.paste(frame, p, out)
+        refiner.paste(frame, p, refiner.change(p, out))
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +307,8 @@ def test_the_refiner_leaves_the_lips_to_the_warp(model, one_torch_thread):
 def test_the_render_node_refines_in_batches_and_only_the_face(astro, one_torch_thread):
     """The render node (two worker threads, as an edit on a CPU) gathers a chunk's warped faces
     and refines them in batches: the same faces and mattes as batches of one, every rendered
-    frame recorded as refined, and nothing changed beyond the edited mesh's crop."""
+    frame recorded as refined, and nothing changed beyond the edited mesh's crop. A frame's face
+    needs only the :data:`~facepipe.render.neural.temporal.WINDOW` frames before it (a farm chunk's context)."""
     from facepipe.io.reader import FrameChunk
     from facepipe.jobs.context import open_context
     from facepipe.jobs.edit import EditSettings, edit_stages
@@ -325,15 +327,17 @@ def test_the_render_node_refines_in_batches_and_only_the_face(astro, one_torch_t
         idx = np.arange(min(9, info.frame_count))
         frames = VideoReader(info).read(idx)
 
-        def render(batch: int | None, with_refiner: bool = True) -> list:
-            node.refiner, node.last_edited = (refiner if with_refiner else None), None
+        def render(batch: int | None, with_refiner: bool = True, rows=slice(None)) -> list:
+            node.refiner, node.last_edited, node.changes = (refiner if with_refiner else None), None, []
             refiner.batch = batch
-            out = node(FrameChunk(idx, np.zeros(len(idx), np.int64), frames.clone()))
+            out = node(FrameChunk(idx[rows], np.zeros(len(idx[rows]), np.int64), frames[rows].clone()))
             return [None if f is None else f.result() for f in out.faces]
 
         one, batched = render(1), render(4)
         refined = node.stats.to_dict(idx)["frames_refined"]
+        tail = render(1, rows=slice(-(WINDOW + 1), None))  # a chunk with just the context the last frame needs
         geometric = render(4, with_refiner=False)
+    assert (tail[-1].face - one[-1].face).abs().max() < 1e-6, "a frame depends on the WINDOW frames before it only"
     rendered = [k for k, f in enumerate(batched) if f is not None]
     assert len(rendered) > 4 and refined == len(rendered), "a full and a partial batch, each frame recorded"
     meshes = node.geometry.meshes(idx, 1.0)

@@ -33,6 +33,7 @@ from facepipe.jobs.renderer import resolve_renderer
 from facepipe.pipeline.graph import Graph
 from facepipe.pipeline.stage import Stage
 from facepipe.plan.request import EditRequest
+from facepipe.render.neural.temporal import WINDOW
 from facepipe.stages.composite import CompositeStage
 from facepipe.stages.deblur import DeblurStage, DeliveredDeblurStage
 from facepipe.stages.decode import DecodeStage
@@ -200,8 +201,11 @@ def temporal_context(indices: np.ndarray, repeats, frames: int) -> np.ndarray:
 
 def context_frames(graph: Graph) -> int:
     """How many frames before a frame its edit depends on: the composite averages the matte over
-    ``matte_window`` frames and the smooth stage the edit over ``window`` earlier composites."""
-    return graph.stage("composite").matte_window - 1 + graph.stage("smooth").window
+    ``matte_window`` frames and the smooth stage the edit over ``window`` earlier composites; a
+    neural renderer's change is held steady over :data:`~facepipe.render.neural.temporal.WINDOW`
+    earlier frames."""
+    steady = WINDOW if graph.stage("render").renderer_weights else 0
+    return graph.stage("composite").matte_window - 1 + graph.stage("smooth").window + steady
 
 
 def pull_edit(graph: Graph, sink: str, passthrough: bool) -> Pulled:

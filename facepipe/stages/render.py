@@ -50,6 +50,7 @@ from facepipe.pipeline.stage import FrameStage
 from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.geometry import EditGeometry
 from facepipe.render.neural.refine import NeuralRefiner, RefineInput
+from facepipe.render.neural.temporal import WINDOW, FrameChange, steady_change
 from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, hold_rims, paint_over_rims, shot_has_rims
 from facepipe.render.rim_template import RimTemplate, build_rim_template
 from facepipe.render.warp import apply_warp, warp_field
@@ -186,6 +187,7 @@ class FaceRenderer:
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
+        self.changes: list[FrameChange] = []  # the neural renderer's last changes, for steady_change
         #: What the appearance transfer chose (regions, donors), for the edit report.
         self.appearance_report: dict = {}
 
@@ -246,24 +248,31 @@ class FaceRenderer:
         """Step 3 for the frames ``warping`` ((row, source index, Future of its :class:`WarpedFace`),
         in frame order): one generator call per group of at most the refiner's ``batch`` frames,
         made as soon as the group is warped (later groups still warp on the workers); each
-        frame's paste and matte are submitted as its Future in ``faces``."""
+        frame's change is kept for the frames after it (:data:`~facepipe.render.neural.temporal.WINDOW`)
+        and its paste and matte are submitted as its Future in ``faces``."""
         step = self.refiner.batch
         for s in range(0, len(warping), step):
             group = warping[s:s + step]
             warped = [future.result() for _, _, future in group]
             rendered = self.refiner.render([w.prepared for w in warped])
             for (t, index, _), w, out in zip(group, warped, rendered):
-                faces[t] = self.submit(self._finish_face, w, index, tris, out)
+                change = self.refiner.change(w.prepared, out)
+                earlier = [c for c in self.changes if index - WINDOW <= c.index < index]
+                faces[t] = self.submit(self._finish_face, w, index, tris, (change, earlier))
+                self.changes = [*earlier, FrameChange(index, w.prepared.vertices, change)]
 
     def _finish_face(self, warped: WarpedFace, index: int, tris: torch.Tensor,
-                     rendered: torch.Tensor | None = None) -> RenderedFace:  # fmt: skip
-        """Source frame ``index`` finished: the neural renderer's output ``rendered`` (3,S,S), if
-        any, pasted on its warped face, its record kept, its matte made (step 4). Touches no
-        renderer state but the (locked) statistics (worker threads)."""
+                     refined: tuple[torch.Tensor, list[FrameChange]] | None = None) -> RenderedFace:  # fmt: skip
+        """Source frame ``index`` finished: the neural renderer's change, if ``refined`` (its change
+        (3,S,S), the earlier frames' changes), held steady and pasted on its warped face; its
+        record kept, its matte made (step 4). Touches no renderer state but the (locked)
+        statistics (worker threads)."""
         face, src, dst = warped.face, warped.src, warped.dst
-        if rendered is not None:
-            self.refiner.paste(face, warped.prepared, rendered)
-        self.stats.record(index, warped.record._replace(refined=rendered is not None))
+        if refined is not None:
+            change, earlier = refined
+            steady = steady_change(change, warped.prepared.raster, self.refiner.triangles, earlier)
+            self.refiner.paste(face, warped.prepared, steady)
+        self.stats.record(index, warped.record._replace(refined=refined is not None))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), tuple(face.shape[-2:]),
                            outlines=self.outlines)
         return RenderedFace(face, matte, dst.mean(0))
@@ -308,7 +317,8 @@ class RenderStage(FrameStage):
     # 8: the iris is drawn at the tracker's iris centre, its size the tracked one (per eye and shot)
     # 9: appearance donors' glasses rims are erased, and the source's rims are laid over the transfer;
     # 10: a drawn AU6 narrows the eye (render.geometry.EDIT_SHAPES: the upper lid follows the corners)
-    version = "10"
+    # 11: the neural renderer's change is held steady over the frames before (render.neural.temporal)
+    version = "11"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH

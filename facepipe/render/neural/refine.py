@@ -7,8 +7,9 @@ batches: one crop at a time leaves it idle) while the per-frame work stays on it
    render the edited mesh's conditioning maps (:class:`RefineInput`);
 2. :meth:`NeuralRefiner.render_crops`, batched: the generator on the frames' inputs with their
    edited AUs, at most :attr:`NeuralRefiner.batch` crops a call;
-3. :meth:`NeuralRefiner.paste`, per frame: add the generator's *change* to the warped face (the
-   residual, upsampled from the crop and feathered inside the mesh's matte).
+3. :meth:`NeuralRefiner.paste`, per frame: add the generator's *change* (its output less the
+   warped crop; held steady over the frames before by :mod:`~facepipe.render.neural.temporal`)
+   to the warped face, upsampled from the crop and feathered inside the mesh's matte.
 
 The full-resolution detail of the actor's own warped pixels stays: the renderer adds what the warp cannot carry at
 its own resolution, so a 96 px CPU renderer does not blur a 500 px face.
@@ -33,6 +34,7 @@ import torch
 
 from facepipe.composite.filters import gaussian_blur
 from facepipe.face import topology as tp
+from facepipe.render.barycentric import Raster
 from facepipe.render.neural.conditioning import (
     MATTE,
     Crop,
@@ -58,12 +60,13 @@ BATCH_CUDA, BATCH_CPU = 32, 4
 class RefineInput(NamedTuple):
     """One frame prepared for the generator: crop, the square around the edited mesh in frame px;
     vertices (N,2) the edited mesh in crop px; inputs (3+C,S,S) the warped face's crop and the
-    mesh's conditioning maps, on the CPU; au (K,) the edited AUs."""
+    mesh's conditioning maps, on the CPU; au (K,) the edited AUs; raster (S,S) of the edited mesh."""
 
     crop: Crop
     vertices: torch.Tensor
     inputs: torch.Tensor
     au: torch.Tensor
+    raster: Raster
 
 
 class NeuralRefiner:
@@ -88,8 +91,8 @@ class NeuralRefiner:
         S = self.config.size
         crop = crop_around(dst)
         v = to_crop(dst.float().cpu(), crop, S)
-        maps, _ = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
-        return RefineInput(crop, v, torch.cat([cut(face, crop, S).cpu(), maps]), au.float().cpu())
+        maps, raster = mesh_maps(v, depth.float().cpu() * S / crop.side, self.nmfc, self.triangles, S)
+        return RefineInput(crop, v, torch.cat([cut(face, crop, S).cpu(), maps]), au.float().cpu(), raster)
 
     @torch.no_grad()
     def render_crops(self, inputs: torch.Tensor, au: torch.Tensor) -> torch.Tensor:
@@ -108,14 +111,18 @@ class NeuralRefiner:
             out.extend(faces.cpu().unbind(0))
         return out
 
-    def paste(self, face: torch.Tensor, prepared: RefineInput, rendered: torch.Tensor) -> None:
-        """Add to ``face`` (3,H,W), in place, the change the generator made to its crop: rendered
-        (3,S,S) less the warped crop, low-passed and weighted by :meth:`_weight`. Touches no
-        refiner state (worker threads)."""
+    @staticmethod
+    def change(prepared: RefineInput, rendered: torch.Tensor) -> torch.Tensor:
+        """(3,S,S) what the generator changed in the crop: rendered (3,S,S) less the warped crop."""
+        return rendered - prepared.inputs[:3]
+
+    def paste(self, face: torch.Tensor, prepared: RefineInput, change: torch.Tensor) -> None:
+        """Add to ``face`` (3,H,W), in place, the ``change`` (3,S,S) the generator made to its crop
+        (:meth:`change`), low-passed and weighted by :meth:`_weight`. Touches no refiner state
+        (worker threads)."""
         S = self.config.size
-        warped, maps = prepared.inputs[:3], prepared.inputs[3:]
-        change = gaussian_blur((rendered - warped)[None], S / 48, border="reflect")[0]
-        self._add_residual(face, change * self._weight(maps, prepared.vertices), prepared.crop)
+        change = gaussian_blur(change[None], S / 48, border="reflect")[0]
+        self._add_residual(face, change * self._weight(prepared.inputs[3:], prepared.vertices), prepared.crop)
 
     def _weight(self, maps: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
         """(1,S,S) where the renderer's change applies: the matte feathered inward, less the lips

@@ -1,0 +1,53 @@
+"""The neural renderer's change held steady from frame to frame.
+
+The renderer draws each frame on its own, and what it adds (the *change*: its output less the
+warped face, in the crop) wobbles where the face holds still: the generator answers the frame's
+grain and sub-pixel differences with differently placed shading. The change of frame t is
+replaced by the mean of it and the changes of up to ``window`` earlier frames, each carried into
+frame t's crop along the face mesh (a pixel of frame t reads the earlier change where the same
+mesh point was: the barycentric position of the pixel in t's mesh, mapped through the earlier
+mesh). Where the earlier mesh does not cover, the pixel keeps fewer terms.
+
+The mean reads the earlier frames' *own* changes, not their steadied ones (no recursion), so a
+frame depends only on itself and the ``window`` frames before it: a farm chunk started that many
+frames early gives the same frames as one long run.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from facepipe.render.barycentric import Raster, interpolate
+from facepipe.render.neural.conditioning import sample_at
+
+#: Earlier frames averaged into a frame's change (measured in ``benchmarks/results/edit_quality_neural.md``).
+WINDOW = 4
+
+
+class FrameChange(NamedTuple):
+    """One refined frame's change: index, the source frame; vertices (N,2) its edited mesh in
+    its crop's pixels; change (3,S,S) the generator's output less the warped crop."""
+
+    index: int
+    vertices: torch.Tensor
+    change: torch.Tensor
+
+
+def carried(earlier: FrameChange, raster: Raster, triangles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``earlier``'s change carried into the crop of the frame whose mesh ``raster`` (S,S) is ->
+    (change (3,S,S), covered (1,S,S) float 0/1)."""
+    where = interpolate(earlier.vertices, triangles, raster).permute(1, 2, 0)  # (S,S,2) earlier crop px
+    return sample_at(earlier.change, where), raster.mask[None].float()
+
+
+def steady_change(change: torch.Tensor, raster: Raster, triangles: torch.Tensor, earlier: list[FrameChange]) -> torch.Tensor:
+    """change (3,S,S) of a frame whose edited mesh's raster (S,S) is, averaged with the
+    ``earlier`` frames' changes carried along the mesh (:func:`carried`) -> (3,S,S)."""
+    total, count = change.clone(), torch.ones_like(change[:1])
+    for e in earlier:
+        c, covered = carried(e, raster, triangles)
+        total += c * covered
+        count += covered
+    return total / count
