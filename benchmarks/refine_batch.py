@@ -1,9 +1,10 @@
 """The render node's neural refinement, frame by frame vs in batches: refined frames per second.
 
 The edit refines each warped face in three steps (``facepipe.render.neural.refine``): prepare
-(crop, conditioning maps), the generator, paste (the low-passed, feathered change). Before
-batching the generator ran once per frame (batch 1, the baseline here); the render node now
-runs it on up to ``NeuralRefiner.batch`` crops at once. Per batch size, on the same frames in
+(crop, conditioning maps; for the edited face and for the source frame), the generator (two
+crops a frame) and the change, paste (the low-passed, feathered change). Before batching the
+generator ran once per crop (batch 1, the baseline here); the render node now runs it on up to
+``NeuralRefiner.batch`` crops at once. Per batch size, on the same frames in
 the same run: seconds per frame of each step and in all, the best of ``--repeats`` passes.
 
 The frames are synthetic (random pixels, the face model's mean face of ``--face`` px in a
@@ -28,7 +29,7 @@ from common import machine, write_report  # noqa: E402
 from facepipe.face.model import load_model  # noqa: E402
 from facepipe.pipeline.device import select_device  # noqa: E402
 from facepipe.render.neural.config import RendererConfig  # noqa: E402
-from facepipe.render.neural.refine import NeuralRefiner  # noqa: E402
+from facepipe.render.neural.refine import NeuralRefiner, RefinePair  # noqa: E402
 from facepipe.render.neural.train import build_generator  # noqa: E402
 
 
@@ -51,14 +52,15 @@ def refine_pass(refiner: NeuralRefiner, frames: list[tuple]) -> dict:
     it; -> seconds of each step."""
     faces = [f.clone() for f, *_ in frames]
     t0 = time.perf_counter()
-    prepared = [refiner.prepare(face, dst, depth, au) for face, (_, dst, depth, au) in zip(faces, frames)]
+    pairs = [RefinePair(refiner.prepare(face, dst, depth, au), refiner.prepare(face, dst, depth, torch.zeros_like(au)))
+             for face, (_, dst, depth, au) in zip(faces, frames)]
     t1 = time.perf_counter()
-    rendered = refiner.render(prepared)
+    changes = refiner.changes(pairs)
     if refiner.device.type == "cuda":
         torch.cuda.synchronize()
     t2 = time.perf_counter()
-    for face, p, out in zip(faces, prepared, rendered):
-        refiner.paste(face, p, refiner.change(p, out))
+    for face, pair, change in zip(faces, pairs, changes):
+        refiner.paste(face, pair.edited, change)
     t3 = time.perf_counter()
     return {"prepare": t1 - t0, "generator": t2 - t1, "paste": t3 - t2, "total": t3 - t0}
 
@@ -80,7 +82,7 @@ def bench(config: RendererConfig, batches: list[int], n: int, frame: int, face: 
         best = {step: min(p[k][step] for p in passes) for step in passes[0][k]}
         rows.append({"batch": batch, **{f"{step}_ms_per_frame": round(1000 * v / n, 2) for step, v in best.items()},
                      "frames_per_s": round(n / best["total"], 1),
-                     "generator_crops_per_s": round(n / best["generator"], 1)})
+                     "generator_crops_per_s": round(2 * n / best["generator"], 1)})
         print(f"batch {batch}: {rows[-1]}", flush=True)
     base = rows[0]["total_ms_per_frame"]
     for row in rows:
@@ -99,7 +101,8 @@ def markdown(report: dict) -> str:
         f"Config: {c['size']} px crops, width {c['width']}, {c['levels']} levels. {report['frames']} synthetic frames of "
         f"{report['frame_px']} px with a {report['face_px']:g} px face; best of {report['repeats']} passes per step "
         "(the batch sizes take turns pass by pass). "
-        "Batch 1 is the per-frame path the edit ran before (one generator call per frame).",
+        "Two crops a frame (the edited face and the source frame). "
+        "Batch 1 is the path the edit ran before batching (one generator call per crop).",
         "",
         "| batch | prepare ms/frame | generator ms/frame | paste ms/frame | total ms/frame | frames/s | x batch 1 |",
         "|---:|---:|---:|---:|---:|---:|---:|",

@@ -35,7 +35,7 @@ from facepipe.render.neural.conditioning import (
 )
 from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.library import renderer_path
-from facepipe.render.neural.refine import NeuralRefiner
+from facepipe.render.neural.refine import NeuralRefiner, RefinePair
 from facepipe.render.neural.samples import collect_samples, far_references, warp_reference
 from facepipe.render.neural.temporal import WINDOW
 from facepipe.render.neural import train as train_module
@@ -69,12 +69,15 @@ def synthetic_frames(model, n: int = 12, seed: int = 0):
         yield i, frame, face_landmarks(model, au), au
 
 
-def refine_frames(refiner: NeuralRefiner, frames: list, landmarks: list, aus: list) -> None:
-    """The render node's refinement of frames (3,H,W) in place: each prepared, the generator on
-    all of them (in the refiner's batches), each change pasted."""
-    prepared = [refiner.prepare(f, lm[:, :2], lm[:, 2], torch.from_numpy(au)) for f, lm, au in zip(frames, landmarks, aus)]
-    for frame, p, out in zip(frames, prepared, refiner.render(prepared)):
-        refiner.paste(frame, p, refiner.change(p, out))
+def refine_frames(refiner: NeuralRefiner, frames: list, landmarks: list, aus: list, source_au=None) -> None:
+    """The render node's refinement of frames (3,H,W) in place, each shown as its own source with
+    ``source_au`` (default: none) and edited to ``aus`` on the same mesh: each pair prepared, the
+    generator on all of them (in the refiner's batches), each change pasted."""
+    source_au = torch.zeros(len(aus[0])) if source_au is None else torch.as_tensor(source_au)
+    pairs = [RefinePair(refiner.prepare(f, lm[:, :2], lm[:, 2], torch.from_numpy(au)),
+                        refiner.prepare(f, lm[:, :2], lm[:, 2], source_au)) for f, lm, au in zip(frames, landmarks, aus)]
+    for frame, pair, change in zip(frames, pairs, refiner.changes(pairs)):
+        refiner.paste(frame, pair.edited, change)
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +195,8 @@ def test_the_amp_default_and_checkpoints_from_before_it(model, tmp_path):
 def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, one_torch_thread):
     net = build_generator(TINY, len(model.au_names)).eval()
     refiner = NeuralRefiner(net, TINY, model.template, model.triangles)
-    au = np.zeros(len(model.au_names), np.float32)
-    lm = face_landmarks(model, au)
+    au = np.full(len(model.au_names), 0.5, np.float32)
+    lm = face_landmarks(model, np.zeros_like(au))
     frame = torch.rand(3, 140, 160)
     same = frame.clone()
     refine_frames(refiner, [same], [lm], [au])
@@ -209,6 +212,25 @@ def test_the_refiner_changes_only_the_face_and_an_untrained_one_nothing(model, o
     outside = torch.ones_like(diff)
     outside[y0:y1 + 1, x0:x1 + 1] = False
     assert not diff[outside].any(), "nothing changes beyond the mesh (and a crop pixel)"
+
+
+def test_the_renderers_own_error_on_the_frame_is_not_pasted(model, one_torch_thread):
+    """A renderer that changes the frame it is shown (here: a random head) changes it as much for
+    the source as for an edit to the same AUs: nothing is pasted. Edited to other AUs, it is."""
+    net = build_generator(TINY, len(model.au_names)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.2)
+    refiner = NeuralRefiner(net, TINY, model.template, model.triangles)
+    au = np.full(len(model.au_names), 0.3, np.float32)
+    lm = face_landmarks(model, au)
+    frame = torch.rand(3, 140, 160)
+    prepared = refiner.prepare(frame, lm[:, :2], lm[:, 2], torch.from_numpy(au))
+    assert (refiner.render([prepared])[0] - prepared.inputs[:3]).abs().max() > 0.05, "the net does change the frame"
+    kept = frame.clone()
+    refine_frames(refiner, [kept], [lm], [au], source_au=au)
+    assert (kept - frame).abs().max() < 1e-5
+    edited = frame.clone()
+    refine_frames(refiner, [edited], [lm], [au + 0.5], source_au=au)
+    assert (edited - frame).abs().max() > 0.01
 
 
 def test_batched_refinement_equals_frame_by_frame(model, one_torch_thread):

@@ -185,7 +185,8 @@ class FrameMeshes:
     edit changes (a face is tracked there and the plan's weight is above 0); au: (T,K) float32
     the AUs the edited mesh is drawn with (the neural renderer's code); irises: (T,10,2) float32
     pixels of the tracked irises at the render scale (:data:`~facepipe.face.topology.IRIS_R`, then
-    ``IRIS_L``), NaN where the track has none (scheme ``mediapipe-468``, other topologies).
+    ``IRIS_L``), NaN where the track has none (scheme ``mediapipe-468``, other topologies);
+    source_depth: (T,N) float32 depth of the source mesh; source_au: (T,K) float32 the fitted AUs.
     """
 
     positions: np.ndarray
@@ -195,6 +196,8 @@ class FrameMeshes:
     edit: np.ndarray
     au: np.ndarray
     irises: np.ndarray
+    source_depth: np.ndarray
+    source_au: np.ndarray
 
 
 class EditGeometry:
@@ -235,6 +238,8 @@ class EditGeometry:
         dst = np.zeros((T, n, 2), np.float32)
         depth = np.zeros((T, n), np.float32)
         au = np.zeros((T, len(self.model.au_names)), np.float32)
+        source_au = np.zeros_like(au)
+        source_depth = np.zeros((T, n), np.float32)
         irises = np.full((T, len(tp.IRIS_R + tp.IRIS_L), 2), np.nan, np.float32)
         have = pos >= 0
         rows = pos[have]
@@ -245,13 +250,13 @@ class EditGeometry:
         if len(rows):
             fit = self.fit
             pose = [torch.from_numpy(np.asarray(a, np.float32)[rows]) for a in (fit.rotation, fit.translation, fit.scale)]
-            source_au = np.asarray(fit.au, np.float32)[rows]
-            edited_au = drawn_aus(source_au, self.target[rows], self.gain)
-            au[have] = edited_au
-            base_np = self.model.shape(fit.identity, source_au)
+            fitted_au = np.asarray(fit.au, np.float32)[rows]
+            edited_au = drawn_aus(fitted_au, self.target[rows], self.gain)
+            au[have], source_au[have] = edited_au, fitted_au
+            base_np = self.model.shape(fit.identity, fitted_au)
             change = self.model.shape(fit.identity, edited_au) - base_np
             if len(self.shape_cols):
-                drawn = edited_au[:, self.shape_cols] - source_au[:, self.shape_cols]  # (R,E)
+                drawn = edited_au[:, self.shape_cols] - fitted_au[:, self.shape_cols]  # (R,E)
                 change = change + np.einsum("re,evc->rvc", drawn, self.shapes)  # BLAS-free, as FaceModel.shape
             if self.follow is not None:
                 change = self.follow.apply(change)
@@ -267,4 +272,5 @@ class EditGeometry:
                 if self.landmarks.shape[1] > max(tp.IRIS_L):
                     irises[have] = (self.landmarks[rows][:, tp.IRIS_R + tp.IRIS_L, :2] + 0.5) * scale - 0.5
             depth[have] = (lm[..., 2] + delta[..., 2]) * scale
-        return FrameMeshes(pos, src, dst, depth, edit, au, irises)
+            source_depth[have] = lm[..., 2] * scale
+        return FrameMeshes(pos, src, dst, depth, edit, au, irises, source_depth, source_au)

@@ -20,12 +20,14 @@ Steps 1-4 of a frame touch no shared state, so frames render on the run's worker
 (:meth:`RunContext.submit`); the output chunk carries one Future per rendered frame, which the
 composite stage resolves in frame order while later frames still render. With a neural
 renderer, step 3 is split: each frame's crop for the generator is prepared with steps 1-2 on
-the workers, the generator runs once per group of at most the refiner's ``batch`` frames of the
-chunk (a GPU needs batches; on CUDA ``submit`` runs at once, which would feed it one crop at a
-time), and each frame's paste of the change and step 4 go back to the workers. Frames that repeat
+the workers (two crops: the edited face and the source frame), the generator runs once per group
+of at most the refiner's ``batch`` crops of the chunk (a GPU needs batches; on CUDA ``submit``
+runs at once, which would feed it one crop at a time), and each frame's paste of the change and
+step 4 go back to the workers. Frames that repeat
 their predecessor (pulled-down footage: the ``repeats`` stage) are not rendered but marked
 ``held``: the composite re-applies the previous frame's edit to them. The renderer remembers
-only whether the frame before a chunk was edited, so it must see the chunks in order.
+whether the frame before a chunk was edited and the neural renderer's last changes, so it must
+see the chunks in order.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from facepipe.io.reader import FrameChunk
 from facepipe.pipeline.stage import FrameStage
 from facepipe.render.eye_interior import draw_eyes, shot_iris_sizes, tracked_iris_sizes
 from facepipe.render.geometry import EditGeometry
-from facepipe.render.neural.refine import NeuralRefiner, RefineInput
+from facepipe.render.neural.refine import NeuralRefiner, RefinePair
 from facepipe.render.neural.temporal import WINDOW, FrameChange, steady_change
 from facepipe.render.occluders import FRAME_BRIDGE, bridge_evidence, hold_rims, paint_over_rims, shot_has_rims
 from facepipe.render.rim_template import RimTemplate, build_rim_template
@@ -112,13 +114,13 @@ class FrameRecord(NamedTuple):
 class WarpedFace(NamedTuple):
     """One frame after steps 1-2: face (3,H,W) the whole frame warped, with its eyes, rims and
     appearance; src, dst (N,2) px the source and edited meshes; record: what was done to it
-    (``refined`` not yet set); prepared: the neural renderer's input for it, None without one."""
+    (``refined`` not yet set); prepared: the neural renderer's inputs for it, None without one."""
 
     face: torch.Tensor
     src: torch.Tensor
     dst: torch.Tensor
     record: FrameRecord
-    prepared: RefineInput | None
+    prepared: RefinePair | None
 
 
 class RenderStats:
@@ -239,27 +241,28 @@ class FaceRenderer:
         if held is not None:  # after the transfer: the rims are in front of the (rimless) skin it lays
             hold_rims(face, frame, held, fld.box)
         rims_held = held is not None
-        prepared = None if self.refiner is None else self.refiner.prepare(face, dst, depth, torch.from_numpy(meshes.au[t]))
+        prepared = None if self.refiner is None else RefinePair(
+            self.refiner.prepare(face, dst, depth, torch.from_numpy(meshes.au[t])),
+            self.refiner.prepare(frame, src, torch.from_numpy(meshes.source_depth[t]), torch.from_numpy(meshes.source_au[t])))
         record = FrameRecord(False, fld.edit_scale, fld.repaired > 0, bool(fld.mouth_filled), transferred, False,
                              eyes_drawn, rims_held)  # fmt: skip
         return WarpedFace(face, src, dst, record, prepared)
 
     def _refine(self, warping: list[tuple[int, int, Future]], faces: list, tris: torch.Tensor) -> None:
         """Step 3 for the frames ``warping`` ((row, source index, Future of its :class:`WarpedFace`),
-        in frame order): one generator call per group of at most the refiner's ``batch`` frames,
+        in frame order): one generator call per group of at most the refiner's ``batch`` crops,
         made as soon as the group is warped (later groups still warp on the workers); each
         frame's change is kept for the frames after it (:data:`~facepipe.render.neural.temporal.WINDOW`)
         and its paste and matte are submitted as its Future in ``faces``."""
-        step = self.refiner.batch
+        step = max(1, self.refiner.batch // 2)  # two crops a frame
         for s in range(0, len(warping), step):
             group = warping[s:s + step]
             warped = [future.result() for _, _, future in group]
-            rendered = self.refiner.render([w.prepared for w in warped])
-            for (t, index, _), w, out in zip(group, warped, rendered):
-                change = self.refiner.change(w.prepared, out)
+            changes = self.refiner.changes([w.prepared for w in warped])
+            for (t, index, _), w, change in zip(group, warped, changes):
                 earlier = [c for c in self.changes if index - WINDOW <= c.index < index]
                 faces[t] = self.submit(self._finish_face, w, index, tris, (change, earlier))
-                self.changes = [*earlier, FrameChange(index, w.prepared.vertices, change)]
+                self.changes = [*earlier, FrameChange(index, w.prepared.edited.vertices, change)]
 
     def _finish_face(self, warped: WarpedFace, index: int, tris: torch.Tensor,
                      refined: tuple[torch.Tensor, list[FrameChange]] | None = None) -> RenderedFace:  # fmt: skip
@@ -270,8 +273,8 @@ class FaceRenderer:
         face, src, dst = warped.face, warped.src, warped.dst
         if refined is not None:
             change, earlier = refined
-            steady = steady_change(change, warped.prepared.raster, self.refiner.triangles, earlier)
-            self.refiner.paste(face, warped.prepared, steady)
+            edited = warped.prepared.edited
+            self.refiner.paste(face, edited, steady_change(change, edited.raster, self.refiner.triangles, earlier))
         self.stats.record(index, warped.record._replace(refined=refined is not None))
         matte = face_matte(torch.cat([src, dst]), torch.cat([tris, tris + len(src)]), tuple(face.shape[-2:]),
                            outlines=self.outlines)
@@ -318,7 +321,8 @@ class RenderStage(FrameStage):
     # 9: appearance donors' glasses rims are erased, and the source's rims are laid over the transfer;
     # 10: a drawn AU6 narrows the eye (render.geometry.EDIT_SHAPES: the upper lid follows the corners)
     # 11: the neural renderer's change is held steady over the frames before (render.neural.temporal)
-    version = "11"
+    # 12: the neural renderer's change less its own error on the source frame (render.neural.refine)
+    version = "12"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH

@@ -86,6 +86,14 @@ def cut(image: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
     return sample_at(image, crop_pixels(crop, size, image.device))
 
 
+def carry(image: torch.Tensor, vertices: torch.Tensor, raster: Raster, triangles: torch.Tensor) -> torch.Tensor:
+    """image (C,S,S) of a crop whose mesh is ``vertices`` (N,2) crop px, carried into another
+    crop along the mesh: each pixel that ``raster`` (the other crop's mesh, over ``triangles``)
+    covers reads the image where the same mesh point is -> (C,S,S), 0 where the raster does not cover."""
+    where = interpolate(vertices, triangles, raster).permute(1, 2, 0)  # (S,S,2) image px
+    return sample_at(image.float(), where) * raster.mask.float()
+
+
 def closed_triangles(triangles) -> torch.Tensor:
     """(F',3) int64: the mesh's triangles plus fans closing its mouth and eye holes (FaceMesh
     topology), so renders and warps cover the openings too."""

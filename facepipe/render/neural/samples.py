@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facepipe.render.barycentric import Raster, interpolate
-from facepipe.render.neural.conditioning import crop_around, cut, mesh_maps, sample_at, to_crop
+from facepipe.render.barycentric import Raster
+from facepipe.render.neural.conditioning import carry, crop_around, cut, mesh_maps, to_crop
 
 
 @dataclass
@@ -72,9 +72,7 @@ def warp_reference(samples: ShotSamples, target: int, reference: int, triangles:
     """(3,S,S) 0..1 the reference sample's crop moved into the target sample's mesh geometry
     (piecewise affine over the closed mesh; 0 where the target's mesh does not cover)."""
     raster = Raster(samples.tri[target], samples.bary[target], samples.tri[target].float())
-    where = interpolate(samples.vertices[reference], triangles, raster).permute(1, 2, 0)  # (S,S,2) reference crop px
-    warped = sample_at(samples.crops[reference].float() / 255.0, where)
-    return warped * raster.mask.to(warped.dtype)
+    return carry(samples.crops[reference].float() / 255.0, samples.vertices[reference], raster, triangles)
 
 
 def far_references(au: torch.Tensor, candidates: np.ndarray, share: float) -> list[np.ndarray]:

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import torch
 
-from facepipe.render.barycentric import Raster, interpolate
-from facepipe.render.neural.conditioning import sample_at
+from facepipe.render.barycentric import Raster
+from facepipe.render.neural.conditioning import carry
 
 #: Earlier frames averaged into a frame's change (measured in ``benchmarks/results/edit_quality_neural.md``).
 WINDOW = 4
@@ -35,19 +35,13 @@ class FrameChange(NamedTuple):
     change: torch.Tensor
 
 
-def carried(earlier: FrameChange, raster: Raster, triangles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``earlier``'s change carried into the crop of the frame whose mesh ``raster`` (S,S) is ->
-    (change (3,S,S), covered (1,S,S) float 0/1)."""
-    where = interpolate(earlier.vertices, triangles, raster).permute(1, 2, 0)  # (S,S,2) earlier crop px
-    return sample_at(earlier.change, where), raster.mask[None].float()
-
-
 def steady_change(change: torch.Tensor, raster: Raster, triangles: torch.Tensor, earlier: list[FrameChange]) -> torch.Tensor:
     """change (3,S,S) of a frame whose edited mesh's raster (S,S) is, averaged with the
-    ``earlier`` frames' changes carried along the mesh (:func:`carried`) -> (3,S,S)."""
+    ``earlier`` frames' changes carried into its crop along the mesh
+    (:func:`~facepipe.render.neural.conditioning.carry`) -> (3,S,S)."""
     total, count = change.clone(), torch.ones_like(change[:1])
+    covered = raster.mask[None].float()
     for e in earlier:
-        c, covered = carried(e, raster, triangles)
-        total += c * covered
+        total += carry(e.change, e.vertices, raster, triangles)
         count += covered
     return total / count
