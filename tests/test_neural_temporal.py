@@ -9,7 +9,7 @@ import torch
 from facepipe.face.model import load_model
 from facepipe.render.barycentric import interpolate, rasterize_barycentric
 from facepipe.render.neural.conditioning import closed_triangles
-from facepipe.render.neural.temporal import FrameChange, steady_change
+from facepipe.render.neural.temporal import WINDOW, FrameChange, steady_change
 
 S = 64
 
@@ -51,3 +51,17 @@ def test_frame_to_frame_noise_is_averaged_where_the_mesh_covers(face):
     assert torch.equal(steady[:, ~m], changes[-1][:, ~m]), "beyond the mesh a frame keeps its own change"
     assert float(steady[:, m].var()) < 0.3 * float(changes[-1][:, m].var())
     assert torch.equal(steady_change(changes[-1], raster, tris, []), changes[-1])
+
+
+def test_an_edit_with_a_renderer_starts_its_chunks_the_window_earlier():
+    """A farm chunk's first frames need the WINDOW frames before them refined too."""
+    from types import SimpleNamespace
+
+    from facepipe.jobs.edit import EditSettings, context_frames, edit_stages
+    from facepipe.plan.request import parse_request
+
+    def context(weights: str) -> int:
+        stages, _ = edit_stages(parse_request(emotions=["sad"]), EditSettings(), renderer_weights=weights)
+        return context_frames(SimpleNamespace(stage={s.name: s for s in stages}.__getitem__))
+
+    assert context("renderer.pt") == context("") + WINDOW
