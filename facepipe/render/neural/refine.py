@@ -64,8 +64,8 @@ from facepipe.render.neural.config import RendererConfig
 from facepipe.render.neural.precision import autocast, inference_dtype
 
 #: Crops per generator call at edit time when none is given. A GPU needs large batches to be busy
-#: at 256 px; on a CPU batching gains little (96 px, one thread, four runs: 4 crops a call 4-13%
-#: faster than 1, 16 within 6% of 1, 32 slower: ``benchmarks/results/refine_batch.md``), and
+#: at 256 px; on a CPU batching gains little (96 px, one thread: 4 crops a call 4-18% faster than
+#: 1 over five runs, 16 within 6% of 1, 32 slower: ``benchmarks/results/refine_batch.md``), and
 #: smaller groups let the render workers warp the next frames while the generator runs.
 BATCH_CUDA, BATCH_CPU = 32, 4
 
