@@ -25,9 +25,8 @@ of at most the refiner's ``batch`` crops of the chunk (a GPU needs batches; on C
 runs at once, which would feed it one crop at a time), and each frame's paste of the change and
 step 4 go back to the workers. Frames that repeat their predecessor (pulled-down footage: the
 ``repeats`` stage) are not rendered but marked ``held``: the composite re-applies the previous
-frame's edit to them. The renderer remembers
-whether the frame before a chunk was edited and the neural renderer's last changes, so it must
-see the chunks in order.
+frame's edit to them. The renderer remembers whether the frame before a chunk was edited and
+the neural renderer's last changes, so it must see the chunks in order.
 """
 
 from __future__ import annotations
