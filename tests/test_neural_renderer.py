@@ -330,7 +330,8 @@ def test_the_render_node_refines_in_batches_and_only_the_face(astro, one_torch_t
     """The render node (two worker threads, as an edit on a CPU) gathers a chunk's warped faces
     and refines them in batches: the same faces and mattes as batches of one, every rendered
     frame recorded as refined, and nothing changed beyond the edited mesh's crop. A frame's face
-    needs only the :data:`~facepipe.render.neural.temporal.WINDOW` frames before it (a farm chunk's context)."""
+    needs only the :data:`~facepipe.render.neural.temporal.WINDOW` frames before it (a farm chunk's
+    context), and none before a cut."""
     from facepipe.io.reader import FrameChunk
     from facepipe.jobs.context import open_context
     from facepipe.jobs.edit import EditSettings, edit_stages
@@ -358,8 +359,14 @@ def test_the_render_node_refines_in_batches_and_only_the_face(astro, one_torch_t
         one, batched = render(1), render(4)
         refined = node.stats.to_dict(idx)["frames_refined"]
         tail = render(1, rows=slice(-(WINDOW + 1), None))  # a chunk with just the context the last frame needs
+        alone = render(1, rows=slice(-1, None))
+        node.shot_cuts = idx[-1:]  # a cut just before the last frame
+        cut = render(1)
+        node.shot_cuts = np.zeros(0, np.int64)
         geometric = render(4, with_refiner=False)
     assert (tail[-1].face - one[-1].face).abs().max() < 1e-6, "a frame depends on the WINDOW frames before it only"
+    assert (alone[-1].face - one[-1].face).abs().max() > 1e-4, "the frames before it do count"
+    assert (cut[-1].face - alone[-1].face).abs().max() < 1e-6, "but not across a cut"
     rendered = [k for k, f in enumerate(batched) if f is not None]
     assert len(rendered) > 4 and refined == len(rendered), "a full and a partial batch, each frame recorded"
     meshes = node.geometry.meshes(idx, 1.0)

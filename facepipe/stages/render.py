@@ -164,13 +164,15 @@ class FaceRenderer:
     built on; submit: runs per-frame work (:meth:`RunContext.submit`); refiner: the actor's
     neural renderer or None (geometric only); rims: the shot's glasses rims, held out of the
     warp (:mod:`facepipe.render.rim_template`), or None (no glasses); iris_sizes: the shot's iris
-    radius per eye in eye widths (:func:`facepipe.render.eye_interior.tracked_iris_sizes`).
+    radius per eye in eye widths (:func:`facepipe.render.eye_interior.tracked_iris_sizes`);
+    shot_cuts: source frame indices that start a new shot (the neural renderer's change is not
+    carried across them).
     """
 
     def __init__(self, geometry: EditGeometry, triangles: np.ndarray, velocity: np.ndarray, repeats: dict[int, bool],
                  scale: float, appearance: AppearanceSource | None, shutter: float, work_px: float, submit,
                  refiner: NeuralRefiner | None = None, rims: RimTemplate | None = None,
-                 iris_sizes: dict[str, float] | None = None):  # fmt: skip
+                 iris_sizes: dict[str, float] | None = None, shot_cuts=()):  # fmt: skip
         self.geometry = geometry
         self.triangles = torch.as_tensor(np.asarray(triangles, np.int64))
         outline = outer_boundary(np.asarray(triangles))
@@ -185,6 +187,7 @@ class FaceRenderer:
         self.refiner = refiner
         self.rims = rims
         self.iris_sizes = iris_sizes or {}
+        self.shot_cuts = np.asarray(shot_cuts, np.int64)
         self.stats = RenderStats()
         self.repeats = repeats
         self.last_edited: int | None = None  # source index of the last frame seen, if it was edited
@@ -259,7 +262,8 @@ class FaceRenderer:
             warped = [future.result() for _, _, future in group]
             changes = self.refiner.changes([w.prepared for w in warped])
             for (t, index, _), w, change in zip(group, warped, changes):
-                earlier = [c for c in self.changes if index - WINDOW <= c.index < index]
+                shot_start = max([index - WINDOW, *self.shot_cuts[self.shot_cuts <= index].tolist()])
+                earlier = [c for c in self.changes if shot_start <= c.index < index]
                 faces[t] = self.submit(self._finish_face, w, index, tris, (change, earlier))
                 self.changes = [*earlier, FrameChange(index, w.prepared.edited.vertices, change)]
 
@@ -321,7 +325,8 @@ class RenderStage(FrameStage):
     # 10: a drawn AU6 narrows the eye (render.geometry.EDIT_SHAPES: the upper lid follows the corners)
     # 11: the neural renderer's change is held steady over the frames before (render.neural.temporal)
     # 12: the neural renderer's change less its own error on the source frame (render.neural.refine)
-    version = "12"
+    # 13: ... and not carried across a shot cut
+    version = "13"
     inputs = ("track", "fit3d", "plan", "repeats")
 
     appearance_strength: float = defaults.APPEARANCE_STRENGTH
@@ -355,7 +360,7 @@ class RenderStage(FrameStage):
             if model.n_vertices == N_VERTICES:
                 iris_sizes = tracked_iris_sizes(tracks.landmarks) or shot_iris_sizes(frames, srcs)
         renderer = FaceRenderer(geometry, model.triangles, tracks.velocity, repeated, scale, appearance, self.shutter,
-                                self.work_px, ctx.submit, refiner, rims, iris_sizes)  # fmt: skip
+                                self.work_px, ctx.submit, refiner, rims, iris_sizes, tracks.shot_cuts)  # fmt: skip
         renderer.appearance_report = report
         return renderer
 

@@ -10,7 +10,8 @@ mesh). Where the earlier mesh does not cover, the pixel keeps fewer terms.
 
 The mean reads the earlier frames' *own* changes, not their steadied ones (no recursion), so a
 frame depends only on itself and the ``window`` frames before it: a farm chunk started that many
-frames early gives the same frames as one long run.
+frames early gives the same frames as one long run. Nothing is carried across a shot cut (the
+render node keeps only the changes since the shot began).
 """
 
 from __future__ import annotations
