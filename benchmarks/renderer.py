@@ -25,16 +25,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, resolve_clips, write_report  # noqa: E402
+from common import actor_name, machine, resolve_clips, write_report  # noqa: E402
 
 from facepipe.face.model import load_model  # noqa: E402
 from facepipe.io.media import probe  # noqa: E402
-from facepipe.jobs.context import open_context  # noqa: E402
+from facepipe.jobs.context import default_workdir, open_context  # noqa: E402
 from facepipe.jobs.train_renderer import sheet_image, shot_samples  # noqa: E402
 from facepipe.nn.face_renderer import FaceRendererNet  # noqa: E402
 from facepipe.pipeline.device import select_device  # noqa: E402
 from facepipe.render.neural.conditioning import MAP_CHANNELS, closed_triangles  # noqa: E402
+from facepipe.render.neural.checkpoint import save_renderer  # noqa: E402
 from facepipe.render.neural.config import RendererConfig  # noqa: E402
+from facepipe.render.neural.library import renderer_path  # noqa: E402
 from facepipe.render.neural.train import train_renderer  # noqa: E402
 from facepipe.tracking.sheets import write_png  # noqa: E402
 
@@ -60,13 +62,19 @@ def crops_per_second(config: RendererConfig, au_dim: int, device, batch: int = 8
     return round(batch * repeats / (time.perf_counter() - t0), 1)
 
 
-def bench_clip(clip: Path, config: RendererConfig, minutes: float, device, sheets: Path) -> dict:
+def bench_clip(clip: Path, config: RendererConfig, minutes: float, device, sheets: Path, save: bool = False) -> dict:
+    """Train on ``clip``, score the held-out frames; with ``save``, keep the renderer as the
+    clip's actor's (``common.actor_name``) in the work dir, where an edit with ``actor=`` finds it."""
     ctx = open_context(probe(clip), None, str(device), progress="off", log=lambda *a, **k: None)
     samples = shot_samples(ctx, config)
-    triangles = closed_triangles(load_model().triangles)
-    _, report, rows = train_renderer(samples, config, triangles, None, minutes, device, log=lambda m: None)
+    model = load_model()
+    triangles = closed_triangles(model.triangles)
+    generator, report, rows = train_renderer(samples, config, triangles, None, minutes, device, log=lambda m: None)
     scores = report["validation_after"]
     write_png(sheets / f"renderer_{clip.stem}.png", sheet_image(rows, 8))
+    if save:
+        actor = actor_name(clip)
+        save_renderer(renderer_path(actor, None, default_workdir()), config, generator, model.au_names, actor, report)
     print(f"{clip.name}: {report['steps']} steps in {report['seconds']} s; {scores}", flush=True)
     return {"clip": clip.name, "frames": len(samples), "train_frames": report["train_frames"],
             "steps": report["steps"], "train_s": report["seconds"], **scores}
@@ -105,6 +113,8 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
     ap.add_argument("--json", default="benchmarks/results/renderer.json")
+    ap.add_argument("--save-renderers", action="store_true",
+                    help="keep each clip's renderer as its actor's (the clip's name) in the work dir, for edits")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,7 +123,7 @@ def main(argv=None):
     device = select_device(args.device)
     config = RendererConfig.for_device(device)
     sheets = Path(args.json).parent / "sheets"
-    rows = [bench_clip(c, config, args.minutes, device, sheets) for c in clips]
+    rows = [bench_clip(c, config, args.minutes, device, sheets, args.save_renderers) for c in clips]
     gains = [r["renderer"]["psnr"] - r["warp"]["psnr"] for r in rows]
     au_dim = len(load_model().au_names)
     report = {

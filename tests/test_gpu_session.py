@@ -36,3 +36,22 @@ def test_inference_speed_reports_each_batch():
     assert report["config"] == {"size": 256, "width": 64, "levels": 4}
     assert not report["autocast_fp16"]
     assert [r["batch"] for r in report["rows"]] == [1] and report["rows"][0]["crops_per_s"] > 0
+
+
+def test_edits_run_from_the_cache_and_come_back_as_a_tar_per_clip(tmp_path, monkeypatch, one_torch_thread):
+    """The device step: a clip whose analysis and renderer are in the work dir is edited to each
+    emotion with the tracking backends blocked (as on the GPU machine); one tar holds the edits
+    and their reports."""
+    import tarfile
+
+    from facepipe.demo import make_demo_clip
+
+    work = tmp_path / "work"
+    clip = make_demo_clip(tmp_path / "astro.mp4", seconds=0.4, size=160, audio=False)
+    api.train_renderer(clip, actor="astro", steps=1, size=32, width=8, workdir=work, progress="off", log=lambda m: None)
+    monkeypatch.setenv("FACEPIPE_WORKDIR", str(work))
+    (tar,) = session.neural_edits([clip], tmp_path / "out", "cpu")
+    assert tar.name == "edits_astro.tar"
+    with tarfile.open(tar) as t:
+        names = sorted(t.getnames())
+    assert names == sorted(f"astro.{e}.neural_gpu{suffix}" for e in session.EMOTIONS for suffix in (".mkv", ".report.json"))

@@ -11,7 +11,9 @@
 #   site/   those wheels installed for python 3.12 (pip --target, no index needed there);
 #   clips/  the shared clips benchmarks/renderer.py trains on by default, copied whole (the cache
 #           is keyed by their content), and clips.txt listing them in its order;
-#   work/   their analysis (track, fit3d only), computed here: the GPU image has no mediapipe.
+#   edits/  the first 24 frames of two of them (session.EDIT_CLIPS, EDIT_FRAMES), trimmed losslessly, to edit
+#           there with their GPU-trained renderers, and edits.txt listing them;
+#   work/   the analysis of all of them (track, fit3d only), computed here: the GPU image has no mediapipe.
 # It checks the cache with mediapipe and face-alignment made unimportable, then packs site,
 # clips and work into .gpu-carry/inputs.tar.xz, the one thing carried: the wheels alone are 47 MiB
 # (av's is 36) and the caches 25, over the tool's 64 MiB; xz brings all of it to about 50.
@@ -32,8 +34,8 @@ foreign=(--no-deps --only-binary=:all: --python-version "$GPU_PYTHON_VERSION" --
 exclude=$(git rev-parse --git-path info/exclude)
 for path in /.gpu/ /.gpu-carry/; do grep -qxF "$path" "$exclude" || echo "$path" >> "$exclude"; done
 # work/ is kept: a warm cache makes a rerun quick (the clips' content keys it).
-rm -rf .gpu/whl .gpu/site .gpu/clips .gpu/clips.txt .gpu-carry
-mkdir -p .gpu/whl .gpu/clips .gpu/work .gpu-carry
+rm -rf .gpu/whl .gpu/site .gpu/clips .gpu/clips.txt .gpu/edits .gpu/edits.txt .gpu-carry
+mkdir -p .gpu/whl .gpu/clips .gpu/edits .gpu/work .gpu-carry
 
 # Wheels: the versions this venv runs, so the GPU run imports what was tested here.
 versions=$("$PYTHON" -c 'import importlib.metadata as m; print(" ".join(f"{p}=={m.version(p)}" for p in ("av", "kornia", "kornia_rs", "diffusers")))')
@@ -47,11 +49,16 @@ echo "wheels for python $GPU_PYTHON_VERSION: $versions"
     echo "clips/$(basename "$clip")" >> .gpu/clips.txt
     FACEPIPE_WORKDIR=.gpu/work "$PYTHON" -m facepipe prepare ".gpu/clips/$(basename "$clip")" --progress off 2>&1 | grep '^prepared'
 done
+# The edits' sources: the first frames of session.EDIT_CLIPS, trimmed losslessly, and their analysis.
+"$PYTHON" benchmarks/gpu_session/session.py sources --out .gpu/edits | while read -r source; do
+    echo "edits/$(basename "$source")" >> .gpu/edits.txt
+    FACEPIPE_WORKDIR=.gpu/work "$PYTHON" -m facepipe prepare "$source" --progress off 2>&1 | grep '^prepared'
+done
 find .gpu/work -mindepth 2 -maxdepth 2 -type d ! -name track ! -name fit3d -exec rm -rf {} +
-(cd .gpu && "$PYTHON" ../benchmarks/gpu_session/session.py check-cache --workdir work $(cat clips.txt))
+(cd .gpu && "$PYTHON" ../benchmarks/gpu_session/session.py check-cache --workdir work $(cat clips.txt edits.txt))
 
 echo "packing .gpu-carry/inputs.tar.xz (xz -9, a few minutes on 2 cores)"
-tar -C .gpu -cf - site clips work clips.txt | xz -T2 -9 > .gpu-carry/inputs.tar.xz
+tar -C .gpu -cf - site clips edits work clips.txt edits.txt | xz -T2 -9 > .gpu-carry/inputs.tar.xz
 
 # What travels: tracked and untracked-not-ignored files, and the carried .gpu-carry.
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)

@@ -4,7 +4,7 @@
 #   run(command="bash benchmarks/gpu_session/run.sh", carry=[".gpu-carry"], timeout_s=600)
 #
 # Usage: bash benchmarks/gpu_session/run.sh [--minutes TOTAL] [--device cuda|cpu]
-#            [--renderer-minutes M] [--deblur-minutes D]
+#            [--renderer-minutes M] [--deblur-minutes D] [--edits 1|0]
 # (defaults: 9 min in all, cuda, per-clip renderer minutes from the budget, deblur 1.5 min when
 # the renderer leaves that much). 9 min: with the machine's start, one call takes about 11 of the
 # session's 15 device minutes, and a second start needs 4 left, so this call gets what there is.
@@ -12,9 +12,13 @@
 # analysis) to /tmp/gpu-session, sets PYTHONPATH (repo + its site) and FACEPIPE_WORKDIR (the cache),
 # prints the GPU and torch, then, each step under `timeout` inside the total budget:
 #   1. inference_gpu.json: crops/s of the 256 px config through the edit's inference call;
-#   2. renderer_gpu.{json,md} + renderer_gpu_sheets.tar: benchmarks/renderer.py on the carried
-#      clips with RendererConfig.for_device (256 px, width 64 on CUDA);
-#   3. deblur_gpu.pt (when under 16 MiB): `facepipe train deblur`, width 64 on CUDA, if time is left.
+#   2. renderer_gpu.{json,md} + renderer_gpu_sheets.tar: benchmarks/renderer.py with
+#      RendererConfig.for_device (256 px, width 64 on CUDA) on the edit clips (--edits 1, the
+#      default: two clips, so each trains minutes, not seconds) or on all carried clips (--edits 0);
+#   3. edits_NAME.tar per edit clip: its carried 24-frame source edited to happy, sad and surprised
+#      with the renderer step 2 trained on the clip (session.py edits), scored back here with
+#      `session.py score --json OUT edits_*.tar` (the harness needs mediapipe, which is not there);
+#   4. deblur_gpu.pt (when under 16 MiB): `facepipe train deblur`, width 64 on CUDA, if time is left.
 # OVERHEAD_S=30 bash ... assumes less per-clip overhead (more training per clip).
 # All into $OUT (the tool's; at most 8 files come back), with the whole output in $OUT/log.txt,
 # so a step that fails or runs out of time still leaves the others' results.
@@ -23,10 +27,11 @@
 #       --minutes 6 --renderer-minutes 0.1 --deblur-minutes 0.2
 set -uo pipefail  # not -e: a failed step must not cancel the steps after it
 cd "$(dirname "$0")/../.."
-minutes=9 device=cuda renderer_minutes="" deblur_minutes=1.5
+minutes=9 device=cuda renderer_minutes="" deblur_minutes=1.5 edits=1
 while (($#)); do
     case $1 in
         --minutes) minutes=$2 ;;
+        --edits) edits=$2 ;;
         --device) device=$2 ;;
         --renderer-minutes) renderer_minutes=$2 ;;
         --deblur-minutes) deblur_minutes=$2 ;;
@@ -78,17 +83,34 @@ step inference 120 "$PY" benchmarks/gpu_session/session.py inference --device "$
 # The renderer gets what is left but a minute for the rest; per clip, its samples (decoding,
 # conditioning maps at 256 px on the CPU) and validation cost about OVERHEAD_S. The deblur
 # training runs only on the time the renderer leaves (when the overhead was smaller).
-renderer_s=$(($(left) - 60))
+edits_s=0 train=("${clips[@]}")
+if ((edits)); then
+    edits_s=${EDITS_S:-90}  # six 24-frame edits (two crops a frame through the 256 px renderer; about 3 s each on a CPU at 96 px)
+    mapfile -t sources < <(sed "s|^|$WORK/|" "$WORK/edits.txt")
+    train=()
+    for clip in "${clips[@]}"; do  # the clips the sources (NAME.first24.mkv) were cut from
+        for source in "${sources[@]}"; do
+            [[ $(basename "$source") == "$(basename "${clip%.*}")".* ]] && train+=("$clip")
+        done
+    done
+fi
+renderer_s=$(($(left) - 60 - edits_s))
 overhead_s=${OVERHEAD_S:-45}
 if [[ -z $renderer_minutes ]]; then
-    renderer_minutes=$(awk -v s="$renderer_s" -v n="${#clips[@]}" -v o="$overhead_s" \
+    renderer_minutes=$(awk -v s="$renderer_s" -v n="${#train[@]}" -v o="$overhead_s" \
         'BEGIN { m = (s - 30 - n * o) / n / 60; printf "%.2f", (m < 0.1) ? 0.1 : m }')
 fi
-echo "renderer: ${#clips[@]} clips, $renderer_minutes min each, limit $renderer_s s"
+echo "renderer: ${#train[@]} clips, $renderer_minutes min each, limit $renderer_s s"
 step renderer "$renderer_s" "$PY" benchmarks/renderer.py --device "$device" --minutes "$renderer_minutes" \
-    --json "$RESULTS/renderer_gpu.json" --clips "${clips[@]}"
+    --json "$RESULTS/renderer_gpu.json" --save-renderers --clips "${train[@]}"
 cp "$RESULTS"/renderer_gpu.json "$RESULTS"/renderer_gpu.md "$OUT"/ 2> /dev/null
 [[ -d $RESULTS/sheets ]] && tar -C "$RESULTS" -cf "$OUT/renderer_gpu_sheets.tar" sheets
+
+if ((edits)); then
+    step edits "$edits_s" "$PY" benchmarks/gpu_session/session.py edits --device "$device" --out "$RESULTS/edits" \
+        "${sources[@]}"
+    cp "$RESULTS"/edits/*.tar "$OUT"/ 2> /dev/null
+fi
 
 # The deblur GAN: trained on all carried clips but the last, validated on the last.
 deblur_s=$(awk -v m="$deblur_minutes" 'BEGIN { print int(m * 60) + 60 }')  # + reading the windows

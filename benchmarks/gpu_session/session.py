@@ -3,6 +3,17 @@
     python benchmarks/gpu_session/session.py clips                      # the renderer benchmark's shared clips
     python benchmarks/gpu_session/session.py check-cache --workdir W CLIP...   # their analysis is cached
     python benchmarks/gpu_session/session.py inference --device cuda --json OUT [--batches 1,8,32]  # 256 px crops/s
+    python benchmarks/gpu_session/session.py sources --out DIR          # here: the edits' trimmed sources
+    python benchmarks/gpu_session/session.py edits --out DIR SOURCE...  # there: neural edits of them, a tar per clip
+    python benchmarks/gpu_session/session.py score --json OUT TAR...    # here: the harness on them, beside `full`
+
+The edits: the first :data:`EDIT_FRAMES` frames of :data:`EDIT_CLIPS` (trimmed losslessly here,
+as ``edit_quality.py`` does, their analysis carried), edited on the GPU machine to each of
+:data:`EMOTIONS` with the clip's renderer that ``renderer.py --save-renderers`` trained there
+(the 256 px config), written losslessly. The harness cannot run there (it tracks the edits, and
+the image has no mediapipe), and a 256 px checkpoint (about 93 MiB in fp16) is too large to come
+back, so the edited clips come back and are scored here, next to the ``full`` path edited here
+from the same trimmed source.
 
 The GPU machine has no mediapipe or face-alignment (and nothing can be installed there from an
 index), so the tracking and the 3D fit of every clip it trains on must come from the carried
@@ -26,6 +37,12 @@ sys.path.insert(0, str(BENCHMARKS))
 TRACKING_ONLY = ("mediapipe", "face_alignment")
 #: Batch sizes of the inference measurement: one face (an edit's frame), and batched.
 BATCHES = (1, 8, 32)
+#: Clips edited with their GPU-trained renderer (talking, 512 px) and how many of their first
+#: frames: losslessly, 40 frames of hdtf_aoc are 5 MB, so 24 keep three edits of a clip in one
+#: file under the tool's 16 MiB, and the carried sources within its 64 MiB with the wheels.
+EDIT_CLIPS = ("hdtf_aoc_talk.mp4", "lp_d10_surprise_talk.mp4")
+EDIT_FRAMES = 24
+EMOTIONS = ("happy", "sad", "surprised")
 
 
 @contextlib.contextmanager
@@ -120,6 +137,86 @@ def inference_speed(device_name: str, repeats: int = 5, batches=BATCHES) -> dict
             "autocast_fp16": device.type == "cuda", "rows": rows}
 
 
+def edit_sources(folder: Path) -> list[Path]:
+    """The trimmed sources of :data:`EDIT_CLIPS` (``edit_quality.py``'s ``trimmed_source``) in ``folder``."""
+    from common import SHARED
+    from quality import trimmed_source
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return [trimmed_source(SHARED / name, folder, EDIT_FRAMES, None) for name in EDIT_CLIPS]
+
+
+def clip_of(source: Path) -> str:
+    """``NAME.first24.mkv`` -> ``NAME``: the shared clip a trimmed source was cut from (its actor)."""
+    return Path(source).name.split(".")[0]
+
+
+def neural_edits(sources, out: Path, device: str) -> list[Path]:
+    """Each trimmed source edited to each of :data:`EMOTIONS` with its clip's renderer, tracking
+    backends blocked (as on the GPU machine) -> one tar per clip in ``out`` (edits, their reports)."""
+    import tarfile
+
+    from common import LOSSLESS_CODEC, LOSSLESS_EXT
+
+    from facepipe import api
+
+    out.mkdir(parents=True, exist_ok=True)
+    tars = []
+    for source in map(Path, sources):
+        written = []
+        for emotion in EMOTIONS:
+            edit = out / f"{source.stem}.{emotion}.neural_gpu{LOSSLESS_EXT}"
+            t0 = time.perf_counter()
+            with imports_blocked():
+                result = api.edit(source, emotion=emotion, out=edit, force=True, codec=LOSSLESS_CODEC, renderer="neural",
+                                  actor=clip_of(source), device=device, progress="off", log=lambda m: None)  # fmt: skip
+            print(f"edit {edit.name}: {time.perf_counter() - t0:.1f} s, {result.report['render']['frames_refined']} "
+                  "frames refined", flush=True)
+            written += [edit, result.report_path]
+        tars.append(out / f"edits_{clip_of(source)}.tar")
+        with tarfile.open(tars[-1], "w") as tar:
+            for path in written:
+                tar.add(path, arcname=Path(path).name)
+    return tars
+
+
+def score_edits(tars, json_path: Path) -> dict:
+    """The harness on the returned edits (path ``neural_gpu``) and on ``full`` edits made here
+    from the same trimmed sources; written as ``edit_quality.py`` writes its results."""
+    import tarfile
+    import tempfile
+    from types import SimpleNamespace
+
+    import edit_quality as eq
+    from common import LOSSLESS_EXT
+    from quality import SHARED, trimmed_source
+
+    from facepipe import api
+    from facepipe.defaults import APPEARANCE_STRENGTH
+
+    reports, t0 = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="facepipe-gpu-edits-") as tmp:
+        folder = Path(tmp)
+        for tar_path in tars:
+            with tarfile.open(tar_path) as tar:
+                tar.extractall(folder, filter="data")
+        for edit in sorted(folder.glob(f"*.neural_gpu{LOSSLESS_EXT}")):
+            clip, emotion = clip_of(edit), edit.name.split(".")[-3]  # NAME.first24.EMOTION.neural_gpu.mkv
+            source = trimmed_source(SHARED / f"{clip}.mp4", folder, EDIT_FRAMES, None)
+            gpu = api.evaluate(source, edit, emotion, plan=edit.with_suffix(".report.json"), identity=True, log=lambda m: None)
+            full = eq.edit_and_score(source, folder, emotion, "full", {"appearance": APPEARANCE_STRENGTH}, None, True)
+            for report, path in ((full, "full"), (gpu, "neural_gpu")):
+                report.update(path=path, clip=f"{clip}.mp4", requested=emotion)
+                reports.append(report)
+                print(f"{clip} {emotion} {path}: top {report['emotion'].get('top_share_after')}", flush=True)
+    args = SimpleNamespace(json=Path(json_path), max_frames=EDIT_FRAMES, appearance=APPEARANCE_STRENGTH)
+    paths = {"full": {"appearance": APPEARANCE_STRENGTH},
+             "neural_gpu": {"appearance": APPEARANCE_STRENGTH, "renderer": "neural", "note": "edited on the GPU machine"}}
+    eq.write(args, reports, [], list(EMOTIONS), paths, [SHARED / c for c in EDIT_CLIPS], time.perf_counter() - t0)
+    return json.loads(Path(json_path).read_text())
+
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -131,6 +228,15 @@ def main(argv=None) -> None:
     infer.add_argument("--device", default="cuda")
     infer.add_argument("--batches", default=",".join(map(str, BATCHES)), help="Batch sizes, comma-separated.")
     infer.add_argument("--json", required=True)
+    sources = sub.add_parser("sources", help="Write the edits' trimmed sources (here) and print their paths.")
+    sources.add_argument("--out", type=Path, required=True)
+    edits = sub.add_parser("edits", help="Edit the trimmed sources with their clips' renderers; a tar per clip.")
+    edits.add_argument("sources", nargs="+")
+    edits.add_argument("--out", type=Path, required=True)
+    edits.add_argument("--device", default="cuda")
+    score = sub.add_parser("score", help="Score the returned edits with the harness, beside full edits made here.")
+    score.add_argument("tars", nargs="+")
+    score.add_argument("--json", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.command == "clips":
         clips = default_clips()
@@ -141,6 +247,12 @@ def main(argv=None) -> None:
     elif args.command == "check-cache":
         for row in check_cache(args.clips, args.workdir):
             print(f"cached: {row['clip']}: {row['fitted']}/{row['frames']} frames fitted", flush=True)
+    elif args.command == "sources":
+        print("\n".join(str(p) for p in edit_sources(args.out)))
+    elif args.command == "edits":
+        neural_edits(args.sources, args.out, args.device)
+    elif args.command == "score":
+        score_edits(args.tars, args.json)
     else:
         report = inference_speed(args.device, batches=[int(b) for b in args.batches.split(",")])
         Path(args.json).write_text(json.dumps(report, indent=1))
