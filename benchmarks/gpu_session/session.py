@@ -194,7 +194,7 @@ def score_edits(tars, json_path: Path) -> dict:
     from facepipe import api
     from facepipe.defaults import APPEARANCE_STRENGTH
 
-    reports, t0 = [], time.perf_counter()
+    reports, sources, t0 = [], {}, time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="facepipe-gpu-edits-") as tmp:
         folder = Path(tmp)
         for tar_path in tars:
@@ -202,19 +202,20 @@ def score_edits(tars, json_path: Path) -> dict:
                 tar.extractall(folder, filter="data")
         for edit in sorted(folder.glob(f"*.neural_gpu{LOSSLESS_EXT}")):
             clip, emotion = clip_of(edit), edit.name.split(".")[-3]  # NAME.first24.EMOTION.neural_gpu.mkv
-            source = trimmed_source(SHARED / f"{clip}.mp4", folder, EDIT_FRAMES, None)
+            if clip not in sources:  # the carried source's pixels again (a lossless, deterministic trim)
+                sources[clip] = trimmed_source(SHARED / f"{clip}.mp4", folder, EDIT_FRAMES, None)
+            source = sources[clip]
             gpu = api.evaluate(source, edit, emotion, plan=edit.with_suffix(".report.json"), identity=True, log=lambda m: None)
             full = eq.edit_and_score(source, folder, emotion, "full", {"appearance": APPEARANCE_STRENGTH}, None, True)
             for report, path in ((full, "full"), (gpu, "neural_gpu")):
                 report.update(path=path, clip=f"{clip}.mp4", requested=emotion)
                 reports.append(report)
                 print(f"{clip} {emotion} {path}: top {report['emotion'].get('top_share_after')}", flush=True)
-    args = SimpleNamespace(json=Path(json_path), max_frames=EDIT_FRAMES, appearance=APPEARANCE_STRENGTH)
+    args = SimpleNamespace(json=Path(json_path), max_frames=EDIT_FRAMES, appearance=APPEARANCE_STRENGTH)  # write's argparse fields
     paths = {"full": {"appearance": APPEARANCE_STRENGTH},
              "neural_gpu": {"appearance": APPEARANCE_STRENGTH, "renderer": "neural", "note": "edited on the GPU machine"}}
     eq.write(args, reports, [], list(EMOTIONS), paths, [SHARED / c for c in EDIT_CLIPS], time.perf_counter() - t0)
     return json.loads(Path(json_path).read_text())
-
 
 
 def main(argv=None) -> None:
