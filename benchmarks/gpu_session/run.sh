@@ -84,6 +84,10 @@ step inference 120 "$PY" benchmarks/gpu_session/session.py inference --device "$
 # conditioning maps at 256 px on the CPU) and validation cost about OVERHEAD_S. The deblur
 # training runs only on the time the renderer leaves (when the overhead was smaller).
 edits_s=0 train=("${clips[@]}")
+if ((edits)) && [[ ! -s $WORK/edits.txt ]]; then
+    echo "edits: the bundle carries no sources (made before prepare.sh staged them): --edits 0"
+    edits=0
+fi
 if ((edits)); then
     edits_s=${EDITS_S:-90}  # six 24-frame edits (two crops a frame through the 256 px renderer; about 3 s each on a CPU at 96 px)
     mapfile -t sources < <(sed "s|^|$WORK/|" "$WORK/edits.txt")
