@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from facepipe.face.model import load_model
 from facepipe.render.barycentric import interpolate, rasterize_barycentric
-from facepipe.render.neural.conditioning import closed_triangles
+from facepipe.render.neural.conditioning import closed_triangles, crop_around, to_crop
 from facepipe.render.neural.temporal import WINDOW, FrameChange, steady_change
+from synthetic_faces import face_mesh
 
 S = 64
 
 
 @pytest.fixture(scope="module")
 def face():
-    """(vertices (N,2) crop px of a frontal rig face in a S px crop, depth (N,), closed triangles)."""
+    """(vertices (N,2) crop px of a frontal rig face in its S px crop, as the refiner crops it;
+    depth (N,) crop px; closed triangles)."""
     model = load_model()
-    v = model.shape(None, np.zeros((1, len(model.au_names)), np.float32))[0]
-    xy = v[:, :2] * np.array([1.0, -1.0])
-    xy = (xy - xy.min(0)) / (xy.max(0) - xy.min(0)).max() * (S - 16) + 8
-    return torch.from_numpy(xy.astype(np.float32)), torch.from_numpy(-v[:, 2].astype(np.float32)), closed_triangles(model.triangles)
+    xy, depth, _ = face_mesh(model, {})
+    crop = crop_around(xy)
+    return to_crop(xy.float(), crop, S), depth.float() * S / crop.side, closed_triangles(model.triangles)
 
 
 def test_a_change_that_moves_with_the_face_is_kept(face):
