@@ -55,3 +55,8 @@ def test_edits_run_from_the_cache_and_come_back_as_a_tar_per_clip(tmp_path, monk
     with tarfile.open(tar) as t:
         names = sorted(t.getnames())
     assert names == sorted(f"astro.{e}.neural_gpu{suffix}" for e in session.EMOTIONS for suffix in (".mkv", ".report.json"))
+
+
+def test_the_edit_clips_are_among_the_carried_clips():
+    """run.sh trains the edits' renderers on the carried clips (clips/NAME.mp4) they were cut from."""
+    assert {c.name for c in session.default_clips()} >= set(session.EDIT_CLIPS)

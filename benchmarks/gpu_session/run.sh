@@ -92,10 +92,9 @@ if ((edits)); then
     edits_s=${EDITS_S:-90}  # six 24-frame edits (two crops a frame through the 256 px renderer; about 3 s each on a CPU at 96 px)
     mapfile -t sources < <(sed "s|^|$WORK/|" "$WORK/edits.txt")
     train=()
-    for clip in "${clips[@]}"; do  # the clips the sources (NAME.first24.mkv) were cut from
-        for source in "${sources[@]}"; do
-            [[ $(basename "$source") == "$(basename "${clip%.*}")".* ]] && train+=("$clip")
-        done
+    for source in "${sources[@]}"; do  # the carried clip each source (edits/NAME.first24.mkv) was cut from
+        name=$(basename "$source")
+        train+=("$WORK/clips/${name%%.*}.mp4")
     done
 fi
 renderer_s=$(($(left) - 60 - edits_s))
