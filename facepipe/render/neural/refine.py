@@ -71,9 +71,10 @@ BATCH_CUDA, BATCH_CPU = 32, 4
 
 
 class RefineInput(NamedTuple):
-    """One frame prepared for the generator: crop, the square around the edited mesh in frame px;
-    vertices (N,2) the edited mesh in crop px; inputs (3+C,S,S) the warped face's crop and the
-    mesh's conditioning maps, on the CPU; au (K,) the edited AUs; raster (S,S) of the edited mesh."""
+    """One face prepared for the generator (the edited one, or the source frame itself: a
+    :class:`RefinePair`): crop, the square around its mesh in frame px; vertices (N,2) the mesh in
+    crop px; inputs (3+C,S,S) the face's crop and the mesh's conditioning maps, on the CPU; au (K,)
+    the AUs the mesh is drawn with; raster (S,S) of the mesh."""
 
     crop: Crop
     vertices: torch.Tensor
@@ -107,8 +108,9 @@ class NeuralRefiner:
         self.batch = batch or (BATCH_CUDA if self.device.type == "cuda" else BATCH_CPU)
 
     def prepare(self, face: torch.Tensor, dst: torch.Tensor, depth: torch.Tensor, au: torch.Tensor) -> RefineInput:
-        """The generator's input for ``face`` (3,H,W), the frame warped to the edited mesh dst
-        (N,2) px with depth (N,) px; au (K,) the edited AUs. Touches no refiner state (worker threads)."""
+        """The generator's input for ``face`` (3,H,W) on the mesh dst (N,2) px with depth (N,) px
+        drawn with ``au`` (K,): the frame warped to the edited mesh with the edited AUs, or the
+        source frame on its own mesh with its fitted AUs. Touches no refiner state (worker threads)."""
         S = self.config.size
         crop = crop_around(dst)
         v = to_crop(dst.float().cpu(), crop, S)
